@@ -1,0 +1,3 @@
+from pitchcraft.cli import main
+
+main()

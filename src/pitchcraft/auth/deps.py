@@ -1,0 +1,46 @@
+"""FastAPI dependencies: the container and the signed-in user."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from pitchcraft.auth.models import User
+from pitchcraft.container import Container
+from pitchcraft.errors import Unauthorized
+
+bearer = HTTPBearer(auto_error=False, description="The access_token from register or login.")
+
+
+def get_container(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+ContainerDep = Annotated[Container, Depends(get_container)]
+
+
+def client_key(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def current_user(
+    container: ContainerDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized(
+            "Sign in first: send `Authorization: Bearer <token>`.",
+            code="not_authenticated",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return container.accounts.user_for_token(credentials.credentials)
+    except Unauthorized as exc:
+        exc.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
+        raise
+
+
+CurrentUser = Annotated[User, Depends(current_user)]

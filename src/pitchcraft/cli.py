@@ -1,0 +1,220 @@
+"""The `pitchcraft` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from pitchcraft.settings import Settings
+
+app = typer.Typer(
+    help="Pitchcraft: refine marketing copy with your own documents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(
+    help="Manage accounts (works even when registration is closed).", no_args_is_help=True
+)
+app.add_typer(users_app, name="user")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "\n".join(
+            f"  - {'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise _fail(f"Invalid configuration:\n{problems}") from exc
+
+
+def _container(settings: Settings, *, migrate_schema: bool | None = None):  # type: ignore[no-untyped-def]
+    from pitchcraft.container import build
+    from pitchcraft.migrate import SchemaOutdated, SchemaTooNew
+    from pitchcraft.persistence import DataNotPersistent
+
+    try:
+        return build(settings, migrate_schema=migrate_schema)
+    except (DataNotPersistent, SchemaTooNew, SchemaOutdated) as exc:
+        raise _fail(str(exc)) from exc
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            raise _fail(f"Cannot reach the database: {exc.orig}") from exc
+        raise
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str | None, typer.Option(help="Proxies trusted for X-Forwarded-For (comma-separated).")
+    ] = None,
+) -> None:
+    """Check the data location, migrate, and serve the web app and API."""
+    import uvicorn
+
+    from pitchcraft.app import create_app
+
+    settings = _settings()
+    _configure_logging(settings.log_level)
+    container = _container(settings)
+    for report in container.path_reports:
+        logging.getLogger("pitchcraft").info(
+            "%s=%s (%s)", report.setting, report.path, report.where
+        )
+    application = create_app(settings, container=container)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
+        timeout_graceful_shutdown=20,
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (serve does this at start too)."""
+    from pitchcraft import migrate as migrations
+    from pitchcraft.db import Database
+    from pitchcraft.persistence import DataNotPersistent, ensure_persistent
+
+    settings = _settings()
+    try:
+        ensure_persistent(settings)
+        before, after = migrations.upgrade(Database(settings))
+    except (DataNotPersistent, migrations.SchemaTooNew) as exc:
+        raise _fail(str(exc)) from exc
+    if before == after:
+        typer.echo(f"Database already at {after}.")
+    else:
+        typer.echo(f"Database migrated from {before or 'empty'} to {after}.")
+
+
+@app.command()
+def doctor() -> None:
+    """Check data paths, persistence, free space, schema and backends; exit 1 on any problem."""
+    from pitchcraft.doctor import run_checks
+
+    settings = _settings()
+    ok = True
+    for check in run_checks(settings):
+        mark = (
+            typer.style("ok  ", fg=typer.colors.GREEN)
+            if check.ok
+            else typer.style("FAIL", fg=typer.colors.RED)
+        )
+        typer.echo(f"[{mark}] {check.name}: {check.detail}")
+        ok = ok and check.ok
+    raise typer.Exit(0 if ok else 1)
+
+
+@users_app.command("create")
+def user_create(
+    email: Annotated[str, typer.Argument(help="The new account's email.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, help="Asked for when omitted."
+        ),
+    ],
+) -> None:
+    """Create an account."""
+    from pydantic import EmailStr, TypeAdapter
+
+    from pitchcraft.errors import AppError
+
+    try:
+        address = TypeAdapter(EmailStr).validate_python(email)
+    except ValidationError as exc:
+        raise _fail(f"{email!r} is not a valid email address.") from exc
+    container = _container(_settings())
+    try:
+        user = container.accounts.create_user(email=address, password=password)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(f"Created user {user.id} <{user.email}>.")
+
+
+@users_app.command("list")
+def user_list() -> None:
+    """List accounts."""
+    container = _container(_settings())
+    users = container.accounts.list_users()
+    if not users:
+        typer.echo("No accounts yet.")
+    for u in users:
+        state = "active" if u.is_active else "disabled"
+        typer.echo(f"{u.id:>6}  {u.email:<40} {state:<8} created {u.created_at:%Y-%m-%d %H:%M} UTC")
+
+
+@users_app.command("set-password")
+def user_set_password(
+    email: Annotated[str, typer.Argument(help="The account's email.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True, hide_input=True, confirmation_prompt=True, help="Asked for when omitted."
+        ),
+    ],
+) -> None:
+    """Set a new password; every token issued before stops working."""
+    from pitchcraft.errors import AppError
+
+    container = _container(_settings())
+    try:
+        user = container.accounts.set_password(email=email, password=password)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(f"Password changed for <{user.email}>; older sessions are signed out.")
+
+
+@app.command("import-legacy")
+def import_legacy(
+    path: Annotated[Path, typer.Argument(help="The original system's marketing_mvp.db.")],
+) -> None:
+    """Import users, prompt templates and jobs from the original system. Safe to re-run."""
+    from pitchcraft.legacy import LegacyImportError
+    from pitchcraft.legacy import import_legacy as run_import
+
+    container = _container(_settings())
+    try:
+        report = run_import(container.db, path)
+    except LegacyImportError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"Imported from {path}:")
+    for line in report.lines():
+        typer.echo(f"  {line}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""`pitchcraft doctor`: everything an operator needs to know about where data lives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from pitchcraft import migrate
+from pitchcraft.db import Database
+from pitchcraft.persistence import in_container, inspect_paths, read_mounts
+from pitchcraft.settings import Settings
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def _gib(n: int | None) -> str:
+    return "unknown" if n is None else f"{n / 1024**3:.1f} GiB free"
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    checks: list[Check] = []
+    container = in_container(settings, read_mounts())
+    checks.append(
+        Check(
+            "environment",
+            True,
+            ("container" if container else "host")
+            + (" (ALLOW_EPHEMERAL_DATA=true)" if settings.allow_ephemeral_data else ""),
+        )
+    )
+    for r in inspect_paths(settings, create=True):
+        ok = r.writable and (r.persistent or settings.allow_ephemeral_data)
+        state = "persists" if r.persistent else "DOES NOT PERSIST"
+        access = "writable" if r.writable else "NOT writable"
+        detail = f"{r.path} — {state}, {r.where}; {access}; {_gib(r.free_bytes)}"
+        if not ok and r.problem:
+            detail += f"\n        {r.problem}"
+        checks.append(Check(r.setting, ok, detail))
+
+    db = Database(settings)
+    try:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        where = (
+            settings.sqlite_file
+            if settings.uses_sqlite and not settings.database_url
+            else db.engine.url.render_as_string(hide_password=True)
+        )
+        checks.append(Check("database", True, f"{db.backend} reachable at {where}"))
+        try:
+            current, head = migrate.status(db)
+            if current == head:
+                checks.append(Check("schema", True, f"at {current} (latest)"))
+            else:
+                pending = f"at {current or 'empty'}, latest is {head}"
+                checks.append(Check("schema", True, f"{pending}; `serve` or `migrate` applies it"))
+        except migrate.SchemaTooNew as exc:
+            checks.append(Check("schema", False, str(exc)))
+    except Exception as exc:  # any driver error: report it, never crash the doctor
+        checks.append(Check("database", False, f"{db.backend} unreachable: {exc}"))
+    finally:
+        db.dispose()
+
+    checks.append(Check("vectors", True, f"embedded at {settings.qdrant_dir}"))
+    checks.append(Check("llm", True, "none configured (evidence mode)"))
+    return checks

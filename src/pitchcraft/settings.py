@@ -1,0 +1,117 @@
+"""All configuration, read once from the environment (and an optional `.env` file).
+
+Every field here appears in the README's configuration table. No other module reads
+environment variables or computes a data path of its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SQLITE_FILENAME = "pitchcraft.db"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # Where data lives
+    data_dir: Path = Field(default=Path("./data"))
+    db_path: Path | None = None
+    storage_path: Path | None = None
+    qdrant_path: Path | None = None
+    database_url: str | None = None
+
+    # Accounts and sessions
+    jwt_secret: str | None = None
+    access_token_minutes: int = Field(default=60 * 24, ge=1, le=60 * 24 * 365)
+    password_min_length: int = Field(default=6, ge=1, le=1024)
+    registration_open: bool = True
+    cookie_secure: bool = False
+    login_rate_limit_per_email: str = "10/5minutes"
+    login_rate_limit_per_client: str = "60/5minutes"
+    rate_limit_storage_url: str = "memory://"
+
+    # Safety of the data location
+    allow_ephemeral_data: bool = False
+    container_mode: Literal["auto", "yes", "no"] = "auto"
+
+    # Documents
+    clear_documents_on_login: bool = True
+
+    # HTTP
+    max_request_kb: int = Field(default=1024, ge=1)
+    auto_migrate: bool = True
+    log_level: str = "INFO"
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) < 32:
+            raise ValueError("JWT_SECRET must be at least 32 bytes; leave it unset to generate one")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("sqlite", "postgresql")):
+            raise ValueError(
+                "DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL "
+                f"(got one starting with {value.split(':', 1)[0]!r})"
+            )
+        if value.startswith("postgresql://") or value.startswith("postgres://"):
+            value = "postgresql+psycopg://" + value.split("://", 1)[1]
+        return value
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        base = self.data_dir
+        if self.db_path is None:
+            self.db_path = base / "db"
+        if self.storage_path is None:
+            self.storage_path = base / "storage"
+        if self.qdrant_path is None:
+            self.qdrant_path = base / "qdrant"
+        return self
+
+    # Resolved views, always set after validation.
+    @property
+    def db_dir(self) -> Path:
+        assert self.db_path is not None
+        return self.db_path
+
+    @property
+    def storage_dir(self) -> Path:
+        assert self.storage_path is not None
+        return self.storage_path
+
+    @property
+    def qdrant_dir(self) -> Path:
+        assert self.qdrant_path is not None
+        return self.qdrant_path
+
+    @property
+    def sqlite_file(self) -> Path:
+        return self.db_dir / SQLITE_FILENAME
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url is None or self.database_url.startswith("sqlite")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.sqlite_file.resolve()}"
+
+    def data_paths(self) -> dict[str, Path]:
+        """The directories that must persist, by the setting that names them."""
+        paths = {"STORAGE_PATH": self.storage_dir, "QDRANT_PATH": self.qdrant_dir}
+        if self.uses_sqlite and not self.database_url:
+            paths = {"DB_PATH": self.db_dir, **paths}
+        return paths
