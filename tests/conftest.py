@@ -1,0 +1,186 @@
+"""Shared fixtures: every database test runs on a SQLite file and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from pitchcraft.app import create_app
+from pitchcraft.settings import Settings
+
+PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REPO = Path(__file__).resolve().parent.parent
+CORPUS = REPO.parent / "shared" / "corpus"
+
+
+def _pg_conninfo(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@dataclass
+class PgSchema:
+    """A throwaway schema in the test database, so tests never see each other's rows."""
+
+    name: str = field(default_factory=lambda: f"t_{secrets.token_hex(6)}")
+
+    @property
+    def url(self) -> str:
+        sep = "&" if "?" in PG_URL else "?"
+        return f"{PG_URL}{sep}options=-csearch_path%3D{self.name}"
+
+    def create(self) -> None:
+        with psycopg.connect(_pg_conninfo(PG_URL), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{self.name}"')
+
+    def drop(self) -> None:
+        with psycopg.connect(_pg_conninfo(PG_URL), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{self.name}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """None means the embedded default (a SQLite file under DB_PATH)."""
+    if request.param == "sqlite":
+        yield None
+        return
+    schema = PgSchema()
+    try:
+        schema.create()
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is not reachable at {PG_URL}: {exc} (make test starts it)")
+    try:
+        yield schema.url
+    finally:
+        schema.drop()
+
+
+def make_settings(data_dir: Path, database_url: str | None = None, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "login_rate_limit_per_client": "1000/minute",
+        "login_rate_limit_per_email": "1000/minute",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str | None) -> Settings:
+    return make_settings(tmp_path / "data", database_url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def register(
+    client: TestClient | httpx.Client, email: str = "user@example.com", password: str = "test123"
+) -> str:
+    r = client.post("/api/v1/auth/register", json={"email": email, "password": password})
+    assert r.status_code == 201, r.text
+    token: str = r.json()["access_token"]
+    return token
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServerProcess:
+    """`pitchcraft serve` as a real process, for restart and browser tests."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> ServerProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pitchcraft", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.log_path.parent,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop(signal.SIGKILL)
+        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def server_env(tmp_path: Path, database_url: str | None) -> dict[str, str]:
+    env = {
+        "DATA_DIR": str(tmp_path / "data"),
+        "LOG_LEVEL": "INFO",
+        "CONTAINER_MODE": "no",
+    }
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return env
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[object]:
+    servers: list[ServerProcess] = []
+
+    def _start(env: dict[str, str]) -> ServerProcess:
+        server = ServerProcess(env, tmp_path / f"server-{len(servers)}.log")
+        servers.append(server)
+        return server.start()
+
+    yield _start
+    for s in servers:
+        if s.proc is not None and s.proc.poll() is None:
+            s.stop(signal.SIGKILL)
