@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+
 from tests.conftest import ServerProcess
 
 pytestmark = pytest.mark.slow

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
+from pitchcraft.validation import CleanStr
+
 PASSWORD_MAX_LENGTH = 1024
 
 
@@ -20,7 +22,7 @@ class LoginIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     # Not validated as an email: a malformed address simply matches no account (401).
-    email: str = Field(min_length=1, max_length=320)
+    email: CleanStr = Field(min_length=1, max_length=320)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 

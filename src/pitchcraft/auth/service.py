@@ -13,6 +13,7 @@ from pitchcraft.auth.ratelimit import LoginThrottle
 from pitchcraft.auth.security import InvalidToken, Passwords, Tokens
 from pitchcraft.db import Database, utcnow
 from pitchcraft.errors import Conflict, Forbidden, Invalid, Unauthorized
+from pitchcraft.validation import has_control_chars
 
 INVALID_CREDENTIALS = "The email or password is incorrect."
 
@@ -68,6 +69,9 @@ class Accounts:
     def authenticate(self, *, email: str, password: str, client: str) -> User:
         email = normalize_email(email)
         self.throttle.hit(email=email, client=client)
+        if has_control_chars(email):  # no stored address has them; PostgreSQL rejects NUL
+            self.passwords.dummy_verify(password)
+            raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
         with self.db.session() as s:
             user = s.scalar(select(User).where(User.email == email))
         if user is None:
