@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,11 +99,14 @@ def normalize_source(item: Any) -> dict[str, Any]:
     score = _first(merged, "score", "similarity", "relevance")
     try:
         page = int(page) if page is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         page = None
     try:
         score = float(score) if score is not None else None
     except (TypeError, ValueError):
+        score = None
+    if score is not None and not math.isfinite(score):
+        # The original's json.dumps wrote NaN/Infinity; PostgreSQL's JSON rejects them.
         score = None
     snippet = _first(merged, "snippet", "content", "text", "page_content", "chunk")
     return {
@@ -126,14 +130,18 @@ def _status(raw: Any) -> tuple[str, str | None]:
 def _open_legacy(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise LegacyImportError(f"{path} does not exist or is not a file.")
+    # as_uri() percent-encodes the path: a raw '#' or '?' in a file name would cut the
+    # URI short, silently dropping mode=ro and opening (creating) a different file.
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
         conn.row_factory = sqlite3.Row
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     except sqlite3.DatabaseError as exc:
+        conn.close()
         raise LegacyImportError(f"{path} is not a readable SQLite database: {exc}") from exc
     missing = REQUIRED_TABLES - tables
     if missing:
+        conn.close()
         raise LegacyImportError(
             f"{path} has no {', '.join(sorted(missing))} table; is it marketing_mvp.db?"
         )
@@ -176,9 +184,18 @@ def import_legacy(db: Database, path: Path) -> ImportReport:
                 )
                 continue
             existing = s.scalar(select(User).where(User.email == email))
-            if existing is not None:
+            if existing is not None and existing.legacy_id == row["id"]:
                 by_legacy_id[row["id"]] = existing.id
                 report.users_existing += 1
+                continue
+            if existing is not None:
+                # Someone registered this address in Pitchcraft independently; handing them
+                # the old account's history would leak it to whoever holds the new account.
+                report.users_skipped += 1
+                report.notes.append(
+                    f"skipped legacy user {row['id']} <{email}>: the address already has a "
+                    "Pitchcraft account; its old templates and jobs were not attached"
+                )
                 continue
             user = User(
                 email=email,
@@ -190,6 +207,7 @@ def import_legacy(db: Database, path: Path) -> ImportReport:
                 if "is_subscribed" in keys and row["is_subscribed"]
                 else False,
                 created_at=_parse_time(row["created_at"] if "created_at" in keys else None),
+                legacy_id=row["id"],
             )
             s.add(user)
             s.flush()

@@ -24,3 +24,6 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The user's id in the original system's database, for accounts brought over by
+    # `pitchcraft import-legacy`; re-imports recognise them by it.
+    legacy_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
