@@ -73,6 +73,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "database_url": database_url,
         "login_rate_limit_per_client": "1000/minute",
         "login_rate_limit_per_email": "1000/minute",
+        "register_rate_limit_per_client": "1000/minute",
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -165,6 +166,7 @@ def server_env(tmp_path: Path, database_url: str | None) -> dict[str, str]:
         "DATA_DIR": str(tmp_path / "data"),
         "LOG_LEVEL": "INFO",
         "CONTAINER_MODE": "no",
+        "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
     }
     if database_url:
         env["DATABASE_URL"] = database_url

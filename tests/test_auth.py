@@ -189,6 +189,18 @@ class TestRateLimit:
             assert codes[:4] == [401] * 4
             assert codes[4:] == [429, 429]
 
+    def test_registration_per_client(self, tmp_path: Path) -> None:
+        settings = make_settings(tmp_path / "data", register_rate_limit_per_client="2/hour")
+        with TestClient(create_app(settings)) as c:
+            codes = [
+                c.post(
+                    "/api/v1/auth/register",
+                    json={"email": f"n{i}@example.com", "password": "test123"},
+                ).status_code
+                for i in range(3)
+            ]
+            assert codes == [201, 201, 429]
+
     def test_shared_through_redis(self, tmp_path: Path) -> None:
         redis = pytest.importorskip("redis")
         try:

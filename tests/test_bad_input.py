@@ -168,3 +168,23 @@ def test_service_refuses_control_characters_in_login(client: TestClient) -> None
     accounts = client.app.state.container.accounts  # type: ignore[attr-defined]
     with pytest.raises(Unauthorized):
         accounts.authenticate(email="a\x00@example.com", password="x", client="test")
+
+
+def test_expired_form_shows_a_page_to_browsers(client: TestClient) -> None:
+    client.get("/login")
+    r = client.post(
+        "/login", data={"email": "a@example.com", "password": "x"}, headers={"accept": "text/html"}
+    )
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith("text/html")
+    assert "expired" in r.text
+    assert "Reload the page" in r.text
+
+
+def test_error_page_keeps_the_signed_in_header(client: TestClient) -> None:
+    token = register(client, "header@example.com")
+    client.cookies.set("pitchcraft_session", token)
+    r = client.get("/missing", headers={"accept": "text/html"})
+    assert r.status_code == 404
+    assert "header@example.com" in r.text
+    assert 'action="/logout"' in r.text

@@ -90,7 +90,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         )
 
     limit = settings.max_request_kb * 1024
-    app.add_middleware(csrf_layer(settings, container))
+
+    def render_error_page(status: int, detail: str) -> bytes:
+        page = app.state.templates.get_template("error.html")
+        html: str = page.render(status=status, detail=detail, user=None)
+        return html.encode()
+
+    app.add_middleware(csrf_layer(settings, container, render_error_page))
     app.add_middleware(GuardUnreadableBody)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit_for=lambda _path: limit)

@@ -6,7 +6,7 @@ import logging
 from dataclasses import dataclass, field
 
 from pitchcraft import migrate
-from pitchcraft.auth.ratelimit import LoginThrottle
+from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
 from pitchcraft.db import Database
@@ -53,9 +53,10 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         db=db,
         passwords=Passwords(),
         tokens=Tokens(secret, settings.access_token_minutes),
-        throttle=LoginThrottle(
-            per_email=settings.login_rate_limit_per_email,
-            per_client=settings.login_rate_limit_per_client,
+        throttle=Throttle(
+            login_per_email=settings.login_rate_limit_per_email,
+            login_per_client=settings.login_rate_limit_per_client,
+            register_per_client=settings.register_rate_limit_per_client,
             storage_url=settings.rate_limit_storage_url,
         ),
         password_min_length=settings.password_min_length,

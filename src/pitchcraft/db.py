@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_random
 
 from pitchcraft.settings import Settings
 
@@ -54,15 +56,27 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@retry(
+    retry=retry_if_exception_type(sqlite3.OperationalError),
+    stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_MS / 1000),
+    wait=wait_random(0.01, 0.1),
+    reraise=True,
+)
+def _switch_to_wal(cur: sqlite3.Cursor) -> None:
+    # Switching the journal mode ignores the busy timeout: when two processes open a
+    # brand-new file together, one of them gets "database is locked" at once.
+    cur.execute("PRAGMA journal_mode=WAL")
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _switch_to_wal(cur)
+        cur.execute("PRAGMA foreign_keys=ON")
         # FULL: a commit we acknowledged survives power loss, not only a process crash.
         cur.execute("PRAGMA synchronous=FULL")
         cur.close()

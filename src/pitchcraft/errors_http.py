@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pitchcraft.errors import AppError
+from pitchcraft.web.session import session_user
 
 log = logging.getLogger("pitchcraft.errors")
 
@@ -61,10 +62,12 @@ def error_response(
 ) -> Response:
     if wants_html(request):
         templates = request.app.state.templates
+        csrf = request.scope.get("csrftoken")
+        user = session_user(request, request.app.state.container) if status != 401 else None
         page: Response = templates.TemplateResponse(
             request,
             "error.html",
-            {"status": status, "detail": detail},
+            {"status": status, "detail": detail, "user": user, "csrftoken": csrf() if csrf else ""},
             status_code=status,
             headers=headers,
         )

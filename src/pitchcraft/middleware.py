@@ -168,13 +168,23 @@ def csrf_secret(jwt_secret: str) -> str:
     return hmac.new(jwt_secret.encode(), b"pitchcraft-csrf", hashlib.sha256).hexdigest()
 
 
-async def _csrf_failed(scope: Scope, send: Send, message_id: Any) -> None:
-    await _send_json(
-        send,
-        403,
-        "This form has expired or was not sent from Pitchcraft. Reload the page and try again.",
-        "csrf_failed",
+CSRF_FAILED = (
+    "This form has expired or was not sent from Pitchcraft. Reload the page and try again."
+)
+
+
+async def _send_html(send: Send, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
     )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _skip_csrf(scope: Scope) -> bool:
@@ -184,9 +194,18 @@ def _skip_csrf(scope: Scope) -> bool:
     return path.startswith("/api/") or path == "/health"
 
 
-def csrf_layer(settings: Any, container: Any) -> Callable[[ASGIApp], ASGIApp]:
+def csrf_layer(
+    settings: Any, container: Any, render_page: Callable[[int, str], bytes]
+) -> Callable[[ASGIApp], ASGIApp]:
     """A middleware factory for app.add_middleware: asgi-csrf configured for our forms."""
     key = csrf_secret(container.accounts.tokens.secret)
+
+    async def failed(scope: Scope, send: Send, message_id: Any) -> None:
+        accept = dict(scope.get("headers") or []).get(b"accept", b"")
+        if b"text/html" in accept:
+            await _send_html(send, 403, render_page(403, CSRF_FAILED))
+        else:
+            await _send_json(send, 403, CSRF_FAILED, "csrf_failed")
 
     def factory(app: ASGIApp) -> ASGIApp:
         wrapped: ASGIApp = asgi_csrf(
@@ -196,7 +215,7 @@ def csrf_layer(settings: Any, container: Any) -> Callable[[ASGIApp], ASGIApp]:
             always_protect=CSRF_PROTECTED_FORMS,
             cookie_secure=settings.cookie_secure,
             cookie_samesite="Strict",
-            send_csrf_failed=_csrf_failed,
+            send_csrf_failed=failed,
         )
         return wrapped
 

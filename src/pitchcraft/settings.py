@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     login_rate_limit_per_email: str = "10/5minutes"
     login_rate_limit_per_client: str = "60/5minutes"
+    register_rate_limit_per_client: str = "20/hour"
     rate_limit_storage_url: str = "memory://"
 
     # Safety of the data location

@@ -1,4 +1,6 @@
-"""Sign-in throttling, per email and per client, on the `limits` library.
+"""Throttling of sign-in (per email and per client) and registration (per client).
+
+Built on the `limits` library.
 
 The storage is in-process by default; point RATE_LIMIT_STORAGE_URL at Redis
 (`redis://host:6379`) so several API replicas share the counters.
@@ -9,29 +11,37 @@ from __future__ import annotations
 import math
 import time
 
-from limits import parse
+from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from pitchcraft.errors import RateLimited
 
 
-class LoginThrottle:
-    def __init__(self, *, per_email: str, per_client: str, storage_url: str) -> None:
+class Throttle:
+    def __init__(
+        self,
+        *,
+        login_per_email: str,
+        login_per_client: str,
+        register_per_client: str,
+        storage_url: str,
+    ) -> None:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
-        self._per_email = parse(per_email)
-        self._per_client = parse(per_client)
+        self._login_email = parse(login_per_email)
+        self._login_client = parse(login_per_client)
+        self._register_client = parse(register_per_client)
 
-    def hit(self, *, email: str, client: str) -> None:
+    def _hit(self, item: RateLimitItem, namespace: str, key: str, what: str) -> None:
+        if not self._limiter.hit(item, namespace, key):
+            reset = self._limiter.get_window_stats(item, namespace, key).reset_time
+            wait = max(1, math.ceil(reset - time.time()))
+            raise RateLimited(f"Too many {what}. Try again in {wait} seconds.", retry_after=wait)
+
+    def login(self, *, email: str, client: str) -> None:
         """Count one sign-in attempt; raise RateLimited once either budget is spent."""
-        for item, namespace, key in (
-            (self._per_client, "login-client", client),
-            (self._per_email, "login-email", email),
-        ):
-            if not self._limiter.hit(item, namespace, key):
-                reset = self._limiter.get_window_stats(item, namespace, key).reset_time
-                wait = math.ceil(reset - time.time())
-                raise RateLimited(
-                    f"Too many sign-in attempts. Try again in {max(1, wait)} seconds.",
-                    retry_after=wait,
-                )
+        self._hit(self._login_client, "login-client", client, "sign-in attempts")
+        self._hit(self._login_email, "login-email", email, "sign-in attempts")
+
+    def register(self, *, client: str) -> None:
+        self._hit(self._register_client, "register-client", client, "new accounts from here")

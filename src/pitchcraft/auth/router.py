@@ -12,9 +12,9 @@ router = APIRouter(prefix="/api/v1/auth", tags=["accounts"], responses=ERROR_RES
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenOut)
-def register(body: RegisterIn, container: ContainerDep) -> TokenOut:
+def register(body: RegisterIn, request: Request, container: ContainerDep) -> TokenOut:
     accounts = container.accounts
-    user = accounts.register(email=body.email, password=body.password)
+    user = accounts.register(email=body.email, password=body.password, client=client_key(request))
     return TokenOut(
         access_token=accounts.issue_token(user), expires_in=accounts.tokens.lifetime_seconds
     )

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from pitchcraft.auth.models import User
-from pitchcraft.auth.ratelimit import LoginThrottle
+from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import InvalidToken, Passwords, Tokens
 from pitchcraft.db import Database, utcnow
 from pitchcraft.errors import Conflict, Forbidden, Invalid, Unauthorized
@@ -29,7 +29,7 @@ class Accounts:
     db: Database
     passwords: Passwords
     tokens: Tokens
-    throttle: LoginThrottle
+    throttle: Throttle
     password_min_length: int
     registration_open: bool
     # Run after each successful sign-in with the user's id (e.g. clearing documents).
@@ -42,12 +42,13 @@ class Accounts:
                 code="password_too_short",
             )
 
-    def register(self, *, email: str, password: str) -> User:
+    def register(self, *, email: str, password: str, client: str) -> User:
         if not self.registration_open:
             raise Forbidden(
                 "Registration is closed on this server; ask an administrator for an account.",
                 code="registration_closed",
             )
+        self.throttle.register(client=client)
         return self.create_user(email=email, password=password)
 
     def create_user(self, *, email: str, password: str) -> User:
@@ -68,7 +69,7 @@ class Accounts:
 
     def authenticate(self, *, email: str, password: str, client: str) -> User:
         email = normalize_email(email)
-        self.throttle.hit(email=email, client=client)
+        self.throttle.login(email=email, client=client)
         if has_control_chars(email):  # no stored address has them; PostgreSQL rejects NUL
             self.passwords.dummy_verify(password)
             raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")

@@ -117,7 +117,9 @@ def register_submit(
             raise AppError("Enter a valid email address, like name@company.com.") from exc
         if password != password_confirm:
             raise AppError("The two passwords do not match.")
-        user = container.accounts.register(email=address, password=password)
+        user = container.accounts.register(
+            email=address, password=password, client=client_key(request)
+        )
     except AppError as exc:
         return render(
             request,
