@@ -43,7 +43,20 @@ def run_checks(settings: Settings) -> list[Check]:
             detail += f"\n        {r.problem}"
         checks.append(Check(r.setting, ok, detail))
 
-    db = Database(settings)
+    try:
+        db = Database(settings)
+    except Exception as exc:  # e.g. DB_PATH cannot be created: report it, never crash
+        checks.append(Check("database", False, f"cannot be opened: {exc}"))
+    else:
+        checks.extend(_database_checks(settings, db))
+
+    checks.append(Check("vectors", True, f"embedded at {settings.qdrant_dir}"))
+    checks.append(Check("llm", True, "none configured (evidence mode)"))
+    return checks
+
+
+def _database_checks(settings: Settings, db: Database) -> list[Check]:
+    checks: list[Check] = []
     try:
         with db.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -66,7 +79,4 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check("database", False, f"{db.backend} unreachable: {exc}"))
     finally:
         db.dispose()
-
-    checks.append(Check("vectors", True, f"embedded at {settings.qdrant_dir}"))
-    checks.append(Check("llm", True, "none configured (evidence mode)"))
     return checks

@@ -14,7 +14,9 @@ from pitchcraft.settings import Settings
 MOUNTINFO = Path("/proc/self/mountinfo")
 CONTAINER_MARKERS = (Path("/.dockerenv"), Path("/run/.containerenv"))
 # The writable layer of a container's root filesystem: gone when the container is removed.
-CONTAINER_ROOT_FSTYPES = {"overlay", "overlayfs", "aufs", "fuse-overlayfs", "vfs"}
+# FUSE filesystems appear in mountinfo as "fuse.<subtype>": rootless Podman's root is
+# "fuse.fuse-overlayfs", never a bare "fuse-overlayfs".
+CONTAINER_ROOT_FSTYPES = {"overlay", "overlayfs", "aufs", "fuse.fuse-overlayfs", "vfs"}
 # Memory-backed filesystems lose everything on restart, container or not.
 VOLATILE_FSTYPES = {"tmpfs", "ramfs"}
 
