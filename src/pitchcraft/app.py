@@ -19,14 +19,37 @@ from sqlalchemy import text
 from pitchcraft import __version__, errors_http
 from pitchcraft.auth.deps import ContainerDep
 from pitchcraft.auth.router import router as auth_router
-from pitchcraft.container import Container, build
+from pitchcraft.container import Container, build, build_worker
+from pitchcraft.documents.router import router as documents_router
+from pitchcraft.documents.service import INGEST
+from pitchcraft.jobs import queue
+from pitchcraft.jobs.worker import Worker
 from pitchcraft.middleware import BodyLimit, GuardUnreadableBody, SecurityHeaders, csrf_layer
+from pitchcraft.search.router import router as search_router
 from pitchcraft.settings import Settings
+from pitchcraft.web.documents import router as documents_pages
 from pitchcraft.web.routes import router as pages_router
 
 log = logging.getLogger(__name__)
 
 WEB = files("pitchcraft") / "web"
+UPLOAD_PATHS = {"/api/v1/documents/upload", "/documents/upload"}
+
+
+def start_background_work(container: Container) -> Worker:
+    """The in-process worker, after tidying what a crash may have left behind."""
+    if container.embedded_vectors:
+        # The embedded index allows one process, so every running job was this
+        # process's before it stopped: resume them now instead of after their lease.
+        resumed = queue.release_running(container.db, kinds=(INGEST,))
+        if resumed:
+            log.info("resuming %d interrupted ingestion job(s)", resumed)
+        swept = container.documents.sweep_orphans()
+        if any(swept.values()):
+            log.info("removed orphans left by a crash: %s", swept)
+    worker: Worker = build_worker(container)
+    worker.start()
+    return worker
 
 
 class HealthOut(BaseModel):
@@ -44,7 +67,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        worker = start_background_work(container) if settings.worker_in_process else None
         yield
+        if worker is not None:
+            worker.stop()
         container.close()
 
     app = FastAPI(
@@ -60,7 +86,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
     errors_http.install(app)
     app.include_router(auth_router)
+    app.include_router(documents_router)
+    app.include_router(search_router)
     app.include_router(pages_router)
+    app.include_router(documents_pages)
 
     @app.get(
         "/health", response_model=HealthOut, tags=["health"], responses={503: {"model": HealthOut}}
@@ -74,8 +103,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         except Exception:  # any driver error means the database is unreachable
             log.warning("health: database unreachable", exc_info=True)
             database, status = f"{database}: unreachable", "degraded"
+        try:
+            vectors = c.index().healthy()
+        except Exception:  # the vector backend is down or its files are unusable
+            log.warning("health: vector index unusable", exc_info=True)
+            vectors, status = "unavailable", "degraded"
         body = HealthOut(
-            status=status, database=database, vectors="embedded", llm="none", version=__version__
+            status=status, database=database, vectors=vectors, llm="none", version=__version__
         )
         return JSONResponse(body.model_dump(), status_code=200 if status == "ok" else 503)
 
@@ -90,6 +124,10 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         )
 
     limit = settings.max_request_kb * 1024
+    upload_limit = settings.max_files_per_upload * settings.max_upload_mb * 1024 * 1024 + limit
+
+    def limit_for(path: str) -> int:
+        return upload_limit if path in UPLOAD_PATHS else limit
 
     def render_error_page(status: int, detail: str) -> bytes:
         page = app.state.templates.get_template("error.html")
@@ -99,5 +137,5 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.add_middleware(csrf_layer(settings, container, render_error_page))
     app.add_middleware(GuardUnreadableBody)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(BodyLimit, limit_for=lambda _path: limit)
+    app.add_middleware(BodyLimit, limit_for=limit_for)
     return app

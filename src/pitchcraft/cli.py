@@ -98,6 +98,57 @@ def serve(
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs run at once (WORKER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run ingestion jobs in this process, beside `serve` replicas (needs QDRANT_URL)."""
+    import signal
+    import threading
+
+    from pitchcraft.container import build_worker
+
+    settings = _settings()
+    _configure_logging(settings.log_level)
+    if not settings.qdrant_url:
+        raise _fail(
+            "`pitchcraft worker` needs QDRANT_URL (a Qdrant server): the embedded vector index "
+            "belongs to the `serve` process, which runs its own worker (WORKER_IN_PROCESS)."
+        )
+    if concurrency is not None:
+        settings = settings.model_copy(update={"worker_concurrency": concurrency})
+    container = _container(settings)
+    runner = build_worker(container)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    runner.start()
+    logging.getLogger("pitchcraft").info("worker %s started", runner.id)
+    stopping.wait()
+    runner.stop(timeout=30)
+    container.close()
+
+
+@app.command()
+def reindex(
+    email: Annotated[str | None, typer.Option(help="Only this user's documents.")] = None,
+) -> None:
+    """Rebuild vectors from the stored files: every document is queued for ingestion again.
+
+    Safe while the server runs: this only queues work; the server's worker does it.
+    """
+    from pitchcraft.documents.reindex import queue_reindex
+
+    container = _container(_settings())
+    try:
+        count = queue_reindex(container.db, email=email)
+    except LookupError as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"Queued {count} document(s) for re-indexing.")
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database schema up to date (serve does this at start too)."""
     from pitchcraft import migrate as migrations

@@ -3,18 +3,52 @@
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from pitchcraft import migrate
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
 from pitchcraft.db import Database
+from pitchcraft.documents.service import INGEST, Documents
+from pitchcraft.documents.storage import FileStore
+from pitchcraft.embedding import build_embedder
+from pitchcraft.embedding.base import Embedder, SparseEncoder
+from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.persistence import PathReport, ensure_persistent
+from pitchcraft.search.service import Search
 from pitchcraft.settings import Settings
 from pitchcraft.system import stored_jwt_secret
+from pitchcraft.vectors import build_index
+from pitchcraft.vectors.base import VectorIndex
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Lazy(Generic[T]):
+    """Built on first use, once, thread-safely: the embedding model takes seconds to load
+    and the vector index owns files, so neither is touched by code that does not need it."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._value: T | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> T:
+        if self._value is None:
+            with self._lock:
+                if self._value is None:
+                    self._value = self._make()
+        return self._value
+
+    @property
+    def built(self) -> bool:
+        return self._value is not None
 
 
 @dataclass
@@ -22,9 +56,22 @@ class Container:
     settings: Settings
     db: Database
     accounts: Accounts
+    store: FileStore
+    index: Lazy[VectorIndex]
+    embedder: Lazy[Embedder]
+    sparse: Lazy[SparseEncoder]
+    documents: Documents
+    search: Search
     path_reports: list[PathReport] = field(default_factory=list)
+    worker: object | None = None
+
+    @property
+    def embedded_vectors(self) -> bool:
+        return not self.settings.qdrant_url
 
     def close(self) -> None:
+        if self.index.built:
+            self.index().close()
         self.db.dispose()
 
 
@@ -62,4 +109,67 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         password_min_length=settings.password_min_length,
         registration_open=settings.registration_open,
     )
-    return Container(settings=settings, db=db, accounts=accounts, path_reports=reports)
+    store = FileStore(settings.storage_dir)
+    index: Lazy[VectorIndex] = Lazy(lambda: build_index(settings))
+    embedder: Lazy[Embedder] = Lazy(lambda: build_embedder(settings))
+    sparse: Lazy[SparseEncoder] = Lazy(Bm25Encoder)
+    documents = Documents(db=db, store=store, index=index)
+    if settings.clear_documents_on_login:
+        accounts.on_login.append(documents.clear_user)
+    return Container(
+        settings=settings,
+        db=db,
+        accounts=accounts,
+        store=store,
+        index=index,
+        embedder=embedder,
+        sparse=sparse,
+        documents=documents,
+        search=Search(index=index, embedder=embedder, sparse=sparse),
+        path_reports=reports,
+    )
+
+
+def build_worker(container: Container):  # type: ignore[no-untyped-def]
+    """The ingestion worker for this process (started by `serve` or `pitchcraft worker`)."""
+    from pitchcraft.documents.models import FAILED as DOC_FAILED
+    from pitchcraft.documents.models import Document
+    from pitchcraft.ingestion.pipeline import Ingestor
+    from pitchcraft.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
+    from pitchcraft.jobs.worker import Kind, Worker
+
+    s = container.settings
+    ingestor = Ingestor(
+        settings=s,
+        db=container.db,
+        store=container.store,
+        index=container.index,
+        embedder=container.embedder,
+        sparse=container.sparse,
+    )
+
+    def ingest(
+        job: Job, beat: Callable[[float], bool]
+    ) -> tuple[str, str | None, dict[str, object] | None]:
+        outcome = ingestor.run(job, beat)
+        status = {"indexed": SUCCEEDED, "failed": FAILED, "cancelled": CANCELLED}.get(
+            outcome.status, "lost"
+        )
+        return status, outcome.error, {"chunks": outcome.chunks}
+
+    def gave_up(job: Job) -> None:
+        with container.db.session() as session:
+            doc = session.get(Document, job.document_id) if job.document_id else None
+            if doc is not None:
+                doc.status = DOC_FAILED
+                doc.error = "could not be processed: the worker stopped every time it tried"
+
+    worker = Worker(
+        container.db,
+        {INGEST: Kind(handler=ingest, gave_up=gave_up)},
+        concurrency=s.worker_concurrency,
+        lease_seconds=s.job_lease_seconds,
+    )
+    container.documents.notify = worker.wake
+    container.worker = worker
+    return worker

@@ -42,6 +42,32 @@ class Settings(BaseSettings):
 
     # Documents
     clear_documents_on_login: bool = True
+    max_upload_mb: int = Field(default=50, ge=1, le=10_000)
+    max_files_per_upload: int = Field(default=20, ge=1, le=1000)
+    ocr_enabled: bool = True
+    parse_timeout_s: int = Field(default=600, ge=5)
+    parse_memory_mb: int = Field(default=3072, ge=256)
+    chunk_size: int = Field(default=1000, ge=200, le=8000)
+    chunk_overlap: int = Field(default=150, ge=0, le=2000)
+    soffice_path: str | None = None
+
+    # Embeddings
+    embedding_backend: Literal["local", "openai"] = "local"
+    embedding_model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    embedding_quantize: Literal["int8", "none"] = "int8"
+    embedding_batch_size: int = Field(default=32, ge=1, le=1024)
+    embedding_base_url: str | None = None
+    embedding_api_key: str | None = None
+    embedding_dim: int = Field(default=384, ge=1)
+
+    # Vectors
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+
+    # Jobs
+    worker_in_process: bool = True
+    worker_concurrency: int = Field(default=1, ge=1, le=64)
+    job_lease_seconds: int = Field(default=60, ge=5)
 
     # HTTP
     max_request_kb: int = Field(default=1024, ge=1)

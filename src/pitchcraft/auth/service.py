@@ -33,7 +33,7 @@ class Accounts:
     password_min_length: int
     registration_open: bool
     # Run after each successful sign-in with the user's id (e.g. clearing documents).
-    on_login: list[Callable[[int], None]] = field(default_factory=list)
+    on_login: list[Callable[[int], object]] = field(default_factory=list)
 
     def check_password_rules(self, password: str) -> None:
         if len(password) < self.password_min_length:

@@ -1,0 +1,169 @@
+"""Streaming multipart uploads: each file goes straight to disk, never whole into memory."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect, Request
+
+from pitchcraft.documents.storage import FileStore, clean_filename
+from pitchcraft.errors import AppError, Invalid, Unsupported
+
+
+@dataclass
+class IncomingFile:
+    filename: str
+    size: int = 0
+    temp: Path | None = None
+    refused: str | None = None
+    sha256: str = ""
+    _hash: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
+
+
+class _Receiver:
+    """python-multipart callbacks writing each file part to its own temp file."""
+
+    def __init__(
+        self, store: FileStore, user_id: int, *, max_bytes: int, max_files: int, limit_text: str
+    ):
+        self.store, self.user_id = store, user_id
+        self.max_bytes, self.max_files, self.limit_text = max_bytes, max_files, limit_text
+        self.files: list[IncomingFile] = []
+        self._current: IncomingFile | None = None
+        self._out: IO[bytes] | None = None
+        self._header_field = bytearray()
+        self._header_value = bytearray()
+        self._headers: dict[str, bytes] = {}
+
+    def on_part_begin(self) -> None:
+        self._headers = {}
+        self._current = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._header_field.decode("latin-1").strip().lower()] = bytes(
+            self._header_value
+        )
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, params = parse_options_header(self._headers.get("content-disposition", b""))
+        raw_name = params.get(b"filename")
+        if raw_name is None:
+            return  # a plain form field (e.g. csrftoken): not a file
+        try:
+            name = raw_name.decode("utf-8")
+        except UnicodeDecodeError:
+            name = raw_name.decode("latin-1")
+        incoming = IncomingFile(filename=clean_filename(name))
+        self.files.append(incoming)
+        self._current = incoming
+        if len(self.files) > self.max_files:
+            incoming.refused = f"too many files in one upload (at most {self.max_files})"
+            return
+        incoming.temp = self.store.new_temp(self.user_id)
+        self._out = incoming.temp.open("wb")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        f = self._current
+        if f is None:
+            return
+        f.size += end - start
+        if f.refused is not None:
+            return
+        if f.size > self.max_bytes:
+            f.refused = f"file is larger than the {self.limit_text} limit"
+            self._discard(f)
+            return
+        assert self._out is not None
+        chunk = data[start:end]
+        self._out.write(chunk)
+        f._hash.update(chunk)
+
+    def on_part_end(self) -> None:
+        f = self._current
+        if f is not None and self._out is not None:
+            self._out.close()
+            self._out = None
+            f.sha256 = f._hash.hexdigest()
+        self._current = None
+
+    def _discard(self, f: IncomingFile) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        if f.temp is not None:
+            f.temp.unlink(missing_ok=True)
+            f.temp = None
+
+    def abort(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        for f in self.files:
+            if f.temp is not None:
+                f.temp.unlink(missing_ok=True)
+                f.temp = None
+
+
+async def receive_files(
+    request: Request, store: FileStore, user_id: int, *, max_bytes: int, max_files: int
+) -> list[IncomingFile]:
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    boundary = params.get(b"boundary")
+    if content_type != b"multipart/form-data" or not boundary:
+        raise Unsupported(
+            "Send the files as multipart/form-data, one part per file named `files`.",
+            code="multipart_required",
+        )
+    limit_text = f"{max_bytes // (1024 * 1024)} MB"
+    receiver = _Receiver(
+        store, user_id, max_bytes=max_bytes, max_files=max_files, limit_text=limit_text
+    )
+    parser = MultipartParser(
+        boundary,
+        callbacks={
+            "on_part_begin": receiver.on_part_begin,
+            "on_part_data": receiver.on_part_data,
+            "on_part_end": receiver.on_part_end,
+            "on_header_field": receiver.on_header_field,
+            "on_header_value": receiver.on_header_value,
+            "on_header_end": receiver.on_header_end,
+            "on_headers_finished": receiver.on_headers_finished,
+        },
+        max_header_count=16,
+    )
+    try:
+        async for chunk in request.stream():
+            parser.write(chunk)
+        parser.finalize()
+    except ClientDisconnect:
+        receiver.abort()
+        raise
+    except AppError:
+        receiver.abort()
+        raise
+    except Exception as exc:
+        receiver.abort()
+        raise Invalid(
+            "The upload was cut short or is not valid multipart data.", code="bad_multipart"
+        ) from exc
+    unfinished = receiver._current is not None
+    if unfinished:
+        receiver.abort()
+        raise Invalid("The upload was cut short before the last file ended.", code="bad_multipart")
+    if not receiver.files:
+        raise Invalid(
+            "No files in the upload: send one or more parts named `files`.", code="no_files"
+        )
+    return receiver.files

@@ -1,0 +1,33 @@
+"""The Embedder port: text to dense vectors, and the sparse (BM25-style) encoder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from pitchcraft.vectors.base import SparseVec
+
+
+class EmbeddingError(RuntimeError):
+    """The embedding backend failed; the message says why and never contains a secret."""
+
+
+class EmbeddingConfigError(EmbeddingError):
+    """The embedding settings cannot work; the message names the setting to change."""
+
+
+class Embedder(Protocol):
+    name: str
+    dim: int
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Unit-length vectors, one per text, computed in batches."""
+
+    def embed_query(self, text: str) -> list[float]:
+        """A unit-length vector for a search query."""
+
+
+class SparseEncoder(Protocol):
+    def encode_document(self, text: str) -> SparseVec: ...
+
+    def encode_query(self, text: str) -> SparseVec: ...

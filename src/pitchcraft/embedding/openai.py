@@ -1,0 +1,296 @@
+"""Dense embeddings from any OpenAI-compatible ``/v1/embeddings`` endpoint.
+
+Works with OpenAI, Azure-style proxies that accept a Bearer key, vLLM, Ollama, LM Studio,
+text-embeddings-inference, LiteLLM and the like. EMBEDDING_BASE_URL may be given with
+or without the version: ``http://host:8080`` and ``http://host:8080/v1`` both post to
+``http://host:8080/v1/embeddings``; a URL that already ends in ``/embeddings`` is used as
+it is, and any other path gets ``/embeddings`` appended (``https://host/api/openai``).
+
+Rate limits (429), server errors (5xx), timeouts and dropped connections are retried
+with exponential backoff (a Retry-After header is honoured, up to `max_wait`); anything
+else fails at once with `EmbeddingError`. The API key is sent only in the Authorization
+header and never appears in an error message or a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from pitchcraft.embedding.base import EmbeddingConfigError, EmbeddingError
+
+log = logging.getLogger(__name__)
+
+
+def _retryable_status(status: int) -> bool:
+    """Rate limits, timeouts and server errors; not 501/505, which will not change."""
+    return status in (408, 425, 429) or (500 <= status <= 599 and status not in (501, 505))
+
+
+def embeddings_url(base_url: str) -> str:
+    base = base_url.strip().rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise EmbeddingConfigError(
+            "EMBEDDING_BASE_URL must be an http(s) URL such as https://api.openai.com/v1"
+        )
+    if parts.query or parts.fragment:
+        raise EmbeddingConfigError("EMBEDDING_BASE_URL must not have a query or fragment")
+    path = parts.path
+    if path.endswith("/embeddings"):
+        return base
+    if path in ("", "/"):
+        return f"{base}/v1/embeddings"
+    return f"{base}/embeddings"
+
+
+def _safe_url(url: str) -> str:
+    """The URL without user:password, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+class _Retryable(Exception):
+    """A failure worth another try; `wait` is the server's Retry-After, if any."""
+
+    def __init__(self, message: str, wait: float | None = None) -> None:
+        super().__init__(message)
+        self.wait = wait
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class OpenAIEmbedder:
+    """Embedder over HTTP. Thread-safe (one httpx.Client with a connection pool)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        model: str,
+        dim: int,
+        batch_size: int = 64,
+        timeout: float = 60.0,
+        *,
+        max_attempts: int = 6,
+        min_wait: float = 0.5,
+        max_wait: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not model.strip():
+            raise EmbeddingConfigError("EMBEDDING_MODEL must name the endpoint's model")
+        if dim < 1:
+            raise EmbeddingConfigError("EMBEDDING_DIM must be positive")
+        if batch_size < 1:
+            raise EmbeddingConfigError("EMBEDDING_BATCH_SIZE must be at least 1")
+        self.url = embeddings_url(base_url)
+        self.model = model
+        self.dim = dim
+        self.batch_size = batch_size
+        self.name = f"openai:{model}"
+        self._max_attempts = max(1, max_attempts)
+        self._min_wait = min_wait
+        self._max_wait = max_wait
+        self.__secret = api_key or ""
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._client = httpx.Client(
+            headers=headers, timeout=httpx.Timeout(timeout), transport=transport
+        )
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"OpenAIEmbedder(url={_safe_url(self.url)!r}, model={self.model!r}, dim={self.dim})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _scrub(self, text: str) -> str:
+        """Some servers echo the key they refused; it must not reach an error or a log."""
+        return text.replace(self.__secret, "***") if self.__secret else text
+
+    # -- the Embedder port ---------------------------------------------------------------
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            vectors.extend(self._embed_batch(list(texts[start : start + self.batch_size])))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._embed_batch([text])[0]
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _wait(self, state: RetryCallState) -> float:
+        backoff = wait_exponential(multiplier=self._min_wait, max=self._max_wait)(state)
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if isinstance(exc, _Retryable) and exc.wait is not None:
+            return min(exc.wait, self._max_wait)  # the server's Retry-After
+        return float(backoff)
+
+    def _embed_batch(self, texts: list[str]) -> list[list[float]]:
+        # Empty strings are rejected by some servers; a single space embeds as "nothing".
+        inputs = [t if t.strip() else " " for t in texts]
+        retrying = Retrying(
+            stop=stop_after_attempt(self._max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Retryable),
+            reraise=True,
+        )
+        try:
+            return self._attempts(retrying, inputs)
+        except EmbeddingError as exc:
+            raise EmbeddingError(self._scrub(str(exc))) from None
+
+    def _attempts(self, retrying: Retrying, inputs: list[str]) -> list[list[float]]:
+        try:
+            for attempt in retrying:
+                with attempt:
+                    if attempt.retry_state.attempt_number > 1:
+                        log.info(
+                            "retrying the embeddings request (attempt %d of %d)",
+                            attempt.retry_state.attempt_number,
+                            self._max_attempts,
+                        )
+                    return self._post(inputs)
+        except _Retryable as exc:
+            raise EmbeddingError(
+                f"the embeddings endpoint {_safe_url(self.url)} kept failing after "
+                f"{self._max_attempts} attempts: {exc}"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _post(self, inputs: list[str]) -> list[list[float]]:
+        where = _safe_url(self.url)
+        try:
+            response = self._client.post(
+                self.url, json={"model": self.model, "input": inputs, "encoding_format": "float"}
+            )
+        except httpx.TimeoutException as exc:
+            raise _Retryable(f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})") from None
+        status = response.status_code
+        if _retryable_status(status):
+            raise _Retryable(
+                f"HTTP {status}{_error_detail(response)}",
+                wait=_retry_after(response.headers.get("Retry-After")),
+            )
+        if status in (401, 403):
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} refused the credentials (HTTP {status}); "
+                "check EMBEDDING_API_KEY"
+            )
+        if status == 404:
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} answered 404{_error_detail(response)}; "
+                "check EMBEDDING_BASE_URL and EMBEDDING_MODEL"
+            )
+        if status >= 400:
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} answered HTTP {status}{_error_detail(response)}"
+            )
+        try:
+            body = response.json()
+        except ValueError:
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} answered HTTP {status} with a body that is "
+                f"not JSON: {response.text[:200]!r}"
+            ) from None
+        return self._parse(body, len(inputs), where)
+
+    def _parse(self, body: Any, expected: int, where: str) -> list[list[float]]:
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} answered without a 'data' list; is it "
+                "OpenAI-compatible?"
+            )
+        if len(data) != expected:
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} returned {len(data)} embeddings for "
+                f"{expected} inputs"
+            )
+        items: list[tuple[int, list[float]]] = []
+        for position, item in enumerate(data):
+            embedding = item.get("embedding") if isinstance(item, dict) else None
+            index = item.get("index", position) if isinstance(item, dict) else position
+            if not isinstance(embedding, list) or not isinstance(index, int):
+                raise EmbeddingError(
+                    f"the embeddings endpoint {where} returned an item without a float list "
+                    "'embedding' (base64 encoding is not supported)"
+                )
+            items.append((index, self._normalise(embedding, where)))
+        items.sort(key=lambda pair: pair[0])
+        if [index for index, _ in items] != list(range(expected)):
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} returned indices that do not match the inputs"
+            )
+        return [vector for _, vector in items]
+
+    def _normalise(self, embedding: list[Any], where: str) -> list[float]:
+        if len(embedding) != self.dim:
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} returned {len(embedding)}-dimensional "
+                f"vectors for model {self.model!r}, but EMBEDDING_DIM is {self.dim}"
+            )
+        try:
+            values = [float(x) for x in embedding]
+        except (TypeError, ValueError):
+            raise EmbeddingError(
+                f"the embeddings endpoint {where} returned a non-numeric embedding"
+            ) from None
+        norm = math.sqrt(math.fsum(v * v for v in values))
+        if not math.isfinite(norm) or norm == 0.0:
+            raise EmbeddingError(f"the embeddings endpoint {where} returned a zero or NaN vector")
+        return [v / norm for v in values]
+
+
+def _error_detail(response: httpx.Response) -> str:
+    """A short, safe excerpt of an error body (OpenAI style {"error": {"message": ...}})."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = re.sub(r"\s+", " ", response.text).strip()
+        return f": {text[:200]}" if text else ""
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return f": {error['message'][:300]}"
+        if isinstance(error, str):
+            return f": {error[:300]}"
+        if isinstance(body.get("detail"), str):
+            return f": {body['detail'][:300]}"
+    return ""

@@ -1,0 +1,175 @@
+"""Ingest one document: parse (sandboxed), chunk, embed, index — resumable and cancellable."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pitchcraft.db import Database, utcnow
+from pitchcraft.documents.models import FAILED, INDEXED, PROCESSING, Document
+from pitchcraft.documents.storage import FileStore
+from pitchcraft.embedding.base import Embedder, SparseEncoder
+from pitchcraft.ingestion.chunking import chunk
+from pitchcraft.ingestion.sandbox import parse_sandboxed
+from pitchcraft.ingestion.types import Chunk, ParseFailure
+from pitchcraft.jobs.models import Job
+from pitchcraft.settings import Settings
+from pitchcraft.vectors.base import IndexPoint, VectorIndex
+
+log = logging.getLogger(__name__)
+
+BATCH = 64
+POINT_NAMESPACE = uuid.UUID("6f1c8a52-3d0e-4b8e-9a57-2f1d0c4b7e11")
+
+
+def point_id(document_id: str, index: int) -> str:
+    """Stable per (document, chunk): a re-run overwrites instead of duplicating."""
+    return str(uuid.uuid5(POINT_NAMESPACE, f"{document_id}:{index}"))
+
+
+def embedding_text(filename: str, c: Chunk) -> str:
+    # The heading a passage sits under is part of what it is about.
+    return f"{c.section}\n{c.text}" if c.section else c.text
+
+
+class Cancelled(Exception):
+    """The document was deleted (or its user's documents cleared) while ingesting."""
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over (this one stalled past its lease): stop quietly."""
+
+
+@dataclass
+class Outcome:
+    status: str  # "indexed", "failed", "cancelled" or "lost"
+    error: str | None = None
+    chunks: int = 0
+
+
+@dataclass
+class Ingestor:
+    settings: Settings
+    db: Database
+    store: FileStore
+    index: Callable[[], VectorIndex]
+    embedder: Callable[[], Embedder]
+    sparse: Callable[[], SparseEncoder]
+
+    def run(self, job: Job, heartbeat: Callable[[float], bool]) -> Outcome:
+        assert job.document_id is not None
+        doc_id = job.document_id
+        doc = self._start(doc_id)
+        if doc is None:
+            return Outcome("cancelled")
+        started = time.monotonic()
+        try:
+            parsed = parse_sandboxed(
+                self.store.path(doc.storage_key),
+                doc.file_type,
+                ocr=self.settings.ocr_enabled,
+                soffice=self.settings.soffice_path,
+                timeout_s=self.settings.parse_timeout_s,
+                memory_mb=self.settings.parse_memory_mb,
+            )
+            chunks = chunk(
+                parsed, size=self.settings.chunk_size, overlap=self.settings.chunk_overlap
+            )
+            if not chunks:
+                raise ParseFailure("no extractable text")
+        except ParseFailure as exc:
+            self._finish(doc_id, status=FAILED, error=str(exc))
+            return Outcome("failed", str(exc))
+        self._update(
+            doc_id, pages=parsed.pages, notes="; ".join(parsed.notes) or None, progress=0.05
+        )
+        parsed_at = time.monotonic()
+        try:
+            self._index(doc, chunks, heartbeat)
+        except Cancelled:
+            self.index().delete_document(doc.user_id, doc_id)
+            return Outcome("cancelled")
+        except LeaseLost:
+            return Outcome("lost")
+        self.index().optimize(doc.user_id)
+        if not self._finish(doc_id, status=INDEXED, error=None, chunks=len(chunks)):
+            self.index().delete_document(doc.user_id, doc_id)
+            return Outcome("cancelled")
+        log.info(
+            "indexed document %s: %s pages, %d chunks (parse %.1fs, embed+index %.1fs)",
+            doc_id,
+            parsed.pages,
+            len(chunks),
+            parsed_at - started,
+            time.monotonic() - parsed_at,
+        )
+        return Outcome("indexed", chunks=len(chunks))
+
+    def _start(self, doc_id: str) -> Document | None:
+        with self.db.session() as s:
+            doc = s.get(Document, doc_id, with_for_update=True)
+            if doc is None:
+                return None
+            doc.status, doc.error, doc.progress = PROCESSING, None, 0.0
+            return doc
+
+    def _update(self, doc_id: str, **values: object) -> None:
+        with self.db.session() as s:
+            doc = s.get(Document, doc_id, with_for_update=True)
+            if doc is None:
+                raise Cancelled
+            for k, v in values.items():
+                setattr(doc, k, v)
+
+    def _finish(self, doc_id: str, *, status: str, error: str | None, chunks: int = 0) -> bool:
+        with self.db.session() as s:
+            doc = s.get(Document, doc_id, with_for_update=True)
+            if doc is None:
+                return False
+            doc.status, doc.error, doc.chunks = status, error, chunks
+            doc.progress = 1.0 if status == INDEXED else doc.progress
+            if status == INDEXED:
+                doc.indexed_at = utcnow()
+            return True
+
+    def _index(
+        self, doc: Document, chunks: list[Chunk], heartbeat: Callable[[float], bool]
+    ) -> None:
+        index, embedder, sparse = self.index(), self.embedder(), self.sparse()
+        # A resumed run starts clean: points of an interrupted run are replaced.
+        index.delete_document(doc.user_id, doc.id)
+        total = len(chunks)
+        for start in range(0, total, BATCH):
+            batch = chunks[start : start + BATCH]
+            texts = [embedding_text(doc.filename, c) for c in batch]
+            dense = embedder.embed_documents(texts)
+            points = [
+                IndexPoint(
+                    id=point_id(doc.id, c.index),
+                    dense=vec,
+                    sparse=sparse.encode_document(text),
+                    document_id=doc.id,
+                    filename=doc.filename,
+                    page=c.page,
+                    section=c.section,
+                    chunk_index=c.index,
+                    text=c.text,
+                )
+                for c, vec, text in zip(batch, dense, texts, strict=True)
+            ]
+            progress = 0.05 + 0.95 * (start + len(batch)) / total
+            # Holding the row lock while writing the batch: a concurrent delete or clear
+            # either waits for it (and then removes these points) or has already removed
+            # the row (and this run stops before writing).
+            with self.db.session() as s:
+                row = s.get(Document, doc.id, with_for_update=True)
+                if row is None:
+                    raise Cancelled
+                index.upsert(doc.user_id, points)
+                row.progress = min(progress, 0.99)
+                row.chunks = start + len(batch)
+            if not heartbeat(progress):
+                raise LeaseLost

@@ -1,0 +1,131 @@
+"""The worker: claims jobs from the queue and runs them, renewing its lease as it goes."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pitchcraft.db import Database
+from pitchcraft.jobs import queue
+from pitchcraft.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
+
+log = logging.getLogger(__name__)
+
+# handler(job, heartbeat) -> (status, error, result); heartbeat(progress) -> still ours?
+Handler = Callable[[Job, Callable[[float], bool]], tuple[str, str | None, dict[str, object] | None]]
+GaveUp = Callable[[Job], None]
+
+
+@dataclass
+class Kind:
+    handler: Handler
+    gave_up: GaveUp
+
+
+class Worker:
+    def __init__(
+        self,
+        db: Database,
+        kinds: dict[str, Kind],
+        *,
+        concurrency: int = 1,
+        lease_seconds: int = 60,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.kinds = kinds
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        for n in range(self.concurrency):
+            t = threading.Thread(target=self._loop, name=f"pitchcraft-worker-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 10) -> None:
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(timeout)
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False when the queue had nothing runnable."""
+        job = queue.claim(
+            self.db, worker_id=self.id, kinds=tuple(self.kinds), lease_seconds=self.lease_seconds
+        )
+        if job is None:
+            return False
+        self._run(job)
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once()
+            except Exception:
+                log.exception("worker loop error; retrying")
+                worked = False
+            if not worked:
+                self._wake.wait(self.poll_seconds)
+                self._wake.clear()
+
+    def _run(self, job: Job) -> None:
+        kind = self.kinds[job.kind]
+        if job.attempts > queue.MAX_ATTEMPTS:
+            kind.gave_up(job)
+            queue.finish(
+                self.db,
+                job.id,
+                worker_id=self.id,
+                status=FAILED,
+                error=f"gave up after {queue.MAX_ATTEMPTS} attempts",
+            )
+            return
+        lost = threading.Event()
+        stop_beat = threading.Event()
+
+        def beat(progress: float | None = None) -> bool:
+            if lost.is_set():
+                return False
+            if not queue.renew(
+                self.db,
+                job.id,
+                worker_id=self.id,
+                lease_seconds=self.lease_seconds,
+                progress=progress,
+            ):
+                lost.set()
+            return not lost.is_set()
+
+        def keep_alive() -> None:
+            while not stop_beat.wait(max(1.0, self.lease_seconds / 3)):
+                beat()
+
+        keeper = threading.Thread(target=keep_alive, name=f"lease-{job.id[:8]}", daemon=True)
+        keeper.start()
+        try:
+            status, error, result = kind.handler(job, beat)
+        except Exception as exc:
+            log.exception("job %s (%s) failed", job.id, job.kind)
+            status, error, result = FAILED, f"unexpected error: {type(exc).__name__}", None
+        finally:
+            stop_beat.set()
+            keeper.join()
+        if status in (SUCCEEDED, FAILED, CANCELLED):
+            queue.finish(
+                self.db, job.id, worker_id=self.id, status=status, error=error, result=result
+            )

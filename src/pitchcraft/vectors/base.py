@@ -1,0 +1,110 @@
+"""The VectorIndex port: one collection per user, dense + sparse vectors per chunk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+DENSE = "dense"
+SPARSE = "bm25"
+
+
+def collection_name(user_id: int) -> str:
+    return f"user_{user_id}_documents"
+
+
+@dataclass(frozen=True)
+class SparseVec:
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class IndexPoint:
+    """One chunk. `id` is a UUID string derived from (document_id, chunk index), so
+    re-indexing a document overwrites its points instead of duplicating them."""
+
+    id: str
+    dense: Sequence[float]
+    sparse: SparseVec
+    document_id: str
+    filename: str
+    page: int | None
+    section: str | None
+    chunk_index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    document_id: str
+    filename: str
+    page: int | None
+    section: str | None
+    chunk_index: int
+    text: str
+    score: float
+
+
+class VectorStoreLocked(RuntimeError):
+    """The embedded index is held by another process (Qdrant Edge locks each shard's WAL).
+
+    Only one process may open an embedded shard. Running several Pitchcraft processes
+    (web server plus a separate worker, several replicas) needs a Qdrant server: QDRANT_URL.
+    """
+
+    def __init__(self, path: str, detail: str = "") -> None:
+        self.path = path
+        message = (
+            f"another Pitchcraft process owns the embedded vector index at {path}; "
+            "only one process can open it. Stop the other process, or run a Qdrant server "
+            "and set QDRANT_URL so that several processes can share the index."
+        )
+        if detail:
+            message = f"{message} ({detail})"
+        super().__init__(message)
+
+
+class VectorIndex(Protocol):
+    """Implemented by Qdrant Edge (embedded) and by a Qdrant server through qdrant-client."""
+
+    name: str
+
+    def upsert(self, user_id: int, points: Sequence[IndexPoint]) -> None:
+        """Create the user's collection when needed, then insert or overwrite points."""
+
+    def delete_document(self, user_id: int, document_id: str) -> None:
+        """Remove every point of one document (no error when there are none)."""
+
+    def delete_user(self, user_id: int) -> None:
+        """Remove the user's whole collection (no error when there is none)."""
+
+    def count(self, user_id: int, document_id: str | None = None) -> int:
+        """Points in the user's collection, or of one document; 0 when there is none."""
+
+    def document_ids(self, user_id: int) -> set[str]:
+        """Every document id that has points in the user's collection."""
+
+    def optimize(self, user_id: int) -> None:
+        """Called once a document is fully indexed: build the ANN index where the backend
+        does not do it by itself (Qdrant Edge). No-op when there is nothing to do."""
+
+    def search(
+        self,
+        user_id: int,
+        *,
+        dense: Sequence[float],
+        sparse: SparseVec,
+        limit: int,
+    ) -> list[Hit]:
+        """Hybrid search: dense and sparse candidates fused (reciprocal rank fusion).
+
+        Scores are the fused scores, higher is better. Empty list when the user has none.
+        """
+
+    def healthy(self) -> str:
+        """A short description for /health; raises when the backend is unusable."""
+
+    def close(self) -> None:
+        """Flush and release files or connections."""

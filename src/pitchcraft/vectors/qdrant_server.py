@@ -1,0 +1,254 @@
+"""The vector index on a Qdrant server (QDRANT_URL), through qdrant-client.
+
+One collection per user (``user_{id}_documents``) with a named dense vector "dense"
+(cosine) and a named sparse vector "bm25" (IDF modifier, so the server turns the BM25
+term weights into BM25 scores), plus a keyword payload index on document_id.
+
+The tests run this adapter against qdrant-client's in-process mode
+(``QdrantClient(":memory:")`` or ``path=``) as a stand-in for a server: it implements the
+same API (prefetch, RRF fusion, IDF, facets) in Python, but ignores payload indexes and is
+not meant for production. Several Pitchcraft processes can share one Qdrant server, which
+is the point of this adapter.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Sequence
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from pitchcraft.vectors.base import DENSE, SPARSE, Hit, IndexPoint, SparseVec, collection_name
+from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
+
+UPSERT_BATCH = 256
+
+
+def _missing_collection(exc: Exception) -> bool:
+    """Whether a client error means the collection does not exist."""
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code == 404
+    return isinstance(exc, ValueError) and "not found" in str(exc)
+
+
+def _already_exists(exc: Exception) -> bool:
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code == 409 or "already exists" in str(exc.content)
+    return isinstance(exc, ValueError) and "already exists" in str(exc)
+
+
+class ServerIndex:
+    """VectorIndex on a Qdrant server. Thread-safe (qdrant-client is)."""
+
+    name = "qdrant-server"
+
+    def __init__(self, client: QdrantClient, dim: int, *, description: str = "Qdrant") -> None:
+        if dim < 1:
+            raise ValueError("dim must be positive")
+        self.client = client
+        self.dim = dim
+        self._description = description
+        self._known: set[str] = set()  # collections this process has seen or created
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(
+        cls, url: str, api_key: str | None = None, *, dim: int, timeout: int = 30
+    ) -> ServerIndex:
+        # No version check: it would call the server (and warn) before the first use.
+        client = QdrantClient(
+            url=url, api_key=api_key or None, timeout=timeout, check_compatibility=False
+        )
+        return cls(client, dim, description=f"Qdrant server at {url}")
+
+    # -- collections ---------------------------------------------------------------------
+
+    def _ensure_collection(self, name: str) -> None:
+        with self._lock:
+            if name in self._known:
+                return
+        if not self.client.collection_exists(name):
+            try:
+                self.client.create_collection(
+                    name,
+                    vectors_config={
+                        DENSE: models.VectorParams(size=self.dim, distance=models.Distance.COSINE)
+                    },
+                    sparse_vectors_config={
+                        SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
+                    },
+                )
+            except (UnexpectedResponse, ValueError) as exc:
+                if not _already_exists(exc):  # another thread or process was first
+                    raise
+            with warnings.catch_warnings():
+                # The in-process stand-in warns that it ignores payload indexes.
+                warnings.filterwarnings("ignore", message="Payload indexes have no effect")
+                self.client.create_payload_index(
+                    name,
+                    DOCUMENT_ID,
+                    field_schema=models.PayloadSchemaType.KEYWORD,
+                    wait=True,
+                )
+        else:
+            self._check_dimension(name)
+        with self._lock:
+            self._known.add(name)
+
+    def _check_dimension(self, name: str) -> None:
+        info = self.client.get_collection(name)
+        vectors = info.config.params.vectors
+        size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+        if size != self.dim:
+            raise RuntimeError(
+                f"the Qdrant collection {name} holds {size}-dimensional vectors but "
+                f"EMBEDDING_DIM is {self.dim}; re-index the documents after changing the model"
+            )
+
+    def _forget(self, name: str) -> None:
+        with self._lock:
+            self._known.discard(name)
+
+    # -- the VectorIndex port ------------------------------------------------------------
+
+    def upsert(self, user_id: int, points: Sequence[IndexPoint]) -> None:
+        if not points:
+            return
+        name = collection_name(user_id)
+        structs = [self._point(p) for p in points]
+        self._ensure_collection(name)
+        for start in range(0, len(structs), UPSERT_BATCH):
+            batch = structs[start : start + UPSERT_BATCH]
+            try:
+                self.client.upsert(name, points=batch, wait=True)
+            except (UnexpectedResponse, ValueError) as exc:
+                if not _missing_collection(exc):
+                    raise
+                # Deleted by another process since this one cached it: create it again.
+                self._forget(name)
+                self._ensure_collection(name)
+                self.client.upsert(name, points=batch, wait=True)
+
+    def delete_document(self, user_id: int, document_id: str) -> None:
+        name = collection_name(user_id)
+        try:
+            self.client.delete(
+                name,
+                points_selector=models.FilterSelector(filter=_document_filter(document_id)),
+                wait=True,
+            )
+        except (UnexpectedResponse, ValueError) as exc:
+            if not _missing_collection(exc):
+                raise
+
+    def delete_user(self, user_id: int) -> None:
+        name = collection_name(user_id)
+        self._forget(name)
+        try:
+            self.client.delete_collection(name)
+        except (UnexpectedResponse, ValueError) as exc:
+            if not _missing_collection(exc):
+                raise
+
+    def count(self, user_id: int, document_id: str | None = None) -> int:
+        flt = _document_filter(document_id) if document_id is not None else None
+        try:
+            result = self.client.count(collection_name(user_id), count_filter=flt, exact=True)
+        except (UnexpectedResponse, ValueError) as exc:
+            if _missing_collection(exc):
+                return 0
+            raise
+        return int(result.count)
+
+    def document_ids(self, user_id: int) -> set[str]:
+        points = self.count(user_id)
+        if points == 0:
+            return set()
+        try:
+            # A point has one document id, so there are at most as many ids as points.
+            facets = self.client.facet(
+                collection_name(user_id), key=DOCUMENT_ID, limit=points, exact=True
+            )
+        except (UnexpectedResponse, ValueError) as exc:
+            if _missing_collection(exc):
+                return set()
+            raise
+        return {str(hit.value) for hit in facets.hits if hit.count > 0}
+
+    def optimize(self, user_id: int) -> None:
+        """Nothing to do: a Qdrant server optimises its collections in the background."""
+
+    def search(
+        self,
+        user_id: int,
+        *,
+        dense: Sequence[float],
+        sparse: SparseVec,
+        limit: int,
+    ) -> list[Hit]:
+        if limit < 1:
+            return []
+        candidates = max(limit * 4, 20)
+        prefetch = [models.Prefetch(query=self._dense(dense), using=DENSE, limit=candidates)]
+        if sparse.indices:
+            prefetch.append(
+                models.Prefetch(
+                    query=models.SparseVector(
+                        indices=list(sparse.indices), values=[float(v) for v in sparse.values]
+                    ),
+                    using=SPARSE,
+                    limit=candidates,
+                )
+            )
+        try:
+            response = self.client.query_points(
+                collection_name(user_id),
+                prefetch=prefetch,
+                query=models.FusionQuery(fusion=models.Fusion.RRF),
+                limit=limit,
+                with_payload=True,
+            )
+        except (UnexpectedResponse, ValueError) as exc:
+            if _missing_collection(exc):
+                return []
+            raise
+        return [hit_from(p.payload or {}, p.score) for p in response.points]
+
+    def healthy(self) -> str:
+        self.client.get_collections()  # raises when the server is unreachable
+        return self._description
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- conversions ---------------------------------------------------------------------
+
+    def _dense(self, vector: Sequence[float]) -> list[float]:
+        if len(vector) != self.dim:
+            raise ValueError(
+                f"dense vector has {len(vector)} dimensions, the index expects {self.dim} "
+                "(EMBEDDING_DIM)"
+            )
+        return [float(x) for x in vector]
+
+    def _point(self, p: IndexPoint) -> models.PointStruct:
+        if len(p.sparse.indices) != len(p.sparse.values):
+            raise ValueError(f"sparse vector of point {p.id} has unequal indices and values")
+        return models.PointStruct(
+            id=p.id,
+            vector={
+                DENSE: self._dense(p.dense),
+                SPARSE: models.SparseVector(
+                    indices=list(p.sparse.indices), values=[float(v) for v in p.sparse.values]
+                ),
+            },
+            payload=payload_of(p),
+        )
+
+
+def _document_filter(document_id: str) -> models.Filter:
+    return models.Filter(
+        must=[models.FieldCondition(key=DOCUMENT_ID, match=models.MatchValue(value=document_id))]
+    )

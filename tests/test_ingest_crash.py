@@ -1,0 +1,137 @@
+"""Ingestion survives kill -9, and clearing on sign-in mid-ingestion leaves nothing behind."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from pitchcraft.vectors.qdrant_edge import EdgeIndex
+from tests.conftest import CORPUS, ServerProcess, auth
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
+
+BIG = CORPUS / "large" / "DA-619p.pdf"
+
+
+@pytest.fixture
+def database_url() -> None:
+    """These tests are about the embedded index and the worker: SQLite is enough."""
+    return None
+
+
+def _upload(server: ServerProcess, token: str, path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        r = httpx.post(
+            f"{server.url}/api/v1/documents/upload",
+            headers=auth(token),
+            files=[("files", (path.name, fh, "application/pdf"))],
+            timeout=60,
+        )
+    assert r.status_code == 202, r.text
+    doc: dict[str, Any] = r.json()[0]
+    return doc
+
+
+def _doc(server: ServerProcess, token: str, doc_id: str) -> dict[str, Any]:
+    r = httpx.get(f"{server.url}/api/v1/documents/{doc_id}", headers=auth(token), timeout=30)
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def _wait(
+    server: ServerProcess,
+    token: str,
+    doc_id: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float,
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        doc = _doc(server, token, doc_id)
+        if done(doc):
+            return doc
+        assert doc["status"] != "failed", doc
+        assert time.monotonic() < deadline, f"timed out waiting: {doc}\n{server.log()[-3000:]}"
+        time.sleep(0.3)
+
+
+def _register(server: ServerProcess, email: str) -> str:
+    r = httpx.post(
+        f"{server.url}/api/v1/auth/register", json={"email": email, "password": "test123"}
+    )
+    assert r.status_code == 201, r.text
+    token: str = r.json()["access_token"]
+    return token
+
+
+def test_kill_9_mid_ingestion_resumes_without_duplicates(
+    server_env: dict[str, str], start_server: Callable[[dict[str, str]], ServerProcess]
+) -> None:
+    first = start_server(server_env)
+    token = _register(first, "crash@example.com")
+    doc = _upload(first, token, BIG)
+    mid = _wait(
+        first, token, doc["id"], lambda d: d["status"] == "processing" and d["chunks"] >= 128, 300
+    )
+    first.stop(signal.SIGKILL)
+    assert mid["status"] == "processing"
+
+    second = start_server(server_env)
+    final = _wait(second, token, doc["id"], lambda d: d["status"] == "indexed", 600)
+    assert final["pages"] == 619
+    assert final["chunks"] > mid["chunks"]
+    second.stop(signal.SIGTERM)
+
+    data = Path(server_env["DATA_DIR"])
+    index = EdgeIndex(data / "qdrant", 384)
+    try:
+        assert index.count(1, doc["id"]) == final["chunks"]
+        assert index.count(1) == final["chunks"]
+    finally:
+        index.close()
+    assert [p.name for p in (data / "storage" / "1").iterdir()] == [f"{doc['id']}.pdf"]
+    assert "Traceback" not in second.log()
+
+
+def test_sign_in_during_ingestion_clears_everything(
+    server_env: dict[str, str], start_server: Callable[[dict[str, str]], ServerProcess]
+) -> None:
+    server = start_server(server_env)
+    token = _register(server, "busy@example.com")
+    doc = _upload(server, token, BIG)
+    _wait(
+        server, token, doc["id"], lambda d: d["status"] == "processing" and d["chunks"] >= 64, 300
+    )
+
+    r = httpx.post(
+        f"{server.url}/api/v1/auth/login", json={"email": "busy@example.com", "password": "test123"}
+    )
+    assert r.status_code == 200, r.text
+    fresh = r.json()["access_token"]
+    assert httpx.get(f"{server.url}/api/v1/documents", headers=auth(fresh), timeout=60).json() == []
+    time.sleep(3)  # let the worker reach its next batch and notice
+    assert httpx.get(f"{server.url}/api/v1/documents", headers=auth(fresh), timeout=60).json() == []
+    r = httpx.post(
+        f"{server.url}/api/v1/search", headers=auth(fresh), json={"query": "Redcliffe tavern"}
+    )
+    assert r.json()["results"] == []
+    server.stop(signal.SIGTERM)
+
+    data = Path(server_env["DATA_DIR"])
+    assert [p for p in (data / "storage").rglob("*") if p.is_file()] == []
+    index = EdgeIndex(data / "qdrant", 384)
+    try:
+        assert index.count(1) == 0
+        assert index.document_ids(1) == set()
+    finally:
+        index.close()
+    log = server.log()
+    assert "Traceback" not in log
+    assert " ERROR " not in log
