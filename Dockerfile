@@ -18,6 +18,8 @@ ENV PATH="/opt/venv/bin:${PATH}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
+# The CPU build of torch first: the default wheel from PyPI bundles CUDA (gigabytes).
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 RUN pip install .
 
 # --- runtime -----------------------------------------------------------------------------

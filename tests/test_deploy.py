@@ -280,7 +280,12 @@ def test_image_sets_the_data_paths_and_runtime_env(image_env: dict[str, str]) ->
 def test_image_installs_the_project_from_source(stages: list[Stage]) -> None:
     runs = [args for stage in stages for args in stage.all("RUN")]
     assert any(re.search(r"pip install (--\S+ )*\.(\s|$)", r) for r in runs), runs
-    assert not any("torch" in r for r in runs), "torch is not a dependency yet"
+    # torch must come from the CPU index before the project pulls in the CUDA wheel.
+    torch = [i for i, r in enumerate(runs) if "torch" in r]
+    project = [i for i, r in enumerate(runs) if re.search(r"pip install (--\S+ )*\.(\s|$)", r)]
+    assert torch, "torch is not installed from the CPU index"
+    assert "download.pytorch.org/whl/cpu" in runs[torch[0]]
+    assert torch[0] < project[0]
     copied = " ".join(args for stage in stages for args in stage.all("COPY"))
     for needed in ("pyproject.toml", "README.md", "src"):
         assert needed in copied, f"{needed} is needed by `pip install .` but never copied"

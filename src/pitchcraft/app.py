@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -22,6 +23,7 @@ from pitchcraft.auth.router import router as auth_router
 from pitchcraft.container import Container, build, build_worker
 from pitchcraft.documents.router import router as documents_router
 from pitchcraft.documents.service import INGEST
+from pitchcraft.ingestion import sandbox
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.worker import Worker
 from pitchcraft.middleware import BodyLimit, GuardUnreadableBody, SecurityHeaders, csrf_layer
@@ -49,7 +51,17 @@ def start_background_work(container: Container) -> Worker:
             log.info("removed orphans left by a crash: %s", swept)
     worker: Worker = build_worker(container)
     worker.start()
+    threading.Thread(target=_warm_up, args=(container,), name="warm-up", daemon=True).start()
     return worker
+
+
+def _warm_up(container: Container) -> None:
+    """Load the parser process and the embedding model now, not on the first upload."""
+    try:
+        sandbox.warm_up()
+        container.embedder()
+    except Exception:  # the first real use reports the problem properly
+        log.warning("warm-up failed", exc_info=True)
 
 
 class HealthOut(BaseModel):

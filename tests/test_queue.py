@@ -1,0 +1,99 @@
+"""The job table as a queue, on SQLite and PostgreSQL: claims, leases, take-over, finish."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from pitchcraft.auth.models import User
+from pitchcraft.container import build
+from pitchcraft.db import utcnow
+from pitchcraft.jobs import queue
+from pitchcraft.jobs.models import Job
+from pitchcraft.settings import Settings
+
+
+def _setup(settings: Settings, jobs: int) -> tuple[object, list[str]]:
+    container = build(settings)
+    db = container.db
+    with db.session() as s:
+        user = User(email="q@example.com", password_hash="x")
+        s.add(user)
+        s.flush()
+        ids = [
+            queue.enqueue(s, kind="test", user_id=user.id, payload={"n": n}).id for n in range(jobs)
+        ]
+    return container, ids
+
+
+def test_claim_order_lease_and_finish(settings: Settings) -> None:
+    container, ids = _setup(settings, 3)
+    db = container.db  # type: ignore[attr-defined]
+    first = queue.claim(db, worker_id="w1", kinds=("test",), lease_seconds=60)
+    assert first is not None and first.id == ids[0]
+    assert first.status == "running" and first.attempts == 1
+    # Another worker does not get the same job while its lease holds.
+    second = queue.claim(db, worker_id="w2", kinds=("test",), lease_seconds=60)
+    assert second is not None and second.id == ids[1]
+    assert queue.claim(db, worker_id="w2", kinds=("other",), lease_seconds=60) is None
+    # Only the holder can finish or renew.
+    assert not queue.finish(db, first.id, worker_id="w2", status="succeeded")
+    assert not queue.renew(db, first.id, worker_id="w2", lease_seconds=60)
+    assert queue.renew(db, first.id, worker_id="w1", lease_seconds=60, progress=0.5)
+    assert queue.finish(db, first.id, worker_id="w1", status="succeeded", result={"ok": True})
+    with db.session() as s:
+        done = s.get(Job, first.id)
+        assert done is not None
+        assert (done.status, done.progress, done.result) == ("succeeded", 1.0, {"ok": True})
+        assert done.finished_at is not None
+
+
+def test_a_dead_workers_job_is_taken_over_after_its_lease(settings: Settings) -> None:
+    container, _ = _setup(settings, 1)
+    db = container.db  # type: ignore[attr-defined]
+    job = queue.claim(db, worker_id="dead", kinds=("test",), lease_seconds=60)
+    assert job is not None
+    assert queue.claim(db, worker_id="alive", kinds=("test",), lease_seconds=60) is None
+    with db.session() as s:
+        s.execute(
+            update(Job).where(Job.id == job.id).values(lease_until=utcnow() - timedelta(seconds=1))
+        )
+    again = queue.claim(db, worker_id="alive", kinds=("test",), lease_seconds=60)
+    assert again is not None and again.id == job.id
+    assert again.attempts == 2 and again.locked_by == "alive"
+    # The dead worker, should it wake up, can no longer finish it.
+    assert not queue.finish(db, job.id, worker_id="dead", status="failed", error="late")
+
+
+def test_concurrent_claims_never_share_a_job(settings: Settings) -> None:
+    container, ids = _setup(settings, 40)
+    db = container.db  # type: ignore[attr-defined]
+    claimed: list[str] = []
+    lock = threading.Lock()
+
+    def worker(name: str) -> None:
+        while True:
+            job = queue.claim(db, worker_id=name, kinds=("test",), lease_seconds=60)
+            if job is None:
+                return
+            with lock:
+                claimed.append(job.id)
+
+    threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(claimed) == sorted(ids)
+    assert len(set(claimed)) == len(claimed)
+
+
+def test_release_running_requeues(settings: Settings) -> None:
+    container, ids = _setup(settings, 2)
+    db = container.db  # type: ignore[attr-defined]
+    assert queue.claim(db, worker_id="w", kinds=("test",), lease_seconds=600) is not None
+    assert queue.release_running(db, kinds=("test",)) == 1
+    job = queue.claim(db, worker_id="w2", kinds=("test",), lease_seconds=60)
+    assert job is not None and job.id == ids[0]
