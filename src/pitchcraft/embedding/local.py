@@ -39,11 +39,12 @@ BUNDLED_NAMES = frozenset(
     {"sentence-transformers/all-MiniLM-L6-v2", "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
 )
 
-_MODELS: dict[tuple[str, str], SentenceTransformer] = {}
+_MODELS: dict[tuple[str, str, str], SentenceTransformer] = {}
 _MODELS_LOCK = threading.Lock()
-# One encode at a time per process: a Hugging Face fast tokenizer is not safe to share
-# between threads ("Already borrowed"), and on 2 cores parallel encodes gain nothing.
+# One encode at a time per model copy: a Hugging Face fast tokenizer is not safe to share
+# between threads ("Already borrowed"). Queries have their own copy and lock.
 _ENCODE_LOCK = threading.Lock()
+_QUERY_LOCK = threading.Lock()
 
 
 def default_threads() -> int:
@@ -89,9 +90,14 @@ def _go_offline() -> None:
     constants.HF_HUB_OFFLINE = True  # in case it was imported before and read them already
 
 
-def load_model(path: Path, quantize: Literal["int8", "none"]) -> SentenceTransformer:
-    """The model at `path`, loaded once per process for each quantisation."""
-    key = (str(path), quantize)
+def load_model(
+    path: Path, quantize: Literal["int8", "none"], role: str = "documents"
+) -> SentenceTransformer:
+    """The model at `path`, loaded once per process for each quantisation and role.
+
+    Queries get their own copy (and tokenizer, which threads cannot share), so a search
+    never waits behind a batch of document passages being embedded."""
+    key = (str(path), quantize, role)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
         if model is None:
@@ -147,6 +153,7 @@ class LocalEmbedder:
         self.num_threads = num_threads if num_threads is not None else default_threads()
         self.name = f"local:{self.path.name}:{quantize}"
         self._model: SentenceTransformer | None = None
+        self._query_model: SentenceTransformer | None = None
         self.dim = self._read_dim()
 
     def _read_dim(self) -> int:
@@ -172,11 +179,18 @@ class LocalEmbedder:
             self._model = load_model(self.path, self.quantize)
         return self._model
 
-    def _encode(self, texts: Sequence[str]) -> list[list[float]]:
+    @property
+    def query_model(self) -> SentenceTransformer:
+        if self._query_model is None:
+            self._query_model = load_model(self.path, self.quantize, role="queries")
+        return self._query_model
+
+    def _encode(self, texts: Sequence[str], *, query: bool = False) -> list[list[float]]:
         import torch
 
-        model = self.model
-        with _ENCODE_LOCK, torch.inference_mode():
+        model = self.query_model if query else self.model
+        lock = _QUERY_LOCK if query else _ENCODE_LOCK
+        with lock, torch.inference_mode():
             if torch.get_num_threads() != self.num_threads:
                 torch.set_num_threads(self.num_threads)
             result = model.encode(
@@ -197,4 +211,4 @@ class LocalEmbedder:
         return self._encode(texts)
 
     def embed_query(self, text: str) -> list[float]:
-        return self._encode([text])[0]
+        return self._encode([text], query=True)[0]
