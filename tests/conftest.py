@@ -186,3 +186,21 @@ def start_server(tmp_path: Path) -> Iterator[object]:
     for s in servers:
         if s.proc is not None and s.proc.poll() is None:
             s.stop(signal.SIGKILL)
+
+
+# -- the language model: a local OpenAI-compatible endpoint ---------------------------------
+# tests/llm_server.py: it checks every request (model, messages, bearer key) and answers
+# with a refined text computed from the prompt, or with what the test scripts
+# (fake_llm.status(500).ok(), .timeout(s), .malformed(), ...). Point the app at it with
+# make_settings(..., llm_base_url=fake_llm.base_url, llm_api_key=fake_llm.api_key), or
+# with fake_llm.env() for a `pitchcraft serve` process.
+
+from tests.llm_server import FakeLLM  # noqa: E402
+
+FAKE_LLM_KEY = "sk-fake-llm-0123456789abcdef"
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeLLM]:
+    with FakeLLM(api_key=FAKE_LLM_KEY) as server:
+        yield server

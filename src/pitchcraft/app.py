@@ -27,6 +27,8 @@ from pitchcraft.ingestion import sandbox
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.worker import Worker
 from pitchcraft.middleware import BodyLimit, GuardUnreadableBody, SecurityHeaders, csrf_layer
+from pitchcraft.refine.router import router as refine_router
+from pitchcraft.refine.service import REFINE
 from pitchcraft.search.router import router as search_router
 from pitchcraft.settings import Settings
 from pitchcraft.web.documents import router as documents_pages
@@ -43,9 +45,9 @@ def start_background_work(container: Container) -> Worker:
     if container.embedded_vectors:
         # The embedded index allows one process, so every running job was this
         # process's before it stopped: resume them now instead of after their lease.
-        resumed = queue.release_running(container.db, kinds=(INGEST,))
+        resumed = queue.release_running(container.db, kinds=(INGEST, REFINE))
         if resumed:
-            log.info("resuming %d interrupted ingestion job(s)", resumed)
+            log.info("resuming %d interrupted job(s)", resumed)
         swept = container.documents.sweep_orphans()
         if any(swept.values()):
             log.info("removed orphans left by a crash: %s", swept)
@@ -100,6 +102,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(auth_router)
     app.include_router(documents_router)
     app.include_router(search_router)
+    app.include_router(refine_router)
     app.include_router(pages_router)
     app.include_router(documents_pages)
 
@@ -120,8 +123,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         except Exception:  # the vector backend is down or its files are unusable
             log.warning("health: vector index unusable", exc_info=True)
             vectors, status = "unavailable", "degraded"
+        llm = settings.llm_model if settings.llm_base_url else "none"
         body = HealthOut(
-            status=status, database=database, vectors=vectors, llm="none", version=__version__
+            status=status, database=database, vectors=vectors, llm=llm, version=__version__
         )
         return JSONResponse(body.model_dump(), status_code=200 if status == "ok" else 503)
 

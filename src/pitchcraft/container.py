@@ -18,10 +18,14 @@ from pitchcraft.documents.storage import FileStore
 from pitchcraft.embedding import build_embedder
 from pitchcraft.embedding.base import Embedder, SparseEncoder
 from pitchcraft.embedding.sparse import Bm25Encoder
+from pitchcraft.llm import build_llm
+from pitchcraft.llm.base import LLM
 from pitchcraft.persistence import PathReport, ensure_persistent
+from pitchcraft.refine.service import REFINE, Refine
 from pitchcraft.search.service import Search
 from pitchcraft.settings import Settings
 from pitchcraft.system import stored_jwt_secret
+from pitchcraft.templates.service import Templates
 from pitchcraft.vectors import build_index
 from pitchcraft.vectors.base import VectorIndex
 
@@ -62,6 +66,9 @@ class Container:
     sparse: Lazy[SparseEncoder]
     documents: Documents
     search: Search
+    templates: Templates
+    refine: Refine
+    llm: LLM | None
     path_reports: list[PathReport] = field(default_factory=list)
     worker: object | None = None
 
@@ -72,6 +79,9 @@ class Container:
     def close(self) -> None:
         if self.index.built:
             self.index().close()
+        close_llm = getattr(self.llm, "close", None)
+        if callable(close_llm):
+            close_llm()
         self.db.dispose()
 
 
@@ -116,6 +126,18 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     documents = Documents(db=db, store=store, index=index)
     if settings.clear_documents_on_login:
         accounts.on_login.append(documents.clear_user)
+    search = Search(index=index, embedder=embedder, sparse=sparse)
+    templates = Templates(db)
+    llm = build_llm(settings)
+    refine = Refine(
+        db=db,
+        templates=templates,
+        search=search,
+        embedder=embedder,
+        llm=llm,
+        context_passages=settings.context_passages,
+        context_budget_chars=settings.context_budget_chars,
+    )
     return Container(
         settings=settings,
         db=db,
@@ -125,13 +147,17 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         embedder=embedder,
         sparse=sparse,
         documents=documents,
-        search=Search(index=index, embedder=embedder, sparse=sparse),
+        search=search,
+        templates=templates,
+        refine=refine,
+        llm=llm,
         path_reports=reports,
     )
 
 
 def build_worker(container: Container):  # type: ignore[no-untyped-def]
-    """The ingestion worker for this process (started by `serve` or `pitchcraft worker`)."""
+    """The worker for this process, for ingestion and refine jobs (started by `serve` or
+    `pitchcraft worker`)."""
     from pitchcraft.documents.models import FAILED as DOC_FAILED
     from pitchcraft.documents.models import Document
     from pitchcraft.ingestion.pipeline import Ingestor
@@ -164,12 +190,19 @@ def build_worker(container: Container):  # type: ignore[no-untyped-def]
                 doc.status = DOC_FAILED
                 doc.error = "could not be processed: the worker stopped every time it tried"
 
+    def refine_gave_up(job: Job) -> None:
+        log.warning("refine job %s stopped its worker %d times", job.id, job.attempts - 1)
+
     worker = Worker(
         container.db,
-        {INGEST: Kind(handler=ingest, gave_up=gave_up)},
+        {
+            INGEST: Kind(handler=ingest, gave_up=gave_up),
+            REFINE: Kind(handler=container.refine.run, gave_up=refine_gave_up),
+        },
         concurrency=s.worker_concurrency,
         lease_seconds=s.job_lease_seconds,
     )
     container.documents.notify = worker.wake
+    container.refine.notify = worker.wake
     container.worker = worker
     return worker

@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from pitchcraft import migrate
 from pitchcraft.db import Database
+from pitchcraft.llm import LLMConfigError, describe_llm
 from pitchcraft.persistence import in_container, inspect_paths, read_mounts
 from pitchcraft.settings import Settings
 
@@ -51,8 +52,17 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.extend(_database_checks(settings, db))
 
     checks.append(Check("vectors", True, f"embedded at {settings.qdrant_dir}"))
-    checks.append(Check("llm", True, "none configured (evidence mode)"))
+    checks.append(_llm_check(settings))
     return checks
+
+
+def _llm_check(settings: Settings) -> Check:
+    """The configured model and endpoint; the endpoint is not contacted (a doctor run
+    must not spend tokens or wait on a slow model)."""
+    try:
+        return Check("llm", True, describe_llm(settings))
+    except LLMConfigError as exc:
+        return Check("llm", False, str(exc))
 
 
 def _database_checks(settings: Settings, db: Database) -> list[Check]:

@@ -64,6 +64,17 @@ class Settings(BaseSettings):
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
 
+    # Refine (LLM)
+    llm_base_url: str | None = None
+    llm_api_key: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = Field(default=120, gt=0, le=3600)
+    llm_temperature: float = Field(default=0.4, ge=0, le=2)
+    llm_max_tokens: int = Field(default=1200, ge=16, le=100_000)
+    llm_max_retries: int = Field(default=4, ge=0, le=20)
+    context_budget_chars: int = Field(default=6000, ge=500, le=200_000)
+    context_passages: int = Field(default=8, ge=1, le=50)
+
     # Jobs
     worker_in_process: bool = True
     worker_concurrency: int = Field(default=1, ge=1, le=64)
@@ -80,6 +91,11 @@ class Settings(BaseSettings):
         if value is not None and len(value.encode()) < 32:
             raise ValueError("JWT_SECRET must be at least 32 bytes; leave it unset to generate one")
         return value
+
+    @field_validator("llm_base_url", "llm_api_key")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value or None
 
     @field_validator("database_url")
     @classmethod
