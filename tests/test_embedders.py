@@ -100,6 +100,13 @@ def test_batching_matches_one_by_one(fp32: LocalEmbedder, int8: LocalEmbedder) -
         assert cos(int8.embed_query(text), vector) > 0.95
 
 
+def test_queries_in_a_batch_match_one_by_one(fp32: LocalEmbedder) -> None:
+    batched = fp32.embed_queries(SENTENCES)
+    assert len(batched) == len(SENTENCES) and fp32.embed_queries([]) == []
+    for text, vector in zip(SENTENCES, batched, strict=True):
+        np.testing.assert_allclose(fp32.embed_query(text), vector, atol=2e-5)
+
+
 def test_model_is_loaded_once_per_process(fp32: LocalEmbedder, int8: LocalEmbedder) -> None:
     again = LocalEmbedder("all-MiniLM-L6-v2", quantize="none", batch_size=2)
     assert again.model is fp32.model

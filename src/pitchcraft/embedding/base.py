@@ -26,6 +26,9 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> list[float]:
         """A unit-length vector for a search query."""
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Several short texts at once, on the query path (never waits behind ingestion)."""
+
 
 class SparseEncoder(Protocol):
     def encode_document(self, text: str) -> SparseVec: ...

@@ -212,3 +212,6 @@ class LocalEmbedder:
 
     def embed_query(self, text: str) -> list[float]:
         return self._encode([text], query=True)[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return self._encode(texts, query=True) if texts else []

@@ -150,6 +150,9 @@ class OpenAIEmbedder:
     def embed_query(self, text: str) -> list[float]:
         return self._embed_batch([text])[0]
 
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed_documents(texts)
+
     # -- HTTP ----------------------------------------------------------------------------
 
     def _wait(self, state: RetryCallState) -> float:

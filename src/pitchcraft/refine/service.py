@@ -290,22 +290,15 @@ class Refine:
         started: float,
     ) -> HandlerResult:
         evidence_started = time.perf_counter()
-        embedder = self.embedder()
         sentences_all = evidence.split_sentences(text)
         sentences = sentences_all[: evidence.MAX_SENTENCES]
+        queries = [*sentences, *backgrounds]
+        has_documents = bool(hits)
         pool: list[Passage] = list(passages)
-        vectors: dict[int, list[float]] = {}
-
-        def passage_vector(p: Passage) -> list[float]:
-            if p.n not in vectors:
-                vectors[p.n] = embedder.embed_query(p.text)
-            return vectors[p.n]
-
-        def supporting(query: str, *, limit: int) -> list[evidence.Support]:
-            query_vector = embedder.embed_query(query)
-            found = self.search.search(job.user_id, query, (), limit=limit)
+        found: list[list[Passage]] = []
+        for query in queries if has_documents else []:
             candidates: list[Passage] = []
-            for hit in found:
+            for hit in self.search.search(job.user_id, query, (), limit=4):
                 match = next((p for p in pool if _same_chunk(p, hit)), None)
                 if match is None:
                     if is_duplicate(hit.text, [words(p.text) for p in pool]):
@@ -313,20 +306,26 @@ class Refine:
                     match = Passage.of(hit, n=1000 + len(pool))
                     pool.append(match)
                 candidates.append(match)
-            scored = [
-                evidence.Support(p.n, _cosine(query_vector, passage_vector(p))) for p in candidates
-            ]
-            scored = [s for s in scored if evidence.strength(s.similarity)]
-            return sorted(scored, key=lambda s: s.similarity, reverse=True)[:2]
-
-        has_documents = bool(hits)
+            found.append(candidates)
+        # One batch for every query and passage: how closely each passage says what the
+        # sentence (or background) says, on an absolute scale that fused ranks lack.
+        support: list[list[evidence.Support]] = [[] for _ in queries]
+        if found:
+            vectors = self.embedder().embed_queries([*queries, *(p.text for p in pool)])
+            query_vectors, passage_vectors = vectors[: len(queries)], vectors[len(queries) :]
+            by_n = {p.n: v for p, v in zip(pool, passage_vectors, strict=True)}
+            for i, candidates in enumerate(found):
+                scored = [
+                    evidence.Support(p.n, _cosine(query_vectors[i], by_n[p.n])) for p in candidates
+                ]
+                scored = [x for x in scored if evidence.strength(x.similarity)]
+                support[i] = sorted(scored, key=lambda x: x.similarity, reverse=True)[:2]
         per_sentence = [
-            evidence.SentenceEvidence(s, supporting(s, limit=4) if has_documents else [])
-            for s in sentences
+            evidence.SentenceEvidence(sentence, support[i]) for i, sentence in enumerate(sentences)
         ]
         per_background = [
-            evidence.BackgroundEvidence(b, supporting(b, limit=4) if has_documents else [])
-            for b in backgrounds
+            evidence.BackgroundEvidence(b, support[len(sentences) + i])
+            for i, b in enumerate(backgrounds)
         ]
         # Passages found beyond the prompt's context get numbers after it, in first-use order.
         renamed: dict[int, int] = {p.n: p.n for p in passages}
