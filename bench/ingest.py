@@ -215,9 +215,12 @@ def _free_port() -> int:
 class Server:
     """`python -m pitchcraft serve` on a fresh DATA_DIR, in its own process group."""
 
-    def __init__(self, data_dir: Path, log_path: Path) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
+        self.extra_env = extra_env or {}
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -229,6 +232,7 @@ class Server:
             "CONTAINER_MODE": "no",
             "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
             "LOG_LEVEL": "INFO",
+            **self.extra_env,
         }
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(

@@ -32,6 +32,7 @@ from pitchcraft.refine.service import REFINE
 from pitchcraft.search.router import router as search_router
 from pitchcraft.settings import Settings
 from pitchcraft.web.documents import router as documents_pages
+from pitchcraft.web.refine import router as refine_pages
 from pitchcraft.web.routes import router as pages_router
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,14 @@ def start_background_work(container: Container) -> Worker:
 
 
 def _warm_up(container: Container) -> None:
-    """Load the parser process and the embedding model now, not on the first upload."""
+    """Start the parser process and load the embedding model (its document and query
+    copies) now, not on the first upload or search."""
     try:
         sandbox.warm_up()
-        container.embedder()
+        embedder = container.embedder()
+        if container.settings.embedding_backend == "local":  # a remote one needs no loading
+            embedder.embed_queries(["warm up"])
+            embedder.embed_documents(["warm up"])
     except Exception:  # the first real use reports the problem properly
         log.warning("warm-up failed", exc_info=True)
 
@@ -105,6 +110,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(refine_router)
     app.include_router(pages_router)
     app.include_router(documents_pages)
+    app.include_router(refine_pages)
 
     @app.get(
         "/health", response_model=HealthOut, tags=["health"], responses={503: {"model": HealthOut}}

@@ -1,0 +1,105 @@
+// Result page: Copy buttons (the clipboard API, with a fallback for browsers or pages
+// where it is not allowed) and announcing the job's status to screen readers as the
+// live part of the page is refreshed by htmx. The copy buttons stay hidden without
+// JavaScript, where they could not work.
+(function () {
+  "use strict";
+
+  function ready(fn) {
+    if (document.readyState !== "loading") { fn(); } else { document.addEventListener("DOMContentLoaded", fn); }
+  }
+
+  var live = null;
+  function say(text) {
+    if (!live) { return; }
+    live.textContent = "";
+    window.setTimeout(function () { live.textContent = text; }, 30);
+  }
+
+  function showCopyButtons(root) {
+    Array.prototype.forEach.call((root || document).querySelectorAll("[data-copy]"), function (b) {
+      b.hidden = false;
+    });
+  }
+
+  // The old way, for when navigator.clipboard is missing or refuses.
+  function copyWithSelection(text) {
+    var area = document.createElement("textarea");
+    area.value = text;
+    area.setAttribute("readonly", "");
+    area.className = "copy-buffer";
+    document.body.appendChild(area);
+    area.select();
+    var ok = false;
+    try { ok = document.execCommand("copy"); } catch (ignored) { ok = false; }
+    document.body.removeChild(area);
+    return ok;
+  }
+
+  function selectText(element) {
+    var range = document.createRange();
+    range.selectNodeContents(element);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  function feedback(button, ok) {
+    var label = button.getAttribute("data-label") || button.textContent;
+    button.setAttribute("data-label", label);
+    button.textContent = ok ? "Copied" : "Press Ctrl+C to copy";
+    button.classList.toggle("is-copied", ok);
+    say(ok ? "Copied to the clipboard." : "Copying was not allowed; the text is selected: press Ctrl+C (or ⌘C) to copy it.");
+    window.clearTimeout(button._restore);
+    button._restore = window.setTimeout(function () {
+      button.textContent = label;
+      button.classList.remove("is-copied");
+    }, 2000);
+  }
+
+  function copy(button) {
+    var source = document.getElementById(button.getAttribute("data-copy"));
+    if (!source) { return; }
+    var text = source.textContent;
+    function fallback() {
+      var ok = copyWithSelection(text);
+      if (!ok) { selectText(source); }
+      feedback(button, ok);
+    }
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(function () { feedback(button, true); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  function setupCopy() {
+    showCopyButtons(document);
+    document.addEventListener("click", function (e) {
+      var button = e.target.closest ? e.target.closest("[data-copy]") : null;
+      if (button) { copy(button); }
+    });
+  }
+
+  function setupLive() {
+    var region = document.getElementById("result-live");
+    if (!region) { return; }
+    var last = region.getAttribute("data-announce");
+    document.body.addEventListener("htmx:afterSettle", function (e) {
+      var target = e.detail && e.detail.target;
+      if (!target || target.id !== "result-live") { return; }
+      var current = document.getElementById("result-live") || target;
+      showCopyButtons(current);
+      // Announce changes of status, not every refresh.
+      var now = current.getAttribute("data-announce");
+      if (now && now !== last) { say(now + "."); }
+      last = now;
+    });
+  }
+
+  ready(function () {
+    live = document.getElementById("result-announce");
+    setupCopy();
+    setupLive();
+  });
+})();
