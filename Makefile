@@ -22,8 +22,12 @@ run: install
 	$(VENV)/bin/pitchcraft migrate
 	$(VENV)/bin/pitchcraft serve --host $(HOST) --port $(PORT)
 
+# Three workers on two cores: many tests wait on servers, browsers and subprocesses.
+# Each test file stays on one worker (module-scoped servers and corpora are built once).
+PYTEST_PARALLEL ?= -n 3 --dist loadfile
+
 test: install services
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests

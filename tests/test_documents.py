@@ -231,6 +231,71 @@ def test_malformed_uploads(
     assert leftovers == []
 
 
+def _part(name: str, data: bytes, filename: str | None = None) -> bytes:
+    head = f'--xyz\r\nContent-Disposition: form-data; name="{name}"'
+    if filename is not None:
+        head += f'; filename="{filename}"\r\nContent-Type: application/octet-stream'
+    return head.encode() + b"\r\n\r\n" + data + b"\r\n"
+
+
+# What a browser sends for a file input with no file chosen.
+NO_FILE_CHOSEN = _part("files", b"", "")
+MULTIPART_XYZ = {"content-type": "multipart/form-data; boundary=xyz"}
+
+
+def test_a_file_input_with_no_file_chosen_is_ignored(
+    client: TestClient, settings: Settings
+) -> None:
+    token = register(client)
+    for body in (NO_FILE_CHOSEN, NO_FILE_CHOSEN * 3):
+        r = client.post(
+            "/api/v1/documents/upload",
+            content=body + b"--xyz--\r\n",
+            headers={**auth(token), **MULTIPART_XYZ},
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["code"] == "no_files"
+    assert client.get("/api/v1/documents", headers=auth(token)).json() == []
+    assert [p for p in settings.storage_dir.rglob("*") if p.is_file()] == []
+
+    # Beside real files it is skipped; a chosen file of 0 bytes is still a (failed) document.
+    body = (
+        NO_FILE_CHOSEN
+        + _part("files", TEXT, "note.txt")
+        + NO_FILE_CHOSEN
+        + _part("files", b"", "empty.txt")
+        + b"--xyz--\r\n"
+    )
+    r = client.post(
+        "/api/v1/documents/upload", content=body, headers={**auth(token), **MULTIPART_XYZ}
+    )
+    assert r.status_code == 202, r.text
+    assert [e["filename"] for e in r.json()] == ["note.txt", "empty.txt"]
+    empty = next(e for e in r.json() if e["filename"] == "empty.txt")
+    assert wait_final(client, token, empty["id"])["error"] == "empty document"
+    listed = client.get("/api/v1/documents", headers=auth(token)).json()
+    assert sorted(d["filename"] for d in listed) == ["empty.txt", "note.txt"]
+
+
+def test_the_documents_page_says_when_no_file_was_chosen(client: TestClient) -> None:
+    token = register(client)
+    client.cookies.set("pitchcraft_session", token)
+    client.get("/documents")
+    csrf = client.cookies.get("csrftoken")
+    assert csrf
+    r = client.post(
+        "/documents/upload",
+        content=_part("csrftoken", csrf.encode()) + NO_FILE_CHOSEN + b"--xyz--\r\n",
+        headers={**MULTIPART_XYZ, "accept": "text/html"},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == "/documents?error=no_files"
+    page = client.get(r.headers["location"])
+    assert "No files were received. Choose one or more files and try again." in page.text
+    assert client.get("/api/v1/documents", headers=auth(token)).json() == []
+
+
 def test_users_cannot_see_each_others_documents(client: TestClient) -> None:
     alice = register(client, "alice@example.com")
     bob = register(client, "bob@example.com")

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import IO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from pitchcraft.documents.storage import FileStore, clean_filename
-from pitchcraft.errors import AppError, Invalid, Unsupported
+from pitchcraft.errors import Invalid, Unsupported
+
+FILES_FIELD = b"files"
+CUT_SHORT = "The upload was cut short or is not valid multipart data."
 
 
 @dataclass
@@ -38,6 +41,7 @@ class _Receiver:
         self._header_field = bytearray()
         self._header_value = bytearray()
         self._headers: dict[str, bytes] = {}
+        self.ended = False
 
     def on_part_begin(self) -> None:
         self._headers = {}
@@ -59,8 +63,10 @@ class _Receiver:
     def on_headers_finished(self) -> None:
         _, params = parse_options_header(self._headers.get("content-disposition", b""))
         raw_name = params.get(b"filename")
-        if raw_name is None:
-            return  # a plain form field (e.g. csrftoken): not a file
+        if params.get(b"name") != FILES_FIELD or raw_name is None:
+            return  # a plain form field (e.g. csrftoken) or another part: not a file
+        if raw_name == b"":
+            return  # a file input with no file chosen: browsers send an empty part
         try:
             name = raw_name.decode("utf-8")
         except UnicodeDecodeError:
@@ -98,6 +104,9 @@ class _Receiver:
             f.sha256 = f._hash.hexdigest()
         self._current = None
 
+    def on_end(self) -> None:
+        self.ended = True
+
     def _discard(self, f: IncomingFile) -> None:
         if self._out is not None:
             self._out.close()
@@ -130,40 +139,38 @@ async def receive_files(
     receiver = _Receiver(
         store, user_id, max_bytes=max_bytes, max_files=max_files, limit_text=limit_text
     )
-    parser = MultipartParser(
-        boundary,
-        callbacks={
-            "on_part_begin": receiver.on_part_begin,
-            "on_part_data": receiver.on_part_data,
-            "on_part_end": receiver.on_part_end,
-            "on_header_field": receiver.on_header_field,
-            "on_header_value": receiver.on_header_value,
-            "on_header_end": receiver.on_header_end,
-            "on_headers_finished": receiver.on_headers_finished,
-        },
-        max_header_count=16,
-    )
     try:
+        parser = MultipartParser(
+            boundary,
+            callbacks={
+                "on_part_begin": receiver.on_part_begin,
+                "on_part_data": receiver.on_part_data,
+                "on_part_end": receiver.on_part_end,
+                "on_header_field": receiver.on_header_field,
+                "on_header_value": receiver.on_header_value,
+                "on_header_end": receiver.on_header_end,
+                "on_headers_finished": receiver.on_headers_finished,
+                "on_end": receiver.on_end,
+            },
+            max_header_count=16,
+        )
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
-    except ClientDisconnect:
+    except ValueError as exc:  # python-multipart's parse errors, a boundary too long
+        receiver.abort()
+        raise Invalid(CUT_SHORT, code="bad_multipart") from exc
+    except BaseException:  # an AppError, the client leaving, the body limit, a full disk
         receiver.abort()
         raise
-    except AppError:
-        receiver.abort()
-        raise
-    except Exception as exc:
-        receiver.abort()
-        raise Invalid(
-            "The upload was cut short or is not valid multipart data.", code="bad_multipart"
-        ) from exc
-    unfinished = receiver._current is not None
-    if unfinished:
+    if receiver._current is not None or not receiver.ended:
+        # The last file, or the closing boundary, never came.
         receiver.abort()
         raise Invalid("The upload was cut short before the last file ended.", code="bad_multipart")
     if not receiver.files:
         raise Invalid(
-            "No files in the upload: send one or more parts named `files`.", code="no_files"
+            "No files in the upload: send one or more parts named `files`, each a file"
+            " with a file name.",
+            code="no_files",
         )
     return receiver.files
