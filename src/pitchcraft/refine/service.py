@@ -311,9 +311,10 @@ class Refine:
         # sentence (or background) says, on an absolute scale that fused ranks lack.
         support: list[list[evidence.Support]] = [[] for _ in queries]
         if found:
-            vectors = self.embedder().embed_queries([*queries, *(p.text for p in pool)])
+            needed = list({p.n: p for candidates in found for p in candidates}.values())
+            vectors = self.embedder().embed_queries([*queries, *(p.text for p in needed)])
             query_vectors, passage_vectors = vectors[: len(queries)], vectors[len(queries) :]
-            by_n = {p.n: v for p, v in zip(pool, passage_vectors, strict=True)}
+            by_n = {p.n: v for p, v in zip(needed, passage_vectors, strict=True)}
             for i, candidates in enumerate(found):
                 scored = [
                     evidence.Support(p.n, _cosine(query_vectors[i], by_n[p.n])) for p in candidates
