@@ -20,7 +20,7 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 # The CPU build of torch first: the default wheel from PyPI bundles CUDA (gigabytes).
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
-RUN pip install .
+RUN pip install '.[redis]'
 
 # --- runtime -----------------------------------------------------------------------------
 FROM python:3.11-slim AS runtime

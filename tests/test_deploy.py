@@ -279,10 +279,12 @@ def test_image_sets_the_data_paths_and_runtime_env(image_env: dict[str, str]) ->
 
 def test_image_installs_the_project_from_source(stages: list[Stage]) -> None:
     runs = [args for stage in stages for args in stage.all("RUN")]
-    assert any(re.search(r"pip install (--\S+ )*\.(\s|$)", r) for r in runs), runs
+    # `pip install .` or `pip install '.[extras]'`
+    install = r"pip install (--\S+ )*(\.|[\"']\.\[[\w,]+\][\"'])(\s|$)"
+    project = [i for i, r in enumerate(runs) if re.search(install, r)]
+    assert project, runs
     # torch must come from the CPU index before the project pulls in the CUDA wheel.
     torch = [i for i, r in enumerate(runs) if "torch" in r]
-    project = [i for i, r in enumerate(runs) if re.search(r"pip install (--\S+ )*\.(\s|$)", r)]
     assert torch, "torch is not installed from the CPU index"
     assert "download.pytorch.org/whl/cpu" in runs[torch[0]]
     assert torch[0] < project[0]
@@ -508,3 +510,339 @@ def test_readme_backup_commands_name_the_real_volumes(compose: dict[str, Any]) -
     for volume in named:
         assert volume.removeprefix(f"{project}_") in declared, f"README mounts {volume}"
         assert volume.startswith(f"{project}_"), f"README mounts {volume}"
+
+
+# --- compose.scale.yaml: PostgreSQL, a Qdrant server, API and worker replicas ---------------
+
+SCALE = REPO / "compose.scale.yaml"
+CADDYFILE = REPO / "deploy" / "Caddyfile"
+APP_IMAGE = "pitchcraft:latest"
+# What an operator must set on the host (compose refuses to start without it).
+SCALE_HOST = {"POSTGRES_PASSWORD": "pg-pass-0123"}
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+
+@pytest.fixture(scope="module")
+def scale() -> dict[str, Any]:
+    data = yaml.safe_load(SCALE.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def app_services(compose_file: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run the Pitchcraft image."""
+    return {
+        name: service
+        for name, service in compose_file["services"].items()
+        if service.get("image") == APP_IMAGE or "build" in service
+    }
+
+
+def settings_of(
+    service: dict[str, Any],
+    image_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    host: dict[str, str] = SCALE_HOST,
+) -> Settings:
+    """The Settings a container of this service starts with (image ENV, then compose's)."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for key, value in {**image_env, **compose_environment(service, host)}.items():
+        monkeypatch.setenv(key, value)
+    return Settings(_env_file=None)
+
+
+def healthcheck_of(service: dict[str, Any]) -> dict[str, Any] | None:
+    """The service's own healthcheck, {} when it inherits the image's, None when disabled."""
+    check = service.get("healthcheck")
+    if check is None:
+        return {}
+    if check.get("disable") or check.get("test") in (["NONE"], "NONE"):
+        return None
+    assert isinstance(check, dict)
+    return check
+
+
+def parse_command(name: str, argv: list[str]) -> dict[str, Any]:
+    """The parameters `pitchcraft <name>` gets from argv (fails on an unknown option)."""
+    assert argv[:2] == ["pitchcraft", name], argv
+    command = typer.main.get_command(cli_app)
+    assert isinstance(command, typer.core.TyperGroup)
+    return dict(command.commands[name].make_context(name, list(argv[2:])).params)
+
+
+def test_environment_names_are_real_settings(
+    compose: dict[str, Any], scale: dict[str, Any]
+) -> None:
+    """Settings ignores unknown variables, so a misspelt name would silently do nothing."""
+    for compose_file in (compose, scale):
+        for name, service in app_services(compose_file).items():
+            unknown = set(compose_environment(service, {**SCALE_HOST})) - SETTING_NAMES
+            raw = service.get("environment", {})
+            names = {str(e).partition("=")[0] for e in raw} if isinstance(raw, list) else set(raw)
+            unknown |= names - SETTING_NAMES
+            assert not unknown, f"{name} sets {sorted(unknown)}, which are not settings"
+
+
+def test_scale_builds_the_same_image_under_the_same_project(
+    compose: dict[str, Any], scale: dict[str, Any]
+) -> None:
+    # The same project name: backend_storage is the single-machine install's volume.
+    assert scale.get("name") == compose.get("name")
+    apps = app_services(scale)
+    assert {"api", "worker", "migrate", "migrate-vectors"} <= set(apps)
+    for name, service in apps.items():
+        assert service.get("image") == APP_IMAGE, name
+        build = service.get("build")
+        context = build if isinstance(build, str) else (build or {}).get("context")
+        assert context in {".", "./"}, name
+        if isinstance(build, dict):
+            assert (REPO / build.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
+
+
+def test_scale_volumes_are_declared_used_and_kept_apart(
+    compose: dict[str, Any], scale: dict[str, Any]
+) -> None:
+    declared = set(scale.get("volumes") or {})
+    used: set[str] = set()
+    for name, service in scale["services"].items():
+        for m in volume_mounts(service):
+            if m.named:
+                assert m.source in declared, f"{name} uses volume {m.source}, never declared"
+                used.add(m.source)
+            else:
+                assert (REPO / m.source).resolve().exists(), f"{name} mounts {m.source}: missing"
+    assert declared == used, f"declared but never mounted: {declared - used}"
+    # The Qdrant server's files and the embedded shards are different formats: the server
+    # never gets the single-machine index's volume.
+    qdrant_volumes = {m.source for m in volume_mounts(scale["services"]["qdrant"])}
+    assert COMPOSE_VOLUMES["QDRANT_PATH"] not in qdrant_volumes
+    assert COMPOSE_VOLUMES["STORAGE_PATH"] in declared
+
+
+def test_api_and_worker_share_the_storage_volume_at_storage_path(
+    scale: dict[str, Any], image_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Uploads are written by an api replica and read by whichever worker takes the job."""
+    seen = {}
+    for name in ("api", "worker"):
+        service = scale["services"][name]
+        storage = settings_of(service, image_env, monkeypatch).storage_dir
+        by_target = {Path(m.target): m for m in volume_mounts(service)}
+        mount = by_target.get(storage)
+        assert mount is not None, f"{name}: STORAGE_PATH={storage} is not a volume"
+        assert mount.named and mount.source == COMPOSE_VOLUMES["STORAGE_PATH"], name
+        seen[name] = (mount.source, storage)
+    assert seen["api"] == seen["worker"]
+
+
+def test_api_and_worker_use_postgresql_and_the_qdrant_server(
+    scale: dict[str, Any], image_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    services = scale["services"]
+    pg_env = compose_environment(services["postgres"], SCALE_HOST)
+    for name in ("api", "worker", "migrate"):
+        settings = settings_of(services[name], image_env, monkeypatch)
+        assert settings.database_url, f"{name} has no DATABASE_URL"
+        url = make_url(settings.database_url)
+        assert url.drivername == "postgresql+psycopg"
+        assert (url.host, url.port or 5432) == ("postgres", 5432)
+        assert url.username == pg_env["POSTGRES_USER"]
+        assert url.password == pg_env["POSTGRES_PASSWORD"] == SCALE_HOST["POSTGRES_PASSWORD"]
+        assert url.database == pg_env["POSTGRES_DB"]
+        assert settings.qdrant_url == "http://qdrant:6333", name
+    api = settings_of(services["api"], image_env, monkeypatch)
+    assert api.worker_in_process is False, "the api replicas must leave jobs to the workers"
+    assert api.rate_limit_storage_url.startswith("redis://redis:"), "one count for all replicas"
+    for name in ("api", "worker"):
+        # Only the migrate service changes the schema.
+        assert settings_of(services[name], image_env, monkeypatch).auto_migrate is False
+
+
+def test_no_running_service_uses_the_embedded_index(
+    scale: dict[str, Any], image_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Qdrant Edge shards can be opened by one process only: replicas must use the server."""
+    for name, service in app_services(scale).items():
+        settings = settings_of(service, image_env, monkeypatch)
+        assert settings.qdrant_url, f"{name} would open the embedded index"
+        targets = {Path(m.target) for m in volume_mounts(service)}
+        sources = {m.source for m in volume_mounts(service)}
+        if service.get("profiles"):
+            continue  # a one-off tool, checked below
+        assert settings.qdrant_dir not in targets, name
+        assert COMPOSE_VOLUMES["QDRANT_PATH"] not in sources, name
+    # The one service that reads the old shards copies them into the server, on demand.
+    tool = scale["services"]["migrate-vectors"]
+    assert tool.get("profiles"), "migrate-vectors must not start with `up`"
+    assert tool.get("restart") == "no"
+    assert parse_command("migrate-vectors", tool["command"]) is not None
+    settings = settings_of(tool, image_env, monkeypatch)
+    mounts = {Path(m.target): m.source for m in volume_mounts(tool)}
+    assert mounts == {settings.qdrant_dir: COMPOSE_VOLUMES["QDRANT_PATH"]}
+
+
+def test_scale_start_order(scale: dict[str, Any]) -> None:
+    services = scale["services"]
+    expected = {
+        "migrate": {"postgres": "service_healthy"},
+        "api": {
+            "migrate": "service_completed_successfully",
+            "postgres": "service_healthy",
+            "qdrant": "service_healthy",
+            "redis": "service_healthy",
+        },
+        "worker": {
+            "migrate": "service_completed_successfully",
+            "postgres": "service_healthy",
+            "qdrant": "service_healthy",
+        },
+        "proxy": {"api": "service_healthy"},
+        "migrate-vectors": {"qdrant": "service_healthy"},
+    }
+    for name, needs in expected.items():
+        depends = services[name].get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
+        assert {k: v["condition"] for k, v in depends.items()} == needs, name
+    for service in services.values():
+        for target, spec in (service.get("depends_on") or {}).items():
+            if spec["condition"] == "service_healthy":
+                assert healthcheck_of(services[target]) is not None, f"{target} has no check"
+            if spec["condition"] == "service_completed_successfully":
+                assert services[target].get("restart") == "no", f"{target} is not one-shot"
+
+
+def test_scale_health_checks(scale: dict[str, Any], final: Stage, cmd_port: int) -> None:
+    services = scale["services"]
+    for name in ("postgres", "qdrant", "redis", "proxy"):
+        check = healthcheck_of(services[name])
+        assert check and check.get("test"), f"{name} has no health check"
+    # api: the image's check (it asks :cmd_port/health) applies, and api serves there.
+    assert healthcheck_of(services["api"]) == {}
+    assert final.last("HEALTHCHECK") is not None
+    assert parse_command("serve", services["api"]["command"])["port"] == cmd_port
+    # The others run no HTTP server: inheriting the image's check would mark them unhealthy.
+    for name in ("worker", "migrate", "migrate-vectors"):
+        assert healthcheck_of(services[name]) is None, f"{name} inherits the HTTP check"
+
+
+def test_scale_commands_replicas_and_ports(scale: dict[str, Any]) -> None:
+    services = scale["services"]
+    serve = parse_command("serve", services["api"]["command"])
+    assert serve["host"] == ALL_INTERFACES
+    assert serve["forwarded_allow_ips"], "behind the proxy, client addresses come forwarded"
+    parse_command("worker", services["worker"]["command"])
+    parse_command("migrate", services["migrate"]["command"])
+    for name in ("api", "worker"):
+        assert int(services[name]["deploy"]["replicas"]) >= 2, name
+        assert "container_name" not in services[name], f"{name}: replicas need generated names"
+    # Replicas cannot all publish one host port: only the proxy is reachable from outside.
+    published = {name for name, s in services.items() if s.get("ports")}
+    assert published == {"proxy"}
+    assert 80 in container_ports(services["proxy"])
+
+
+def test_caddy_balances_over_every_api_replica(scale: dict[str, Any]) -> None:
+    proxy = scale["services"]["proxy"]
+    mounts = {m.target: m.source for m in volume_mounts(proxy)}
+    assert (REPO / mounts["/etc/caddy/Caddyfile"]).resolve() == CADDYFILE
+    text = "\n".join(
+        line.split("#", 1)[0] for line in CADDYFILE.read_text().splitlines()
+    )  # without comments
+    dynamic = re.search(r"dynamic a \{([^}]*)\}", text)
+    assert dynamic, "the proxy does not look the api replicas up"
+    options = dict(line.split(None, 1) for line in dynamic[1].strip().splitlines())
+    port = parse_command("serve", scale["services"]["api"]["command"])["port"]
+    assert options["name"].strip() == "api" and "api" in scale["services"]
+    assert int(options["port"]) == port
+    # The proxy's health check asks the site the Caddyfile answers it on.
+    health = re.search(r":(\d+) \{\s*respond (/\S+) \"ok\" 200", text)
+    assert health, "no health endpoint in the Caddyfile"
+    check = healthcheck_of(proxy)
+    assert check is not None
+    assert f"http://127.0.0.1:{health[1]}{health[2]}" in check["test"]
+
+
+class _Ready(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/readyz" else 404)
+        self.end_headers()
+        self.wfile.write(b"all shards are ready")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_qdrant_health_check_asks_readyz(scale: dict[str, Any]) -> None:
+    """Run the check's own script (bash, no curl) against a stand-in: 200 passes, 503 fails."""
+    check = healthcheck_of(scale["services"]["qdrant"])
+    assert check is not None
+    argv = check["test"]
+    assert argv[:3] == ["CMD", "bash", "-c"]
+    script = argv[3]
+    assert "/dev/tcp/127.0.0.1/6333" in script and "/readyz" in script
+    server = HTTPServer(("127.0.0.1", 0), _Ready)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    local = script.replace("/6333", f"/{server.server_address[1]}")
+    try:
+        for status, passes in ((200, True), (503, False)):
+            _Ready.status = status
+            done = subprocess.run(["bash", "-c", local], capture_output=True, timeout=30)
+            assert (done.returncode == 0) == passes, (status, done.stderr)
+    finally:
+        _Ready.status = 200
+        server.shutdown()
+        server.server_close()
+
+
+def test_qdrant_server_version_suits_the_client(scale: dict[str, Any]) -> None:
+    """qdrant-client works with servers within one minor version of its own."""
+    from importlib.metadata import version
+
+    tag = scale["services"]["qdrant"]["image"].rsplit(":", 1)[1]
+    server = re.fullmatch(r"v(\d+)\.(\d+)\.\d+", tag)
+    assert server, f"pin the Qdrant server to a release, not {tag!r}"
+    client = version("qdrant-client").split(".")
+    assert int(server[1]) == int(client[0])
+    assert abs(int(server[2]) - int(client[1])) <= 1, (tag, version("qdrant-client"))
+
+
+def test_replicas_share_one_jwt_secret(
+    scale: dict[str, Any], image_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set on the host, every replica gets it; unset, none has one of its own: the first to
+    start stores a generated one in PostgreSQL and all read it (system.py)."""
+    services = scale["services"]
+    secret = "k" * 40
+    for name in ("api", "worker"):
+        host = {**SCALE_HOST, "JWT_SECRET": secret}
+        assert settings_of(services[name], image_env, monkeypatch, host).jwt_secret == secret
+        assert settings_of(services[name], image_env, monkeypatch).jwt_secret is None
+
+
+def test_every_path_the_guard_checks_is_a_volume(
+    scale: dict[str, Any], image_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("api", "worker", "migrate"):
+        service = scale["services"][name]
+        paths = settings_of(service, image_env, monkeypatch).data_paths()
+        targets = {Path(m.target) for m in volume_mounts(service) if m.named}
+        for setting, path in paths.items():
+            assert path in targets, f"{name}: {setting}={path} is not a volume"
+
+
+def test_the_image_has_the_redis_client_the_scale_file_needs(
+    scale: dict[str, Any], stages: list[Stage]
+) -> None:
+    uses_redis = any(
+        str(s.get("environment", {}).get("RATE_LIMIT_STORAGE_URL", "")).startswith("redis")
+        for s in app_services(scale).values()
+    )
+    assert uses_redis
+    runs = " ".join(args for stage in stages for args in stage.all("RUN"))
+    assert re.search(r"pip install (--\S+ )*[\"']?\.\[[^\]]*\bredis\b", runs), runs

@@ -103,7 +103,7 @@ def worker(
         int | None, typer.Option(help="Jobs run at once (WORKER_CONCURRENCY).")
     ] = None,
 ) -> None:
-    """Run ingestion jobs in this process, beside `serve` replicas (needs QDRANT_URL)."""
+    """Run ingestion and refine jobs in this process, beside `serve` replicas (needs QDRANT_URL)."""
     import signal
     import threading
 
@@ -146,6 +146,36 @@ def reindex(
     except LookupError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"Queued {count} document(s) for re-indexing.")
+
+
+@app.command("migrate-vectors")
+def migrate_vectors(
+    replace: Annotated[
+        bool,
+        typer.Option(
+            help="Delete each user's collection on the server before copying it (drops "
+            "points the embedded index does not have)."
+        ),
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="Points per request.")] = 256,
+) -> None:
+    """Copy the embedded vector index (QDRANT_PATH) into the Qdrant server at QDRANT_URL.
+
+    Stop `pitchcraft serve` first: it owns the embedded shards. Ids, vectors and payloads are
+    copied as they are and every collection is verified; running it again is safe.
+    """
+    from pitchcraft.vectors.migrate import MigrationError, migrate_from_settings
+
+    settings = _settings()
+    _configure_logging("WARNING")
+    try:
+        report = migrate_from_settings(settings, replace=replace, batch=batch, progress=typer.echo)
+    except MigrationError as exc:
+        raise _fail(str(exc)) from exc
+    for line in report.summary():
+        typer.echo(line)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -261,6 +291,64 @@ def import_legacy(
     typer.echo(f"Imported from {path}:")
     for line in report.lines():
         typer.echo(f"  {line}")
+
+
+@app.command()
+def backup(
+    out: Annotated[
+        str,
+        typer.Argument(
+            help="Archive to write: NAME.tar, NAME.tar.gz (compressed), a directory (a dated "
+            "name inside), or - for standard output."
+        ),
+    ],
+) -> None:
+    """Write a consistent archive of the database, stored files and vectors.
+
+    Safe while the server runs. Never overwrites a file; a failed backup leaves no archive.
+    """
+    from pitchcraft.backup import BackupError, create_backup
+
+    settings = _settings()
+    to_stdout = out == "-"
+    if to_stdout and sys.stdout.isatty():
+        raise _fail("Refusing to write an archive to a terminal: redirect it, e.g. `> backup.tar`.")
+    try:
+        if to_stdout:
+            report = create_backup(settings, stream=sys.stdout.buffer)
+        else:
+            report = create_backup(settings, Path(out))
+    except BackupError as exc:
+        raise _fail(str(exc)) from exc
+    for line in report.lines():
+        typer.echo(line, err=to_stdout)
+
+
+@app.command()
+def restore(
+    archive: Annotated[
+        str, typer.Argument(help="An archive made by `pitchcraft backup`, or - for standard input.")
+    ],
+) -> None:
+    """Fill an empty data location from a backup archive (stop the server first).
+
+    Every checksum is verified before anything is written; a location that holds data is
+    refused. Migrates the database, checks the vectors and re-queues what needs re-indexing.
+    """
+    from pitchcraft.backup import BackupError, restore_backup
+
+    settings = _settings()
+    if archive == "-" and sys.stdin.isatty():
+        raise _fail("Give an archive on standard input, e.g. `< backup.tar`.")
+    try:
+        if archive == "-":
+            report = restore_backup(settings, stream=sys.stdin.buffer)
+        else:
+            report = restore_backup(settings, Path(archive))
+    except BackupError as exc:
+        raise _fail(str(exc)) from exc
+    for line in report.lines():
+        typer.echo(line)
 
 
 def main() -> None:

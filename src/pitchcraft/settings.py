@@ -154,7 +154,9 @@ class Settings(BaseSettings):
 
     def data_paths(self) -> dict[str, Path]:
         """The directories that must persist, by the setting that names them."""
-        paths = {"STORAGE_PATH": self.storage_dir, "QDRANT_PATH": self.qdrant_dir}
+        paths = {"STORAGE_PATH": self.storage_dir}
+        if not self.qdrant_url:  # with a Qdrant server the vectors live there, not here
+            paths["QDRANT_PATH"] = self.qdrant_dir
         if self.uses_sqlite and not self.database_url:
             paths = {"DB_PATH": self.db_dir, **paths}
         return paths

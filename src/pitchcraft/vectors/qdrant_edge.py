@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 RRF_K = 2
 CONFIG_FILE = "edge_config.json"
 UPSERT_BATCH = 256
+# A shard directory under the root: collection_name(user_id).
+_SHARD_DIR = re.compile(r"user_(\d+)_documents")
 
 # Run in a child process by `optimize`: open the shard (its persisted config applies),
 # optimise, flush and close. Niced, so HNSW building yields the CPU to the web server.
@@ -419,6 +422,51 @@ class EdgeIndex:
         finally:
             self._release_exclusive(user_id, reopened)
 
+    # -- reading every point back (`pitchcraft migrate-vectors`) --------------------------
+
+    def user_ids(self) -> list[int]:
+        """The users that have a shard under the root, ascending. Opens nothing."""
+        if not self.root.is_dir():
+            return []
+        found = []
+        for entry in self.root.iterdir():
+            match = _SHARD_DIR.fullmatch(entry.name)
+            user_id = int(match[1]) if match else None
+            # Exactly the name shard_path gives (not "user_07_…"), with a shard in it.
+            if (
+                user_id is not None
+                and entry == self.shard_path(user_id)
+                and (entry / CONFIG_FILE).is_file()
+            ):
+                found.append(user_id)
+        return sorted(found)
+
+    def iter_points(self, user_id: int, batch: int = UPSERT_BATCH) -> Iterator[list[IndexPoint]]:
+        """Every point of the user's shard, ids, dense and sparse vectors and payload, in
+        pages of at most `batch` (scrolled in point-id order). Nothing when there is no shard.
+
+        The shard is checked out per page, so other operations on the user are not held up
+        between pages; a page sees the writes made before it. A caller that needs one
+        consistent copy keeps writers away meanwhile (migrate-vectors runs with the server
+        stopped). Raises ValueError for a point this version could not write back unchanged.
+        """
+        if batch < 1:
+            raise ValueError("batch must be positive")
+        offset: qe.PointId | None = None
+        while True:
+            with self._shard(user_id) as shard:
+                if shard is None:
+                    return
+                records, offset = shard.scroll(
+                    qe.ScrollRequest(
+                        offset=offset, limit=batch, with_payload=True, with_vector=True
+                    )
+                )
+            if records:
+                yield [_index_point(record) for record in records]
+            if offset is None:
+                return
+
     def search(
         self,
         user_id: int,
@@ -499,6 +547,48 @@ class EdgeIndex:
             SPARSE: qe.SparseVector(list(p.sparse.indices), [float(v) for v in p.sparse.values]),
         }
         return qe.Point(p.id, vectors, payload_of(p))
+
+
+def _index_point(record: qe.Record) -> IndexPoint:
+    """A stored point as the port's IndexPoint; refuses one that would not round-trip."""
+    vectors = record.vector
+    if not isinstance(vectors, dict):
+        raise ValueError(f"point {record.id} has no named vectors")
+    stored_dense = vectors.get(DENSE)
+    if not isinstance(stored_dense, list):
+        raise ValueError(f"point {record.id} has no {DENSE!r} vector")
+    dense: list[float] = []
+    for x in stored_dense:
+        if not isinstance(x, float | int):  # a multivector: not something this app writes
+            raise ValueError(f"point {record.id} has a {DENSE!r} vector of another shape")
+        dense.append(float(x))
+    stored_sparse = vectors.get(SPARSE)
+    if stored_sparse is None:  # an empty sparse vector is not stored at all
+        sparse = SparseVec([], [])
+    elif isinstance(stored_sparse, qe.SparseVector):
+        sparse = SparseVec(list(stored_sparse.indices), [float(v) for v in stored_sparse.values])
+    else:
+        raise ValueError(f"point {record.id} has a {SPARSE!r} vector that is not sparse")
+    payload = record.payload or {}
+    page, section = payload.get("page"), payload.get("section")
+    point = IndexPoint(
+        id=str(record.id),
+        dense=dense,
+        sparse=sparse,
+        document_id=str(payload.get(DOCUMENT_ID, "")),
+        filename=str(payload.get("filename", "")),
+        page=int(page) if page is not None else None,
+        section=str(section) if section is not None else None,
+        chunk_index=int(payload.get("chunk_index", 0)),
+        text=str(payload.get("text", "")),
+    )
+    if payload_of(point) != payload:
+        # Copying it through IndexPoint would change or drop payload fields.
+        raise ValueError(
+            f"point {record.id} has a payload this version does not write "
+            f"(fields {sorted(payload)}); it cannot be copied unchanged"
+        )
+    return point
 
 
 def _document_filter(document_id: str) -> qe.Filter:
