@@ -26,7 +26,13 @@ from pitchcraft.documents.service import INGEST
 from pitchcraft.ingestion import sandbox
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.worker import Worker
-from pitchcraft.middleware import BodyLimit, GuardUnreadableBody, SecurityHeaders, csrf_layer
+from pitchcraft.middleware import (
+    ApiCors,
+    BodyLimit,
+    GuardUnreadableBody,
+    SecurityHeaders,
+    csrf_layer,
+)
 from pitchcraft.refine.router import router as refine_router
 from pitchcraft.refine.service import REFINE
 from pitchcraft.search.router import router as search_router
@@ -156,8 +162,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         html: str = page.render(status=status, detail=detail, user=None)
         return html.encode()
 
+    # The last added is the outermost: security headers on every answer, CORS headers on
+    # those of the other layers too (a 413 the browser's script can read).
     app.add_middleware(csrf_layer(settings, container, render_error_page))
     app.add_middleware(GuardUnreadableBody)
-    app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, limit_for=limit_for)
+    if settings.cors_origins:
+        app.add_middleware(ApiCors, origins=settings.cors_origins)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -10,8 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from pitchcraft.errors import AppError
+from pitchcraft.middleware import security_headers
 from pitchcraft.web.session import session_user
 
 log = logging.getLogger("pitchcraft.errors")
@@ -75,6 +77,20 @@ def error_response(
     return JSONResponse({"detail": detail, "code": code}, status_code=status, headers=headers)
 
 
+PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path: Starlette's 405 names only those of the
+    first route that matched the path, while FastAPI makes one route per method."""
+    allowed = []
+    for method in PROBED_METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts)
@@ -119,9 +135,11 @@ def install(app: FastAPI) -> None:
             detail = "Nothing exists at this address."
         if detail == "There was an error parsing the body":
             detail = "The request body could not be read (it must be UTF-8 JSON)."
+        headers = getattr(exc, "headers", None)
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed here."
-        return error_response(request, exc.status_code, detail, code, getattr(exc, "headers", None))
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return error_response(request, exc.status_code, detail, code, headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -129,6 +147,10 @@ def install(app: FastAPI) -> None:
         log.exception(
             "unhandled error on %s %s (request %s)", request.method, request.url.path, rid
         )
-        return error_response(
+        response = error_response(
             request, 500, "Something went wrong on our side; it has been logged.", "internal_error"
         )
+        # This answer is sent from outside every middleware, SecurityHeaders included.
+        for key, value in security_headers(request.scope["path"]):
+            response.headers.setdefault(key.decode(), value.decode())
+        return response

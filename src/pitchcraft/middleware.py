@@ -9,7 +9,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Any, cast
 
 from asgi_csrf import asgi_csrf
 from itsdangerous import BadData
@@ -74,19 +74,27 @@ class BodyLimit:
                 return
 
         received = 0
-        started = False
+        started = exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             msg: Message = await receive()
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise _BodyTooLarge
             return msg
 
         async def tracking_send(msg: Message) -> None:
             nonlocal started
+            if exceeded:
+                # The app caught the exception and answers on its own (FastAPI turns any
+                # error while reading a JSON or form body into a 400): the answer is a 413.
+                if msg["type"] == "http.response.start" and not started:
+                    started = True
+                    await _send_json(send, 413, message, "too_large")
+                return
             if msg["type"] == "http.response.start":
                 started = True
             await send(msg)
@@ -138,9 +146,20 @@ DOCS_CSP = (
     b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     b"img-src 'self' data:; frame-ancestors 'none'"
 )
+DOCS_PATHS = {"/docs", "/redoc"}
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (the CSP depends on the page)."""
+    csp = DOCS_CSP if path in DOCS_PATHS else PAGE_CSP
+    return [*SECURITY_HEADERS, (b"content-security-policy", csp)]
 
 
 class SecurityHeaders:
+    """Outermost layer, so that every answer carries the headers: the app's, and those the
+    other layers send themselves (413, 400, CSRF refusals, CORS preflights). Responses of
+    Starlette's last-resort 500 handler get them in errors_http."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -148,18 +167,45 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = DOCS_CSP if scope["path"] in {"/docs", "/redoc"} else PAGE_CSP
+        wanted = security_headers(scope["path"])
 
         async def with_headers(msg: Message) -> None:
             if msg["type"] == "http.response.start":
                 present = {k.lower() for k, _ in msg.get("headers", [])}
-                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in present]
-                if b"content-security-policy" not in present:
-                    extra.append((b"content-security-policy", csp))
+                extra = [(k, v) for k, v in wanted if k not in present]
                 msg = {**msg, "headers": [*msg.get("headers", []), *extra]}
             await send(msg)
 
         await self.app(scope, receive, with_headers)
+
+
+class ApiCors:
+    """CORS for ALLOWED_ORIGINS, on the JSON API only (and /health): the pages are signed in
+    by cookie and carry CSRF tokens, so no other site's script may read them.
+
+    Only the listed origins get CORS headers and answered preflights. With `*` any origin
+    may read, but never with credentials; the API authenticates by bearer token anyway."""
+
+    def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        any_origin = "*" in origins
+        self.cors: Any = CORSMiddleware(
+            cast(Any, app),
+            allow_origins=["*"] if any_origin else origins,
+            allow_credentials=not any_origin,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Total-Count", "Retry-After"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _skip_csrf(scope):  # /api/… and /health
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def _human(n: int) -> str:

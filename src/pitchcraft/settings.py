@@ -82,6 +82,8 @@ class Settings(BaseSettings):
 
     # HTTP
     max_request_kb: int = Field(default=1024, ge=1)
+    # Comma-separated origins allowed to call the API from a browser (CORS); empty: none.
+    allowed_origins: str = ""
     auto_migrate: bool = True
     log_level: str = "INFO"
 
@@ -96,6 +98,20 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: str) -> str:
+        for origin in _split_origins(value):
+            if origin == "*":
+                continue
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in {"http", "https"} or not sep or not rest or "/" in rest:
+                raise ValueError(
+                    f"ALLOWED_ORIGINS: {origin!r} is not an origin; write each as "
+                    "scheme://host[:port], without a path or a trailing slash, or *"
+                )
+        return value
 
     @field_validator("database_url")
     @classmethod
@@ -152,6 +168,11 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{self.sqlite_file.resolve()}"
 
+    @property
+    def cors_origins(self) -> list[str]:
+        """ALLOWED_ORIGINS as a list; empty means no cross-origin access at all."""
+        return _split_origins(self.allowed_origins)
+
     def data_paths(self) -> dict[str, Path]:
         """The directories that must persist, by the setting that names them."""
         paths = {"STORAGE_PATH": self.storage_dir}
@@ -160,3 +181,8 @@ class Settings(BaseSettings):
         if self.uses_sqlite and not self.database_url:
             paths = {"DB_PATH": self.db_dir, **paths}
         return paths
+
+
+def _split_origins(value: str) -> list[str]:
+    # Browsers send the Origin header in lower case; scheme and host are case-insensitive.
+    return [o.strip().lower() for o in value.split(",") if o.strip()]

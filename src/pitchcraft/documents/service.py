@@ -117,7 +117,7 @@ class Documents:
 
     def get(self, user_id: int, document_id: str) -> Document:
         with self.db.session() as s:
-            doc = s.get(Document, document_id)
+            doc = s.get(Document, document_id) if _possible_id(document_id) else None
         if doc is None or doc.user_id != user_id:
             raise NotFound("No such document.", code="document_not_found")
         return doc
@@ -125,7 +125,7 @@ class Documents:
     def delete(self, user_id: int, document_id: str) -> None:
         """Row first (its ingestion job goes with it), then vectors, then the file."""
         with self.db.session() as s:
-            doc = s.get(Document, document_id)
+            doc = s.get(Document, document_id) if _possible_id(document_id) else None
             if doc is None or doc.user_id != user_id:
                 raise NotFound("No such document.", code="document_not_found")
             key = doc.storage_key
@@ -146,9 +146,16 @@ class Documents:
             log.info("cleared %d documents of user %d at sign-in", len(keys), user_id)
         return len(keys)
 
-    def sweep_orphans(self, *, min_age_s: float = 600) -> dict[str, int]:
+    def sweep_orphans(self, *, min_age_s: float = 0) -> dict[str, int]:
         """Remove what a crash can leave behind: temp uploads, files without a row,
-        vectors of documents that no longer exist."""
+        vectors of documents that no longer exist.
+
+        At start-up with the embedded index (the only caller) this process is the only one
+        and serves nothing yet, so every file without a row is an orphan, however young: a
+        grace period would keep what a crash just before a restart left behind until the
+        next restart. A caller that sweeps while uploads may be in flight (another replica,
+        a periodic sweep) passes `min_age_s`, since a young file may belong to an upload
+        being committed right now."""
         with self.db.session() as s:
             rows = s.execute(select(Document.id, Document.user_id, Document.storage_key)).all()
             user_ids = list(s.scalars(select(User.id)))
@@ -157,11 +164,10 @@ class Documents:
         for r in rows:
             docs_by_user.setdefault(r.user_id, set()).add(r.id)
         files = 0
-        # Young files may belong to an upload another replica is committing right now.
         cutoff = time.time() - min_age_s
         for key, path in list(self.store.keys()):
             orphan = path.name.endswith(PART_SUFFIX) or key not in known_keys
-            if orphan and path.stat().st_mtime < cutoff:
+            if orphan and (min_age_s <= 0 or path.stat().st_mtime < cutoff):
                 path.unlink(missing_ok=True)
                 files += 1
         vectors = 0
@@ -171,3 +177,8 @@ class Documents:
                 index.delete_document(user_id, doc_id)
                 vectors += 1
         return {"files": files, "vector_documents": vectors}
+
+
+def _possible_id(document_id: str) -> bool:
+    """An id from an address can hold anything; a NUL would make PostgreSQL fail the query."""
+    return len(document_id) <= 64 and "\x00" not in document_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -62,6 +63,24 @@ class Ingestor:
     def run(self, job: Job, heartbeat: Callable[[float], bool]) -> Outcome:
         assert job.document_id is not None
         doc_id = job.document_id
+        try:
+            return self._run(doc_id, heartbeat)
+        except Cancelled:  # the row went away between two steps
+            return Outcome("cancelled")
+        except Exception as exc:
+            # The worker fails the job (and logs it); the document must not stay
+            # "processing" for ever, nor keep the passages of a half-done run.
+            with contextlib.suppress(Exception):
+                self._finish(
+                    doc_id,
+                    status=FAILED,
+                    error=f"could not be processed: unexpected error ({type(exc).__name__})",
+                )
+            with contextlib.suppress(Exception):
+                self.index().delete_document(job.user_id, doc_id)
+            raise
+
+    def _run(self, doc_id: str, heartbeat: Callable[[float], bool]) -> Outcome:
         doc = self._start(doc_id)
         if doc is None:
             return Outcome("cancelled")
@@ -83,6 +102,16 @@ class Ingestor:
         except ParseFailure as exc:
             self._finish(doc_id, status=FAILED, error=str(exc))
             return Outcome("failed", str(exc))
+        except (EOFError, OSError) as exc:
+            # No parser process could be started or reached (its forkserver was stopped
+            # with the server, or killed): not the document's fault. Leave the job to be
+            # claimed again (after its lease, or at the next start); MAX_ATTEMPTS bounds it.
+            log.warning(
+                "reading document %s was interrupted (%s); it will be retried",
+                doc_id,
+                type(exc).__name__,
+            )
+            return Outcome("lost")
         self._update(
             doc_id, pages=parsed.pages, notes="; ".join(parsed.notes) or None, progress=0.05
         )

@@ -148,7 +148,8 @@ class Refine:
 
     def get(self, user_id: int, job_id: str) -> Job:
         with self.db.session() as s:
-            job = s.get(Job, job_id) if len(job_id) <= 64 else None
+            # No id has a NUL (which PostgreSQL cannot even compare): not found, not a 500.
+            job = s.get(Job, job_id) if len(job_id) <= 64 and "\x00" not in job_id else None
             if job is None or job.user_id != user_id or job.kind != REFINE:
                 raise NotFound("No such job.", code="job_not_found")
             s.expunge(job)

@@ -1,0 +1,120 @@
+"""Fusing the dense and the sparse candidates into one ranking — shared by both adapters.
+
+Both vector adapters (Qdrant Edge and a Qdrant server) fetch the two candidate lists
+(dense MiniLM nearest neighbours and BM25 matches) and call `fuse`, so they rank and
+score alike by construction.
+
+1. Identical passages count once per list. The same text often sits in several places (a
+   copy of a file, a section a handbook repeats, the same slide in two decks). Left in, each
+   copy takes a rank of its own and pushes every other candidate of that list down; here a
+   passage's copies are merged, keep the best rank the passage reached, and are returned
+   as the copy that reached it.
+2. Weighted reciprocal rank fusion, with the formula a Qdrant server uses for
+   ``Rrf(k, weights)``: a candidate at (0-based) rank r of a list of weight w scores
+   1 / ((r + 1) / w + k - 1); the scores of both lists are added. BM25 gets the larger
+   weight: on the retrieval dev set (bench/README.md) it finds more answers on its own
+   than the small English embedding model, which still adds paraphrases and synonyms.
+3. Near-duplicates are collapsed: a result whose words overlap a better-ranked result's
+   by at least `NEAR_DUPLICATE` (Jaccard over lower-cased word sets) is dropped, so that
+   the first results are different passages — not an OCR'd scan and the text layer of the
+   same page, or one passage repeated with slightly different chunk boundaries.
+   Consecutive overlapping chunks of a page share only their overlap and are kept: the
+   answer is often in the neighbour of the best-scoring chunk.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from pitchcraft.vectors.base import Hit
+
+# Candidates fetched from each list: at least this many, and 4x the results asked for.
+CANDIDATES = 50
+# Reciprocal rank fusion constant (2, as a Qdrant server's RRF uses by default).
+RRF_K = 2
+DENSE_WEIGHT = 1.0
+SPARSE_WEIGHT = 1.5
+# Word-set Jaccard from which a result counts as a near-duplicate of a better one.
+NEAR_DUPLICATE = 0.7
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def candidates_for(limit: int) -> int:
+    """How many candidates each list should deliver for `limit` fused results."""
+    return max(CANDIDATES, 4 * limit)
+
+
+def rrf_score(rank: int, weight: float, k: int = RRF_K) -> float:
+    """Weighted RRF contribution of a 0-based `rank` (Qdrant's formula; 1/(k + rank) at
+    weight 1)."""
+    if weight <= 0:
+        return 0.0
+    return 1.0 / ((rank + 1) / weight + k - 1)
+
+
+@dataclass
+class _Passage:
+    hit: Hit  # the copy that reached the best rank
+    best: float  # its best single-list contribution (which copy represents the passage)
+    score: float
+    order: int  # first appearance, for a stable tie-break
+    words: frozenset[str] | None = None  # computed only for the passages compared
+
+    def word_set(self) -> frozenset[str]:
+        if self.words is None:
+            self.words = frozenset(_WORD.findall(self.hit.text.casefold()))
+        return self.words
+
+
+def fuse(
+    dense: Sequence[Hit],
+    sparse: Sequence[Hit],
+    limit: int,
+    *,
+    weights: tuple[float, float] = (DENSE_WEIGHT, SPARSE_WEIGHT),
+    k: int = RRF_K,
+    near_duplicate: float = NEAR_DUPLICATE,
+) -> list[Hit]:
+    """The fused top `limit` of two candidate lists (each best first), scored by RRF."""
+    if limit < 1:
+        return []
+    passages: dict[str, _Passage] = {}
+    for hits, weight in ((dense, weights[0]), (sparse, weights[1])):
+        seen: set[str] = set()
+        rank = 0
+        for hit in hits:
+            # Chunking normalises whitespace, so copies of a passage have the same text.
+            key = hit.text or f"\0{hit.document_id}:{hit.chunk_index}"
+            if key in seen:
+                continue  # another copy of a passage already ranked in this list
+            seen.add(key)
+            contribution = rrf_score(rank, weight, k)
+            rank += 1
+            passage = passages.get(key)
+            if passage is None:
+                passages[key] = _Passage(hit, contribution, contribution, len(passages))
+                continue
+            passage.score += contribution
+            if contribution > passage.best:
+                passage.hit, passage.best = hit, contribution
+    ranked = sorted(passages.values(), key=lambda p: (-p.score, p.order))
+    kept: list[_Passage] = []
+    for passage in ranked:
+        if near_duplicate <= 1 and any(
+            _jaccard(passage.word_set(), other.word_set()) >= near_duplicate for other in kept
+        ):
+            continue
+        kept.append(passage)
+        if len(kept) == limit:
+            break
+    return [replace(p.hit, score=p.score) for p in kept]
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    if not a or not b:
+        return 0.0
+    shared = len(a & b)
+    return shared / (len(a) + len(b) - shared)
