@@ -189,6 +189,8 @@ def build_worker(container: Container):  # type: ignore[no-untyped-def]
             if doc is not None:
                 doc.status = DOC_FAILED
                 doc.error = "could not be processed: the worker stopped every time it tried"
+        if job.document_id:  # what an interrupted run wrote must not show up in searches
+            container.index().delete_document(job.user_id, job.document_id)
 
     def refine_gave_up(job: Job) -> None:
         log.warning("refine job %s stopped its worker %d times", job.id, job.attempts - 1)
