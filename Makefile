@@ -22,9 +22,9 @@ run: install
 	$(VENV)/bin/pitchcraft migrate
 	$(VENV)/bin/pitchcraft serve --host $(HOST) --port $(PORT)
 
-# Three workers on two cores: many tests wait on servers, browsers and subprocesses.
+# Two workers: many tests wait on servers, browsers and subprocesses rather than the CPU.
 # Each test file stays on one worker (module-scoped servers and corpora are built once).
-PYTEST_PARALLEL ?= -n 3 --dist loadfile
+PYTEST_PARALLEL ?= -n 2 --dist loadfile
 
 test: install services
 	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)

@@ -41,7 +41,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, d
             for path, entry in zip(batch, entries, strict=True):
                 outcomes[str(path.relative_to(CORPUS))] = entry
         for name, entry in outcomes.items():
-            outcomes[name] = wait_final(c, token, entry["id"], timeout=600)
+            outcomes[name] = wait_final(c, token, entry["id"], timeout=1400)
         outcomes["__search__"] = {
             "rd": c.post(
                 "/api/v1/search",
