@@ -18,10 +18,7 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from tenacity import (
@@ -33,39 +30,19 @@ from tenacity import (
 )
 
 from pitchcraft.embedding.base import EmbeddingConfigError, EmbeddingError
+from pitchcraft.openai_compat import display_url, endpoint_url, retry_after, retryable_status
 
 log = logging.getLogger(__name__)
 
 
-def _retryable_status(status: int) -> bool:
-    """Rate limits, timeouts and server errors; not 501/505, which will not change."""
-    return status in (408, 425, 429) or (500 <= status <= 599 and status not in (501, 505))
-
-
 def embeddings_url(base_url: str) -> str:
-    base = base_url.strip().rstrip("/")
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise EmbeddingConfigError(
-            "EMBEDDING_BASE_URL must be an http(s) URL such as https://api.openai.com/v1"
-        )
-    if parts.query or parts.fragment:
-        raise EmbeddingConfigError("EMBEDDING_BASE_URL must not have a query or fragment")
-    path = parts.path
-    if path.endswith("/embeddings"):
-        return base
-    if path in ("", "/"):
-        return f"{base}/v1/embeddings"
-    return f"{base}/embeddings"
-
-
-def _safe_url(url: str) -> str:
-    """The URL without user:password, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
+    return endpoint_url(
+        base_url,
+        "embeddings",
+        setting="EMBEDDING_BASE_URL",
+        example="https://api.openai.com/v1",
+        error=EmbeddingConfigError,
+    )
 
 
 class _Retryable(Exception):
@@ -74,20 +51,6 @@ class _Retryable(Exception):
     def __init__(self, message: str, wait: float | None = None) -> None:
         super().__init__(message)
         self.wait = wait
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 class OpenAIEmbedder:
@@ -130,7 +93,9 @@ class OpenAIEmbedder:
         )
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAIEmbedder(url={_safe_url(self.url)!r}, model={self.model!r}, dim={self.dim})"
+        return (
+            f"OpenAIEmbedder(url={display_url(self.url)!r}, model={self.model!r}, dim={self.dim})"
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -190,13 +155,13 @@ class OpenAIEmbedder:
                     return self._post(inputs)
         except _Retryable as exc:
             raise EmbeddingError(
-                f"the embeddings endpoint {_safe_url(self.url)} kept failing after "
+                f"the embeddings endpoint {display_url(self.url)} kept failing after "
                 f"{self._max_attempts} attempts: {exc}"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _post(self, inputs: list[str]) -> list[list[float]]:
-        where = _safe_url(self.url)
+        where = display_url(self.url)
         try:
             response = self._client.post(
                 self.url, json={"model": self.model, "input": inputs, "encoding_format": "float"}
@@ -206,10 +171,10 @@ class OpenAIEmbedder:
         except httpx.TransportError as exc:
             raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})") from None
         status = response.status_code
-        if _retryable_status(status):
+        if retryable_status(status):
             raise _Retryable(
                 f"HTTP {status}{_error_detail(response)}",
-                wait=_retry_after(response.headers.get("Retry-After")),
+                wait=retry_after(response.headers.get("Retry-After")),
             )
         if status in (401, 403):
             raise EmbeddingError(

@@ -25,8 +25,6 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -40,6 +38,7 @@ from tenacity import (
 )
 
 from pitchcraft.llm.base import Completion, LLMConfigError, LLMError
+from pitchcraft.openai_compat import display_url, endpoint_url, retry_after, retryable_status
 
 log = logging.getLogger(__name__)
 
@@ -52,58 +51,18 @@ _NO_ANSWER = "the language model returned no answer"
 
 def chat_completions_url(base_url: str) -> str:
     """The URL to post to, from LLM_BASE_URL (see the module docstring)."""
-    base = base_url.strip().rstrip("/")
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise LLMConfigError(
-            "LLM_BASE_URL must be an http(s) URL such as https://api.openai.com/v1 or "
-            "http://ollama:11434/v1"
-        )
-    if parts.query or parts.fragment:
-        raise LLMConfigError("LLM_BASE_URL must not have a query or fragment")
-    path = parts.path
-    if path.endswith("/chat/completions"):
-        return base
-    if path in ("", "/"):
-        return f"{base}/v1/chat/completions"
-    return f"{base}/chat/completions"
-
-
-def display_url(url: str) -> str:
-    """The URL without user:password, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return f"{parts.scheme}://{host}{parts.path}"
+    return endpoint_url(
+        base_url,
+        "chat/completions",
+        setting="LLM_BASE_URL",
+        example="https://api.openai.com/v1 or http://ollama:11434/v1",
+        error=LLMConfigError,
+    )
 
 
 def _host(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
-
-
-def _retryable_status(status: int) -> bool:
-    """Rate limits, timeouts and server errors; not 501/505, which will not change."""
-    return status in (408, 425, 429) or (500 <= status <= 599 and status not in (501, 505))
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if seconds == seconds else None  # NaN: ignore it
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _times(n: int) -> str:
@@ -334,13 +293,13 @@ class OpenAIChat:
             raise LLMError(
                 f"the language model account has no credit left (HTTP 429{detail})", status=status
             )
-        if _retryable_status(status):
+        if retryable_status(status):
             raise _Retryable(
                 "rate_limit" if status == 429 else "server",
                 f"HTTP {status}",
                 detail=detail,
                 status=status,
-                wait=_retry_after(response.headers.get("Retry-After")),
+                wait=retry_after(response.headers.get("Retry-After")),
             )
         if status == 401:
             if self.__secret:
