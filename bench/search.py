@@ -15,7 +15,8 @@ real passages would take hours here), optimised; p50/p95 of a full search throug
 (`QdrantClient(path=...)`, through the production ServerIndex adapter) holding the same
 points and queried the same way.
 
-Run: .venv/bin/python -m bench.search [--quick] [--skip-quality] [--skip-latency]
+Run: .venv/bin/python -m bench.search [--quick] [--skip-quality] [--skip-latency | --quality-only]
+     [--parse-cache] [--vector-cache] (the caches speed up tuning runs)
 """
 
 from __future__ import annotations
@@ -162,12 +163,56 @@ def corpus_files() -> list[Path]:
     return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.name != "MANIFEST.md")
 
 
-def load_corpus(settings: Any) -> tuple[list[Doc], dict[str, str], float]:
+def parse_cached(path: Path, kind: str, settings: Any, cache: Path | None) -> Any:
+    """parse_sandboxed, or its result from an earlier run (keyed by the file's bytes, the
+    OCR setting and the parser sources), so that tuning chunking or search does not wait
+    for the 619-page PDF to be parsed again. A ParseFailure is cached too."""
+    import pickle
+
+    import pitchcraft.ingestion as ingestion
+    from pitchcraft.ingestion.sandbox import parse_sandboxed
+    from pitchcraft.ingestion.types import ParseFailure
+
+    cached = None
+    if cache is not None:
+        key = hashlib.sha256(path.read_bytes())
+        key.update(f"{kind}|{settings.ocr_enabled}|{settings.soffice_path}".encode())
+        package = Path(ingestion.__file__).parent
+        for source in sorted([*package.glob("parsers/*.py"), *package.glob("*.py")]):
+            if source.name not in ("chunking.py", "pipeline.py"):
+                key.update(source.read_bytes())
+        cached = cache / f"parsed-{key.hexdigest()[:24]}.pickle"
+        if cached.exists():
+            outcome = pickle.loads(cached.read_bytes())  # noqa: S301  # written by this bench
+            if isinstance(outcome, ParseFailure):
+                raise outcome
+            return outcome
+    try:
+        outcome = parse_sandboxed(
+            path,
+            kind,
+            ocr=settings.ocr_enabled,
+            soffice=settings.soffice_path,
+            timeout_s=settings.parse_timeout_s,
+            memory_mb=settings.parse_memory_mb,
+        )
+    except ParseFailure as exc:
+        outcome = exc
+    if cached is not None:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        cached.write_bytes(pickle.dumps(outcome))
+    if isinstance(outcome, ParseFailure):
+        raise outcome
+    return outcome
+
+
+def load_corpus(
+    settings: Any, cache: Path | None = None
+) -> tuple[list[Doc], dict[str, str], float]:
     from pitchcraft.embedding.sparse import Bm25Encoder
     from pitchcraft.ingestion.chunking import chunk
     from pitchcraft.ingestion.detect import detect
     from pitchcraft.ingestion.pipeline import embedding_text
-    from pitchcraft.ingestion.sandbox import parse_sandboxed
     from pitchcraft.ingestion.types import ParseFailure
 
     bm25 = Bm25Encoder()
@@ -178,14 +223,7 @@ def load_corpus(settings: Any) -> tuple[list[Doc], dict[str, str], float]:
             rel = str(path.relative_to(CORPUS))
             try:
                 kind = detect(path, path.name)
-                parsed = parse_sandboxed(
-                    path,
-                    kind,
-                    ocr=settings.ocr_enabled,
-                    soffice=settings.soffice_path,
-                    timeout_s=settings.parse_timeout_s,
-                    memory_mb=settings.parse_memory_mb,
-                )
+                parsed = parse_cached(path, kind, settings, cache)
                 chunks = chunk(parsed, size=settings.chunk_size, overlap=settings.chunk_overlap)
                 if not chunks:
                     raise ParseFailure("no extractable text")
@@ -360,24 +398,6 @@ def fused(
     return shard_query(index, user, request)
 
 
-def _shingles(text: str) -> set[str]:
-    return set(words_split(text))
-
-
-def collapse_duplicates(hits: Sequence[Any], limit: int, threshold: float = 0.8) -> list[Any]:
-    """Drop a hit whose words overlap a better-ranked kept hit by Jaccard >= threshold:
-    the same passage from a copy of a file, a repeated section, or an OCR'd scan of it."""
-    kept: list[tuple[Any, set[str]]] = []
-    for h in hits:
-        words = _shingles(h.text)
-        if any(len(words & other) / max(1, len(words | other)) >= threshold for _, other in kept):
-            continue
-        kept.append((h, words))
-        if len(kept) == limit:
-            break
-    return [h for h, _ in kept]
-
-
 @dataclass
 class Variant:
     name: str
@@ -520,6 +540,10 @@ class Quality:
     def sparse_only(
         self, quantize: str, with_backgrounds: bool = True, limit: int = LIMIT
     ) -> Callable[[Item], list[Any]]:
+        """BM25 alone. At LIMIT as the shipped search would return one list (copies and
+        near-duplicates collapsed, like dense-only through EdgeIndex.search with no sparse
+        vector); deeper (diagnostics) the raw list."""
+        from pitchcraft.search.fusion import candidates_for, fuse
         from pitchcraft.search.service import query_text
 
         user = self.users[quantize]
@@ -529,7 +553,10 @@ class Quality:
             vec = self.bm25.encode_query(text)
             if not vec.indices:
                 return []
-            return single(self.index, user, sparse_arm(vec), limit)
+            if limit > LIMIT:
+                return single(self.index, user, sparse_arm(vec), limit)
+            hits = single(self.index, user, sparse_arm(vec), candidates_for(limit))
+            return fuse([], hits, limit)
 
         return run
 
@@ -548,47 +575,65 @@ class Quality:
         self,
         quantize: str,
         *,
-        candidates: int,
-        k: int,
-        weights: list[float] | None = None,
+        candidates: int | None = None,
+        k: int | None = None,
+        weights: tuple[float, float] | None = None,
+        near_duplicate: float | None = None,
         dense_bg: bool = True,
         sparse_bg: bool = True,
-        dedup: bool = False,
     ) -> Callable[[Item], list[Any]]:
+        """The shipped fusion (pitchcraft.search.fusion.fuse) with one parameter changed:
+        both candidate lists fetched from the shard, fused here."""
+        from pitchcraft.search import fusion
         from pitchcraft.search.service import query_text
 
         user = self.users[quantize]
-        fetch = 4 * LIMIT if dedup else LIMIT
+        n = candidates if candidates is not None else fusion.candidates_for(LIMIT)
 
         def run(it: Item) -> list[Any]:
             dtext = query_text(it.query, it.backgrounds if dense_bg else [])
             stext = query_text(it.query, it.backgrounds if sparse_bg else [])
-            hits = fused(
-                self.index,
-                user,
-                self.qvec(quantize, dtext),
-                self.bm25.encode_query(stext),
-                fetch,
-                candidates=max(candidates, fetch),
-                k=k,
-                weights=weights,
+            dense = single(self.index, user, dense_arm(self.qvec(quantize, dtext)), n)
+            svec = self.bm25.encode_query(stext)
+            sparse = single(self.index, user, sparse_arm(svec), n) if svec.indices else []
+            return fusion.fuse(
+                dense,
+                sparse,
+                LIMIT,
+                weights=weights or (fusion.DENSE_WEIGHT, fusion.SPARSE_WEIGHT),
+                k=k if k is not None else fusion.RRF_K,
+                near_duplicate=(
+                    near_duplicate if near_duplicate is not None else fusion.NEAR_DUPLICATE
+                ),
             )
-            return collapse_duplicates(hits, LIMIT) if dedup else hits
 
         return run
 
-    def shipped_dedup(self, quantize: str) -> Callable[[Item], list[Any]]:
-        """The shipped Search asked for 4x the results, near-duplicates collapsed to 5."""
-        search = self.search(quantize)
+    def previous(self, quantize: str) -> Callable[[Item], list[Any]]:
+        """What shipped before: Qdrant's RRF (k=2, equal weights) over 20 candidates per
+        list, no collapsing of copies."""
+        from pitchcraft.search.service import query_text
+
         user = self.users[quantize]
-        return lambda it: collapse_duplicates(
-            search.search(user, it.query, it.backgrounds, 4 * LIMIT), LIMIT
-        )
+
+        def run(it: Item) -> list[Any]:
+            text = query_text(it.query, it.backgrounds)
+            return fused(
+                self.index,
+                user,
+                self.qvec(quantize, text),
+                self.bm25.encode_query(text),
+                LIMIT,
+                candidates=20,
+                k=2,
+            )
+
+        return run
 
 
 def run_quality(args: argparse.Namespace, settings: Any, work: Path) -> dict[str, Any]:
     banner("quality: parsing and chunking the corpus (production code, sandboxed)")
-    docs, failed, parse_s = load_corpus(settings)
+    docs, failed, parse_s = load_corpus(settings, RESULTS / "cache" if args.parse_cache else None)
     n_chunks = sum(len(d.chunks) for d in docs)
     print(f"{len(docs)} files indexed, {n_chunks} chunks, {len(failed)} failed ({parse_s:.0f} s)")
     for rel, reason in failed.items():
@@ -671,7 +716,7 @@ def run_quality(args: argparse.Namespace, settings: Any, work: Path) -> dict[str
     misses = diagnose(items, shipped, quality, docs)
     print_misses(misses)
     if scored_exp:
-        banner("quality experiments (bench-only variants; src/ unchanged)")
+        banner("quality experiments (the shipped fusion with one parameter changed)")
         print(
             table(
                 ["experiment", "hit@5", "MRR@5", "hits"],
@@ -746,43 +791,27 @@ def print_misses(misses: list[dict[str, Any]]) -> None:
 
 
 def experiment_variants(q: Quality) -> list[Variant]:
-    """Changes tried in the bench only (see README): fusion parameters, query text and
-    collapsing near-duplicate results. None of them is in src/."""
+    """The shipped fusion with one parameter changed at a time, and what shipped before
+    (bench only; src/ is what the first table measures)."""
     c = q.custom
     return [
-        Variant("rrf k=2, 20 cand (= shipped)", c("int8", candidates=20, k=2)),
-        Variant("rrf k=60", c("int8", candidates=20, k=60)),
-        Variant("rrf k=2, 50 candidates", c("int8", candidates=50, k=2)),
-        Variant("backgrounds in BM25 only", c("int8", candidates=20, k=2, dense_bg=False)),
-        Variant("backgrounds in dense only", c("int8", candidates=20, k=2, sparse_bg=False)),
-        Variant("weights dense 1 : bm25 2", c("int8", candidates=20, k=2, weights=[1.0, 2.0])),
-        Variant("weights dense 2 : bm25 1", c("int8", candidates=20, k=2, weights=[2.0, 1.0])),
+        Variant("shipped fusion, recomputed here", c("int8")),
         Variant(
-            "shipped + collapse near-duplicates",
-            q.shipped_dedup("int8"),
-            "Search(limit=20), drop hits whose word sets overlap a better one by >= 0.8",
+            "previous: Qdrant RRF k=2, 20 candidates",
+            q.previous("int8"),
+            "equal weights, copies and near-duplicates not collapsed",
         ),
-        Variant(
-            "collapse dups, bgs in BM25 only",
-            c("int8", candidates=20, k=2, dense_bg=False, dedup=True),
-        ),
-        Variant(
-            "collapse dups, weights 1:2",
-            c("int8", candidates=20, k=2, weights=[1.0, 2.0], dedup=True),
-        ),
-        Variant(
-            "collapse dups, weights 1:1.5",
-            c("int8", candidates=20, k=2, weights=[1.0, 1.5], dedup=True),
-        ),
-        Variant(
-            "collapse dups, weights 1:3",
-            c("int8", candidates=20, k=2, weights=[1.0, 3.0], dedup=True),
-        ),
-        Variant(
-            "collapse dups, weights 1:2, 50 cand",
-            c("int8", candidates=50, k=2, weights=[1.0, 2.0], dedup=True),
-        ),
-        Variant("collapse dups, k=60", c("int8", candidates=20, k=60, dedup=True)),
+        Variant("equal weights (dense 1 : BM25 1)", c("int8", weights=(1.0, 1.0))),
+        Variant("weights dense 1 : BM25 2", c("int8", weights=(1.0, 2.0))),
+        Variant("weights dense 2 : BM25 1", c("int8", weights=(2.0, 1.0))),
+        Variant("near-duplicates kept (copies still merged)", c("int8", near_duplicate=2.0)),
+        Variant("near-duplicate Jaccard >= 0.8", c("int8", near_duplicate=0.8)),
+        Variant("50 candidates per list", c("int8", candidates=50)),
+        Variant("100 candidates per list", c("int8", candidates=100)),
+        Variant("rrf k=1", c("int8", k=1)),
+        Variant("rrf k=60", c("int8", k=60)),
+        Variant("backgrounds in BM25 only", c("int8", dense_bg=False)),
+        Variant("backgrounds in dense only", c("int8", sparse_bg=False)),
     ]
 
 
@@ -866,7 +895,7 @@ def run_latency(
     if quality is not None:
         docs, vectors = quality["_docs"], quality["_vectors"]
     else:
-        docs, _failed, _ = load_corpus(settings)
+        docs, _failed, _ = load_corpus(settings, RESULTS / "cache" if args.parse_cache else None)
         embedder = bulk_embedder(settings, "int8", args.index_threads)
         cache = RESULTS / "cache" if args.vector_cache else None
         print(f"embedding {sum(len(d.texts) for d in docs)} corpus chunks (int8) ...")
@@ -1038,10 +1067,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--local-budget",
         type=float,
-        default=90.0,
+        default=45.0,
         help="seconds of qdrant-client local-mode queries at most (it is slow at 100k)",
     )
-    parser.add_argument("--local-min", type=int, default=20, help="local-mode queries at least")
+    parser.add_argument("--local-min", type=int, default=10, help="local-mode queries at least")
     parser.add_argument(
         "--index-threads",
         type=int,
@@ -1052,6 +1081,17 @@ def main(argv: list[str] | None = None) -> int:
         "--vector-cache",
         action="store_true",
         help="reuse corpus vectors from bench/results/cache (keyed by model and texts)",
+    )
+    parser.add_argument(
+        "--parse-cache",
+        action="store_true",
+        help="reuse parsed corpus files from bench/results/cache (keyed by file and parsers)",
+    )
+    parser.add_argument(
+        "--quality-only",
+        dest="skip_latency",
+        action="store_true",
+        help="the same as --skip-latency",
     )
     args = parser.parse_args(argv)
     if args.points is None:

@@ -163,7 +163,8 @@ def assert_same_top_hits(before: list[tuple[float, str]], after: list[tuple[floa
     best = {p for s, p in before if s == before[0][0]}  # tied best passages, if any
     assert after[0][1] in best
     assert after[0][0] == pytest.approx(before[0][0])
-    assert len({p for _, p in before} & {p for _, p in after}) >= 4
+    assert len(after) == len(before)
+    assert len({p for _, p in before} & {p for _, p in after}) >= len(before) - 1
 
 
 # -- the copy ---------------------------------------------------------------------------
@@ -215,7 +216,8 @@ def test_copies_every_point_as_it_is_and_searches_alike(
     for user_id, questions in QUERIES.items():
         for text in questions:
             before = ranking(edge, embedder, user_id, text)
-            assert len(before) == 5
+            # Fewer than 5 when the small library's near-duplicate passages collapse.
+            assert 3 <= len(before) <= 5
             assert_same_top_hits(before, ranking(server, embedder, user_id, text))
 
 

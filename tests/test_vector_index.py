@@ -22,6 +22,7 @@ import qdrant_edge
 from qdrant_client import QdrantClient
 
 from pitchcraft.embedding.sparse import Bm25Encoder
+from pitchcraft.search.fusion import DENSE_WEIGHT, SPARSE_WEIGHT, rrf_score
 from pitchcraft.settings import Settings
 from pitchcraft.vectors import build_index
 from pitchcraft.vectors.base import (
@@ -187,7 +188,8 @@ def test_hybrid_search_needs_both_sides(index: VectorIndex) -> None:
     paraphrase = point("para", 0, near(0.97), "Costs for the newest handheld scanner model")
     keyword = point("kw", 0, near(0.05), "Datasheet: the Zorblax-9 ships in March")
     fillers = [
-        point("filler", i, near(0.9 - i * 0.015), f"general notes about product number {i}")
+        # Numbered from 100: no filler shares the query's "9".
+        point("filler", i, near(0.9 - i * 0.015), f"general notes about product number {100 + i}")
         for i in range(40)
     ]
     index.upsert(6, [*fillers, paraphrase, keyword])
@@ -216,6 +218,69 @@ def test_scores_descending_and_limit(index: VectorIndex) -> None:
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert hits[0].score > hits[1].score
     assert query(index, 8, list(points[5].dense), "chunk", limit=0) == []
+
+
+def _near_query(rng: np.random.Generator, q: Sequence[float], cos: float) -> list[float]:
+    qa = np.array(q)
+    noise = rng.standard_normal(DIM)
+    noise -= noise.dot(qa) * qa
+    return unit(cos * qa + np.sqrt(1 - cos**2) * noise / np.linalg.norm(noise))
+
+
+def test_fusion_weights_and_scores(index: VectorIndex) -> None:
+    """Both adapters fuse with the same weighted RRF: a passage second in both lists beats
+    the first of either; BM25's first beats the dense first (BM25 weighs more); and the
+    scores are exactly the RRF formula's."""
+    rng = np.random.default_rng(21)
+    q = unit(rng.standard_normal(DIM))
+    dense_top = point("dense-top", 0, _near_query(rng, q, 0.95), "an overview of scanners")
+    both = point("both", 0, _near_query(rng, q, 0.9), "the quixotic scanner costs less")
+    bm25_top = point("bm25-top", 0, _near_query(rng, q, 0.1), "quixotic quixotic zorblax")
+    fillers = [
+        point("filler", i, _near_query(rng, q, 0.5 - i * 0.01), f"unrelated remark {100 + i}")
+        for i in range(30)
+    ]
+    index.upsert(12, [*fillers, dense_top, both, bm25_top])
+    hits = query(index, 12, q, "quixotic zorblax", limit=3)
+    assert [h.document_id for h in hits] == ["both", "bm25-top", "dense-top"]
+    # "both": rank 1 (0-based) in the dense list and in the BM25 list.
+    assert hits[0].score == pytest.approx(rrf_score(1, DENSE_WEIGHT) + rrf_score(1, SPARSE_WEIGHT))
+    # "dense-top": first in the dense list only.
+    assert hits[2].score == pytest.approx(rrf_score(0, DENSE_WEIGHT))
+    assert SPARSE_WEIGHT > DENSE_WEIGHT
+
+
+def test_identical_and_near_identical_passages_are_collapsed(index: VectorIndex) -> None:
+    """The same passage in two files (or an OCR'd copy with a few words misread) is returned
+    once; the results after it are other passages. Short passages that differ in a number
+    are different passages and are both kept."""
+    rng = np.random.default_rng(22)
+    q = unit(rng.standard_normal(DIM))
+    words = [f"w{i}" for i in range(60)]
+    passage = "Warranty terms " + " ".join(words)
+    misread = "Warranty tenns " + " ".join(w if i % 15 else w + "x" for i, w in enumerate(words))
+    points = [
+        point("original", 0, _near_query(rng, q, 0.95), passage, filename="terms.pdf"),
+        point("copy", 0, _near_query(rng, q, 0.94), passage, filename="terms (1).pdf"),
+        point("scan", 0, _near_query(rng, q, 0.93), misread, filename="terms-scan.jpg"),
+        point("price-a", 0, _near_query(rng, q, 0.92), "Plan A warranty costs 10 EUR"),
+        point("price-b", 0, _near_query(rng, q, 0.91), "Plan B warranty costs 20 EUR"),
+    ]
+    points += [
+        point("other", i, _near_query(rng, q, 0.6 - i * 0.01), f"another topic {100 + i}")
+        for i in range(10)
+    ]
+    index.upsert(13, points)
+    hits = query(index, 13, q, "warranty terms", limit=5)
+    ids = [h.document_id for h in hits]
+    assert len(hits) == 5
+    assert len([i for i in ids if i in ("original", "copy", "scan")]) == 1, ids
+    assert "price-a" in ids and "price-b" in ids, ids
+    assert len({h.text for h in hits}) == 5
+    # Asking for more never returns a second copy either.
+    many = query(index, 13, q, "warranty terms", limit=15)
+    assert len([h for h in many if h.document_id in ("original", "copy", "scan")]) == 1
+    assert len(many) == 13
 
 
 def test_payload_round_trip(index: VectorIndex) -> None:

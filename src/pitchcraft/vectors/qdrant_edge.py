@@ -42,6 +42,7 @@ from typing import Any
 
 import qdrant_edge as qe
 
+from pitchcraft.search.fusion import candidates_for, fuse
 from pitchcraft.vectors.base import (
     DENSE,
     SPARSE,
@@ -55,9 +56,6 @@ from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
 
 log = logging.getLogger(__name__)
 
-# Reciprocal rank fusion constant: score = sum over lists of 1 / (k + rank0). 2 is what a
-# Qdrant server uses for FusionQuery(fusion=RRF), so both adapters rank and score alike.
-RRF_K = 2
 CONFIG_FILE = "edge_config.json"
 UPSERT_BATCH = 256
 # A shard directory under the root: collection_name(user_id).
@@ -477,31 +475,33 @@ class EdgeIndex:
     ) -> list[Hit]:
         if limit < 1:
             return []
-        candidates = max(limit * 4, 20)
-        prefetches = [
-            qe.Prefetch(limit=candidates, query=qe.Query.Nearest(self._dense(dense), using=DENSE))
+        # Both candidate lists in one call, fused here (pitchcraft.search.fusion) exactly
+        # as the server adapter fuses them.
+        candidates = candidates_for(limit)
+        requests = [
+            qe.QueryRequest(
+                limit=candidates,
+                query=qe.Query.Nearest(self._dense(dense), using=DENSE),
+                with_payload=True,
+            )
         ]
         if sparse.indices:
-            prefetches.append(
-                qe.Prefetch(
+            requests.append(
+                qe.QueryRequest(
                     limit=candidates,
                     query=qe.Query.Nearest(
                         qe.SparseVector(list(sparse.indices), [float(v) for v in sparse.values]),
                         using=SPARSE,
                     ),
+                    with_payload=True,
                 )
             )
-        request = qe.QueryRequest(
-            limit=limit,
-            prefetches=prefetches,
-            query=qe.Fusion.Rrf(k=RRF_K),  # type: ignore[arg-type]  # nested class in stubs
-            with_payload=True,
-        )
         with self._shard(user_id) as shard:
             if shard is None:
                 return []
-            scored = shard.query(request)
-        return [hit_from(p.payload or {}, p.score) for p in scored]
+            results = shard.query_batch(qe.QueryBatchRequest(requests))
+        lists = [[hit_from(p.payload or {}, p.score) for p in scored] for scored in results]
+        return fuse(lists[0], lists[1] if len(lists) > 1 else [], limit)
 
     def healthy(self) -> str:
         with self._cond:

@@ -6,7 +6,7 @@ term weights into BM25 scores), plus a keyword payload index on document_id.
 
 The tests run this adapter against qdrant-client's in-process mode
 (``QdrantClient(":memory:")`` or ``path=``) as a stand-in for a server: it implements the
-same API (prefetch, RRF fusion, IDF, facets) in Python, but ignores payload indexes and is
+same API (batched queries, IDF, facets) in Python, but ignores payload indexes and is
 not meant for production. Several Pitchcraft processes can share one Qdrant server, which
 is the point of this adapter.
 """
@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
+from pitchcraft.search.fusion import candidates_for, fuse
 from pitchcraft.vectors.base import DENSE, SPARSE, Hit, IndexPoint, SparseVec, collection_name
 from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
 
@@ -190,31 +191,33 @@ class ServerIndex:
     ) -> list[Hit]:
         if limit < 1:
             return []
-        candidates = max(limit * 4, 20)
-        prefetch = [models.Prefetch(query=self._dense(dense), using=DENSE, limit=candidates)]
+        # Both candidate lists in one request, fused here (pitchcraft.search.fusion) exactly
+        # as the Qdrant Edge adapter fuses them.
+        candidates = candidates_for(limit)
+        requests = [
+            models.QueryRequest(
+                query=self._dense(dense), using=DENSE, limit=candidates, with_payload=True
+            )
+        ]
         if sparse.indices:
-            prefetch.append(
-                models.Prefetch(
+            requests.append(
+                models.QueryRequest(
                     query=models.SparseVector(
                         indices=list(sparse.indices), values=[float(v) for v in sparse.values]
                     ),
                     using=SPARSE,
                     limit=candidates,
+                    with_payload=True,
                 )
             )
         try:
-            response = self.client.query_points(
-                collection_name(user_id),
-                prefetch=prefetch,
-                query=models.FusionQuery(fusion=models.Fusion.RRF),
-                limit=limit,
-                with_payload=True,
-            )
+            responses = self.client.query_batch_points(collection_name(user_id), requests=requests)
         except (UnexpectedResponse, ValueError) as exc:
             if _missing_collection(exc):
                 return []
             raise
-        return [hit_from(p.payload or {}, p.score) for p in response.points]
+        lists = [[hit_from(p.payload or {}, p.score) for p in r.points] for r in responses]
+        return fuse(lists[0], lists[1] if len(lists) > 1 else [], limit)
 
     def healthy(self) -> str:
         self.client.get_collections()  # raises when the server is unreachable

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from markupsafe import Markup, escape
 
@@ -57,6 +58,30 @@ _CITATION = re.compile(r"\[(\d{1,3})\]")
 TextField = Annotated[str, Form(max_length=MAX_TEXT_CHARS * 4)]
 TemplateField = Annotated[str | None, Form(max_length=MAX_TEMPLATE_CHARS * 4)]
 ShortField = Annotated[str, Form(max_length=4000)]
+
+
+@dataclass(frozen=True)
+class ComposeForm:
+    """The Compose form's fields, as every button of the page posts them."""
+
+    marketing_text: str
+    backgrounds: list[str]
+    new_background: str
+    template: str | None
+    rerun_of: str
+
+
+def compose_form(
+    marketing_text: TextField = "",
+    backgrounds: Annotated[list[str] | None, Form()] = None,
+    new_background: ShortField = "",
+    template: TemplateField = None,
+    rerun_of: Annotated[str, Form(max_length=64)] = "",
+) -> ComposeForm:
+    return ComposeForm(marketing_text, backgrounds or [], new_background, template, rerun_of)
+
+
+ComposeFields = Annotated[ComposeForm, Depends(compose_form)]
 
 
 # ---- helpers used by the pages -----------------------------------------------------------
@@ -281,21 +306,14 @@ def _backgrounds(backgrounds: list[str], new_background: str) -> tuple[list[str]
 
 
 @router.post("/compose", response_class=HTMLResponse)
-def compose_submit(
-    request: Request,
-    container: ContainerDep,
-    marketing_text: TextField = "",
-    backgrounds: Annotated[list[str] | None, Form()] = None,
-    new_background: ShortField = "",
-    template: TemplateField = None,
-    rerun_of: Annotated[str, Form(max_length=64)] = "",
-) -> Response:
+def compose_submit(request: Request, container: ContainerDep, form: ComposeFields) -> Response:
     user = _signed_in(request, container)
     if user is None:
         return _to_login(request, "/compose")
-    text = clean_text(marketing_text)
-    chosen, added = _backgrounds(backgrounds or [], new_background)
-    editor = clean_text(template) if template is not None else None
+    rerun_of = form.rerun_of
+    text = clean_text(form.marketing_text)
+    chosen, added = _backgrounds(form.backgrounds, form.new_background)
+    editor = clean_text(form.template) if form.template is not None else None
     saved = container.templates.get(user.id).template
     # The editor's text is used for this run only when it differs from the saved template.
     override = editor if editor is not None and editor.strip() and editor != saved else None
@@ -348,13 +366,9 @@ def _template_action(
     user: User,
     *,
     action: str,
-    marketing_text: str,
-    backgrounds: list[str],
-    new_background: str,
-    template: str | None,
-    rerun_of: str,
+    form: ComposeForm,
 ) -> Response:
-    editor = clean_text(template or "")
+    editor = clean_text(form.template or "")
     status, flash, error = 200, "", ""
     try:
         if action == "save":
@@ -376,11 +390,11 @@ def _template_action(
             template_error=error,
         )
     # Without JavaScript the whole page comes back, with everything typed so far.
-    chosen, added = _backgrounds(backgrounds, new_background)
+    chosen, added = _backgrounds(form.backgrounds, form.new_background)
     from_job = None
-    if rerun_of:
+    if form.rerun_of:
         try:
-            from_job = container.refine.get(user.id, rerun_of)
+            from_job = container.refine.get(user.id, form.rerun_of)
         except NotFound:
             from_job = None
     return _compose(
@@ -388,7 +402,7 @@ def _template_action(
         container,
         user,
         status=status,
-        text=clean_text(marketing_text),
+        text=clean_text(form.marketing_text),
         chosen=chosen,
         added=added,
         template=editor,
@@ -400,55 +414,19 @@ def _template_action(
 
 
 @router.post("/compose/template/save", response_class=HTMLResponse)
-def template_save(
-    request: Request,
-    container: ContainerDep,
-    marketing_text: TextField = "",
-    backgrounds: Annotated[list[str] | None, Form()] = None,
-    new_background: ShortField = "",
-    template: TemplateField = None,
-    rerun_of: Annotated[str, Form(max_length=64)] = "",
-) -> Response:
+def template_save(request: Request, container: ContainerDep, form: ComposeFields) -> Response:
     user = _signed_in(request, container)
     if user is None:
         return _to_login(request, "/compose")
-    return _template_action(
-        request,
-        container,
-        user,
-        action="save",
-        marketing_text=marketing_text,
-        backgrounds=backgrounds or [],
-        new_background=new_background,
-        template=template,
-        rerun_of=rerun_of,
-    )
+    return _template_action(request, container, user, action="save", form=form)
 
 
 @router.post("/compose/template/reset", response_class=HTMLResponse)
-def template_reset(
-    request: Request,
-    container: ContainerDep,
-    marketing_text: TextField = "",
-    backgrounds: Annotated[list[str] | None, Form()] = None,
-    new_background: ShortField = "",
-    template: TemplateField = None,
-    rerun_of: Annotated[str, Form(max_length=64)] = "",
-) -> Response:
+def template_reset(request: Request, container: ContainerDep, form: ComposeFields) -> Response:
     user = _signed_in(request, container)
     if user is None:
         return _to_login(request, "/compose")
-    return _template_action(
-        request,
-        container,
-        user,
-        action="reset",
-        marketing_text=marketing_text,
-        backgrounds=backgrounds or [],
-        new_background=new_background,
-        template=template,
-        rerun_of=rerun_of,
-    )
+    return _template_action(request, container, user, action="reset", form=form)
 
 
 # ---- Result -------------------------------------------------------------------------------

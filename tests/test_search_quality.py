@@ -1,0 +1,137 @@
+"""What search quality rests on, without the model: the fusion of the two candidate lists
+(against qdrant-client's reference implementation of weighted RRF), collapsing copies,
+and passages that fit whole into the snippet the API returns."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import pytest
+from qdrant_client import models
+from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
+
+from pitchcraft.ingestion.chunking import chunk
+from pitchcraft.ingestion.types import Block, ParsedDocument
+from pitchcraft.search.fusion import (
+    DENSE_WEIGHT,
+    NEAR_DUPLICATE_MIN_WORDS,
+    RRF_K,
+    SPARSE_WEIGHT,
+    candidates_for,
+    fuse,
+)
+from pitchcraft.search.router import SNIPPET_CHARS
+from pitchcraft.settings import Settings
+from pitchcraft.vectors.base import Hit
+
+
+def hit(doc: str, index: int, text: str | None = None, score: float = 0.0) -> Hit:
+    return Hit(
+        document_id=doc,
+        filename=f"{doc}.pdf",
+        page=1,
+        section=None,
+        chunk_index=index,
+        text=text if text is not None else f"passage {index} of {doc}",
+        score=score,
+    )
+
+
+def _scored(hits: list[Hit]) -> list[models.ScoredPoint]:
+    return [
+        models.ScoredPoint(id=i, version=0, score=1.0 - n / 100)
+        for n, i in enumerate(h.chunk_index for h in hits)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fusion_ranks_and_scores_like_qdrant_weighted_rrf(seed: int) -> None:
+    rng = random.Random(seed)
+    pool = [hit("d", i) for i in range(80)]
+    dense = rng.sample(pool, 50)
+    sparse = rng.sample(pool, rng.randint(0, 50))
+    ours = fuse(dense, sparse, 20, near_duplicate=2.0)  # no near-duplicate collapsing
+    reference = reciprocal_rank_fusion(
+        [_scored(dense), _scored(sparse)],
+        limit=20,
+        ranking_constant_k=RRF_K,
+        weights=[DENSE_WEIGHT, SPARSE_WEIGHT],
+    )
+    assert [h.score for h in ours] == pytest.approx([p.score for p in reference])
+    # Same order up to ties (equal scores may come in either order).
+    by_score: dict[float, set[int]] = {}
+    for p in reference:
+        by_score.setdefault(round(p.score, 12), set()).add(int(p.id))
+    for h in ours:
+        assert h.chunk_index in by_score[round(h.score, 12)]
+
+
+def test_fusion_edge_cases() -> None:
+    dense = [hit("d", i) for i in range(10)]
+    assert fuse(dense, [], 0) == []
+    assert fuse([], [], 5) == []
+    only_dense = fuse(dense, [], 5)
+    assert [h.chunk_index for h in only_dense] == [0, 1, 2, 3, 4]
+    assert all(a.score > b.score for a, b in itertools.pairwise(only_dense))
+    assert [h.chunk_index for h in fuse([], dense, 3)] == [0, 1, 2]
+    assert len(fuse(dense, dense, 50)) == 10
+    assert candidates_for(5) >= 4 * 5 and candidates_for(50) >= 4 * 50
+
+
+def test_copies_count_once_and_do_not_push_others_down() -> None:
+    """Three copies of one passage lead the BM25 list: fused, they are one result, and the
+    passage right after them in that list ranks as if it were second there."""
+    text = "the same paragraph in three files"
+    copies = [hit(f"copy{i}", 0, text) for i in range(3)]
+    second = hit("second", 0, "a different paragraph")
+    dense = [hit("dense", 0, "what the embedding found")]
+    fused = fuse(dense, [*copies, second], 5, near_duplicate=2.0)
+    assert [h.document_id for h in fused] == ["copy0", "dense", "second"]
+    alone = fuse(dense, [copies[0], second], 5, near_duplicate=2.0)
+    assert [h.score for h in fused] == pytest.approx([h.score for h in alone])
+
+
+def test_a_copy_ranked_in_both_lists_adds_up_and_keeps_its_best_copy() -> None:
+    text = "a passage that is in the handbook twice"
+    first, again = hit("handbook", 3, text), hit("handbook", 90, text)
+    fused = fuse([hit("x", 0), again], [first], 2, near_duplicate=2.0)
+    assert fused[0].text == text
+    assert fused[0].chunk_index == 3  # BM25 ranked this copy first: its best rank
+    assert fused[0].score > fused[1].score
+
+
+def test_near_duplicates_collapse_only_long_passages() -> None:
+    words = [f"term{i}" for i in range(NEAR_DUPLICATE_MIN_WORDS * 2)]
+    long_a = " ".join(words)
+    long_b = " ".join([*words[:-3], "x", "y", "z"])  # an OCR'd copy: 3 words misread
+    short_a, short_b = "Plan A costs 10 EUR", "Plan A costs 20 EUR"
+    dense = [hit("a", 0, long_a), hit("b", 0, long_b), hit("c", 0, short_a), hit("d", 0, short_b)]
+    ids = [h.document_id for h in fuse(dense, [], 10)]
+    assert ids == ["a", "c", "d"]
+    # Disabled: every passage is kept.
+    assert len(fuse(dense, [], 10, near_duplicate=2.0)) == 4
+
+
+def test_passages_fit_whole_into_the_snippet_at_the_default_settings() -> None:
+    """The API's snippet is the passage text: with the default CHUNK_SIZE/CHUNK_OVERLAP no
+    passage is longer than the snippet, whatever the paragraph and sentence lengths."""
+    settings = Settings()
+    rng = random.Random(5)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    blocks = []
+    for page in range(1, 40):
+        for _ in range(rng.randint(1, 4)):
+            sentences = [
+                " ".join(rng.choice(words) for _ in range(rng.randint(3, 40))) + "."
+                for _ in range(rng.randint(1, 30))
+            ]
+            blocks.append(Block(text=" ".join(sentences), page=page))
+    chunks = chunk(
+        ParsedDocument(blocks=blocks, pages=39),
+        size=settings.chunk_size,
+        overlap=settings.chunk_overlap,
+    )
+    longest = max(len(c.text) for c in chunks)
+    assert longest <= SNIPPET_CHARS
+    assert longest > settings.chunk_size  # passages do stretch beyond the target
