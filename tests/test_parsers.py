@@ -7,8 +7,10 @@ two large ones are parsed in-process once for the module.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import multiprocessing
+import os
 import random
 import re
 import shutil
@@ -711,3 +713,69 @@ def test_sandbox_overhead_is_small() -> None:
     per_parse = (time.monotonic() - started) / 5
     print(f"sandboxed parse of a small text file: {per_parse * 1000:.0f} ms")
     assert per_parse < 2.0
+
+
+KILLED_MID_PARSE = """
+import sys
+from pathlib import Path
+from pitchcraft.ingestion.sandbox import TEST_HANG, parse_sandboxed
+print("parsing", flush=True)
+parse_sandboxed(Path(sys.argv[1]), TEST_HANG, ocr=False, soffice=None, timeout_s=600,
+                memory_mb=256)
+"""
+
+
+def _process_table() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, session id) of every live process."""
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[3]))
+    return table
+
+
+def _descendants(root: int) -> set[int]:
+    table = _process_table()
+    found, frontier = set(), {root}
+    while frontier:
+        frontier = {pid for pid, (ppid, _) in table.items() if ppid in frontier} - found
+        found |= frontier
+    return found
+
+
+def test_a_parse_in_flight_ends_with_the_killed_server(tmp_path: Path) -> None:
+    """kill -9 of the process that asked for a parse (the server) also ends the parse
+    child, although it runs in a session of its own (out of reach of a group kill)."""
+    import subprocess
+
+    server = subprocess.Popen(
+        [sys.executable, "-c", KILLED_MID_PARSE, str(CORPUS / "text/fake-text.txt")],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert server.stdout is not None and server.stdout.readline() == b"parsing\n"
+        parse_child = None
+        deadline = time.monotonic() + 60
+        while parse_child is None and time.monotonic() < deadline:
+            table = _process_table()
+            leaders = [p for p in _descendants(server.pid) if table.get(p, (0, 0))[1] == p]
+            parse_child = leaders[0] if leaders else None
+            time.sleep(0.05)
+        assert parse_child is not None, "no parse child in a session of its own appeared"
+        started = _descendants(server.pid)  # the forkserver, the resource tracker, the child
+        os.killpg(server.pid, signal.SIGKILL)  # the server's whole group, as kill -9 of a
+        server.wait(timeout=10)  # container or a systemd unit would do
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in started) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(parse_child)
+        assert [p for p in started if _alive(p)] == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)

@@ -33,6 +33,7 @@ from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
+from pitchcraft.ingestion.lifetime import die_with_parent
 from pitchcraft.ingestion.parsers import PARSER_MODULES, parse_file
 from pitchcraft.ingestion.types import ParsedDocument, ParseFailure
 
@@ -170,8 +171,10 @@ def _child(
     soffice: str | None,
     memory_mb: int,
 ) -> None:
+    parent = os.getppid()  # the forkserver, which exits when the server does
     with contextlib.suppress(OSError):
         os.setsid()  # its own session, so that a kill reaches whatever it starts
+    die_with_parent(parent)  # ... which must not put it out of reach of the server's end
     message: tuple[str, Any]
     try:
         _limit_memory(memory_mb)
