@@ -198,7 +198,11 @@ def parse_cached(path: Path, kind: str, settings: Any, cache: Path | None) -> An
         )
     except ParseFailure as exc:
         outcome = exc
-    if cached is not None:
+    # A reader that stopped or crashed may be this run's environment, not the file.
+    transient = isinstance(outcome, ParseFailure) and str(outcome).startswith(
+        "could not be read: the reader"
+    )
+    if cached is not None and not transient:
         cached.parent.mkdir(parents=True, exist_ok=True)
         cached.write_bytes(pickle.dumps(outcome))
     if isinstance(outcome, ParseFailure):
@@ -252,7 +256,7 @@ def load_corpus(
 
 def bulk_embedder(settings: Any, quantize: str, threads: int) -> Any:
     """build_embedder with EMBEDDING_QUANTIZE=quantize; `threads` only for bulk indexing
-    here (production uses all cores but one; the vectors are the same up to rounding)."""
+    here (production uses all cores; the vectors are the same up to rounding)."""
     from pitchcraft.embedding import build_embedder
 
     embedder = build_embedder(settings.model_copy(update={"embedding_quantize": quantize}))

@@ -9,7 +9,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -426,3 +426,37 @@ def test_bm25_tokenisation_across_languages() -> None:
     q = bm25.encode_query("price price list")
     assert sorted(q.values) == [1.0, 1.0]
     assert bm25.encode_query("").indices == []
+
+
+class CountingEmbedder:
+    """The real model, counting the texts it is asked to embed."""
+
+    def __init__(self, inner: LocalEmbedder) -> None:
+        self.inner, self.texts = inner, 0
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.texts += len(texts)
+        return self.inner.embed_documents(texts)
+
+
+def test_ingestion_embeds_each_distinct_passage_once(fp32: LocalEmbedder) -> None:
+    from pitchcraft.ingestion.pipeline import _VectorMemo
+
+    # fp32: int8 activations are quantised per batch, so its vectors depend a little on
+    # what else is in the batch, and this compares vectors of different batches.
+    memo, counting = _VectorMemo(), CountingEmbedder(fp32)
+    batches = [
+        [SENTENCES[0], SENTENCES[1], SENTENCES[0]],  # a repeat inside a batch
+        [SENTENCES[2], SENTENCES[1]],  # ... and one from an earlier batch
+        [SENTENCES[1]],
+    ]
+    out = [memo.embed(counting, batch) for batch in batches]  # type: ignore[arg-type]
+    assert counting.texts == 3
+    assert [len(b) for b in out] == [3, 2, 1]
+    assert out[0][0] == out[0][2] and out[0][1] == out[1][1] == out[2][0]
+    # The vectors are the model's: the same as embedding the sentences directly.
+    direct = fp32.embed_documents(SENTENCES[:3])
+    mine = [out[0][0], out[0][1], out[1][0]]
+    for a, b in zip(direct, mine, strict=True):
+        assert float(np.dot(a, b)) > 0.9999
+    assert all(isinstance(x, float) for x in out[1][0])

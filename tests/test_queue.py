@@ -97,3 +97,41 @@ def test_release_running_requeues(settings: Settings) -> None:
     assert queue.release_running(db, kinds=("test",)) == 1
     job = queue.claim(db, worker_id="w2", kinds=("test",), lease_seconds=60)
     assert job is not None and job.id == ids[0]
+
+
+def test_worker_threads_run_jobs_at_a_lower_cpu_priority(settings: Settings) -> None:
+    """Jobs (and the compute threads they start, such as the embedding model's) run nicer
+    than the web's threads, which keep their priority."""
+    import os
+
+    from pitchcraft.jobs.worker import Kind, Worker
+
+    container, _ids = _setup(settings, 1)
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def handler(job: Job, heartbeat: object) -> None:
+        seen["job"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        def child() -> None:
+            seen["started by the job"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+        t = threading.Thread(target=child)
+        t.start()
+        t.join()
+        done.set()
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = Worker(
+        container.db,  # type: ignore[attr-defined]
+        {"test": Kind(handler=handler, gave_up=lambda job: None)},  # type: ignore[arg-type]
+        nice=5,
+        poll_seconds=0.05,
+    )
+    worker.start()
+    try:
+        assert done.wait(30)
+    finally:
+        worker.stop()
+    assert seen == {"job": min(19, base + 5), "started by the job": min(19, base + 5)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base

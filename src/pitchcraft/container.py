@@ -203,6 +203,7 @@ def build_worker(container: Container):  # type: ignore[no-untyped-def]
         },
         concurrency=s.worker_concurrency,
         lease_seconds=s.job_lease_seconds,
+        nice=s.worker_nice,
     )
     container.documents.notify = worker.wake
     container.refine.notify = worker.wake

@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # Jobs
     worker_in_process: bool = True
     worker_concurrency: int = Field(default=1, ge=1, le=64)
+    # Niceness added to worker threads: background jobs yield the CPU to web requests.
+    worker_nice: int = Field(default=10, ge=0, le=19)
     job_lease_seconds: int = Field(default=60, ge=5)
 
     # HTTP

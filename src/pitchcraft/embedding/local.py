@@ -11,9 +11,10 @@ fp32 vectors: mean 0.90, min 0.83 on 1000-character passages); per-channel keeps
 0.98 at the same speed-up (about 1.4x on 2 cores). Activations are quantised per batch,
 so int8 vectors depend slightly on what else is in the batch (cosine > 0.99).
 
-Threads: torch's intra-op thread count is process-wide. On a 2-core machine the web
-server shares the process (or the machine) with ingestion, so by default the model uses
-all cores but one (1 thread on 2 cores, which gives about 80% of the 2-thread speed).
+Threads: torch's intra-op thread count is process-wide; the model uses every core this
+process may use (on 2 cores, 1 thread embeds at ~60% of the 2-thread speed). The web stays
+responsive because the worker threads that embed documents run at a lower CPU priority
+(WORKER_NICE, jobs/worker.py), and the compute threads they start inherit it.
 """
 
 from __future__ import annotations
@@ -48,12 +49,12 @@ _QUERY_LOCK = threading.Lock()
 
 
 def default_threads() -> int:
-    """All CPUs this process may use but one, at least 1."""
+    """All CPUs this process may use."""
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
-    return max(1, cpus - 1)
+    return max(1, cpus)
 
 
 def resolve_model_path(name: str | Path) -> Path:

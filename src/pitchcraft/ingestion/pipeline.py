@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+
+import numpy as np
 
 from pitchcraft.db import Database, utcnow
 from pitchcraft.documents.models import FAILED, INDEXED, PROCESSING, Document
@@ -170,11 +173,12 @@ class Ingestor:
         index, embedder, sparse = self.index(), self.embedder(), self.sparse()
         # A resumed run starts clean: points of an interrupted run are replaced.
         index.delete_document(doc.user_id, doc.id)
+        vectors = _VectorMemo()
         total = len(chunks)
         for start in range(0, total, BATCH):
             batch = chunks[start : start + BATCH]
             texts = [embedding_text(doc.filename, c) for c in batch]
-            dense = embedder.embed_documents(texts)
+            dense = vectors.embed(embedder, texts)
             points = [
                 IndexPoint(
                     id=point_id(doc.id, c.index),
@@ -202,3 +206,28 @@ class Ingestor:
                 row.chunks = start + len(batch)
             if not heartbeat(progress):
                 raise LeaseLost
+
+
+class _VectorMemo:
+    """Each distinct passage text of a document is embedded once.
+
+    Documents repeat themselves: boilerplate on every page, a section a handbook prints
+    twice, the same table in two chapters (half of the 1,062 passages of the corpus's
+    872-page handbook are repeats). Embedding is nearly all of the ingestion time, so a
+    repeat costs a dictionary look-up instead. Keys are digests and vectors float32
+    arrays, so a long document's memo stays small (~1.6 KB a distinct passage).
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, np.ndarray] = {}
+
+    def embed(self, embedder: Embedder, texts: list[str]) -> list[list[float]]:
+        keys = [hashlib.blake2b(t.encode(), digest_size=16).digest() for t in texts]
+        new: dict[bytes, str] = {}
+        for key, text in zip(keys, texts, strict=True):
+            if key not in self._known:
+                new.setdefault(key, text)
+        if new:
+            for key, vec in zip(new, embedder.embed_documents(list(new.values())), strict=True):
+                self._known[key] = np.asarray(vec, dtype=np.float32)
+        return [self._known[key].tolist() for key in keys]
