@@ -100,6 +100,8 @@ def open_documents(page: Page) -> None:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Documents").click()
     expect(page).to_have_url(path_re("/documents"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Documents")
+    # The page's script has attached its handlers (the heading shows before it runs).
+    expect(page.locator("body")).to_have_attribute("data-documents-ready", "true")
 
 
 def rows(page: Page) -> Locator:

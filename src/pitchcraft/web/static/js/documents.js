@@ -190,5 +190,7 @@
     setupList();
     setupSearch();
     tidyAddress();
+    // Marks the page as wired up (drag and drop, live list), for tests and tooling.
+    document.body.dataset.documentsReady = "true";
   });
 })();
