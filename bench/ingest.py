@@ -13,7 +13,8 @@ For each file (default: large/DA-619p.pdf and large/handbook-872p.docx):
   probe, whose query embeddings would otherwise compete with it for the 2 cores.
 * (a) the floor: the very chunk texts the service indexes (parse_file + chunk with the
   settings' defaults + pipeline.embedding_text), embedded in this process with fp32
-  MiniLM (LocalEmbedder quantize="none", same batch size and thread count as the service).
+  MiniLM (LocalEmbedder quantize="none", same batch size and thread count as the service),
+  in the batches the pipeline forms (longest passages first, pipeline.BATCH per call).
   service/floor says what parsing, indexing, HTTP and the queue add on top of embedding.
   The int8 embedder is timed on (a sample of) the same texts for the int8/fp32 speed-up.
 * (b) the original system's way: pypdf page text (python-docx paragraph text for DOCX),
@@ -558,7 +559,7 @@ def service_texts(path: Path, name: str) -> tuple[list[str], dict[str, Any]]:
 
 
 def _groups(texts: Sequence[str]) -> list[Sequence[str]]:
-    """The pipeline's batches (pipeline.BATCH texts per embed_documents call)."""
+    """pipeline.BATCH texts per embed_documents call, in the order given."""
     from pitchcraft.ingestion.pipeline import BATCH
 
     return [texts[start : start + BATCH] for start in range(0, len(texts), BATCH)]
@@ -592,7 +593,9 @@ def measure_floor(texts: list[str], every: int) -> dict[str, Any]:
         quantize=settings.embedding_quantize,
         batch_size=settings.embedding_batch_size,
     )
-    groups = _groups(texts)
+    # The pipeline's batches: longest passages first, BATCH at a time (ingestion/pipeline.py).
+    costs = fp32.token_counts(texts)
+    groups = _groups([texts[i] for i in sorted(range(len(texts)), key=lambda i: -costs[i])])
     with CpuShare() as cpu32:
         fp32_times = time_batches(fp32, groups, every)
     with CpuShare() as cpu8:

@@ -613,6 +613,56 @@ class Quality:
 
         return run
 
+    def score_fusion(
+        self, quantize: str, method: str, dense_weight: float = 0.5, candidates: int = 20
+    ) -> Callable[[Item], list[Any]]:
+        """Fusing the two lists by their scores instead of their ranks: "dbsf" (Qdrant's
+        distribution-based score fusion: each list's scores mapped from mean +- 3 sd to
+        0..1, then added, weighted) or "minmax" (each list min-max normalised, convex
+        combination). Copies are merged and near-duplicates collapsed as in `fuse`."""
+        from pitchcraft.search import fusion
+        from pitchcraft.search.service import query_text
+
+        user = self.users[quantize]
+
+        def normalise(hits: list[Any]) -> list[float]:
+            scores = [h.score for h in hits]
+            if not scores:
+                return []
+            if method == "dbsf":
+                mean = sum(scores) / len(scores)
+                sd = (sum((s - mean) ** 2 for s in scores) / len(scores)) ** 0.5
+                lo, hi = mean - 3 * sd, mean + 3 * sd
+            else:
+                lo, hi = min(scores), max(scores)
+            span = hi - lo
+            return [min(1.0, max(0.0, (s - lo) / span)) if span > 0 else 1.0 for s in scores]
+
+        def run(it: Item) -> list[Any]:
+            from dataclasses import replace
+
+            text = query_text(it.query, it.backgrounds)
+            dense = single(self.index, user, dense_arm(self.qvec(quantize, text)), candidates)
+            svec = self.bm25.encode_query(text)
+            sparse = single(self.index, user, sparse_arm(svec), candidates) if svec.indices else []
+            total: dict[str, float] = {}
+            hit_of: dict[str, Any] = {}
+            for hits, weight in ((dense, dense_weight), (sparse, 1.0 - dense_weight)):
+                seen: set[str] = set()
+                for hit, norm in zip(hits, normalise(hits), strict=True):
+                    if hit.text in seen:
+                        continue
+                    seen.add(hit.text)
+                    total[hit.text] = total.get(hit.text, 0.0) + weight * norm
+                    hit_of.setdefault(hit.text, hit)
+            ranked = sorted(total, key=lambda t: -total[t])
+            # Near-duplicate collapsing as the shipped fusion does it: reuse `fuse` on the
+            # ranked list alone (one list, so its order is kept).
+            ordered = [replace(hit_of[t], score=total[t]) for t in ranked]
+            return fusion.fuse(ordered, [], LIMIT)
+
+        return run
+
     def previous(self, quantize: str) -> Callable[[Item], list[Any]]:
         """What shipped before: Qdrant's RRF (k=2, equal weights) over 20 candidates per
         list, no collapsing of copies."""
@@ -816,6 +866,12 @@ def experiment_variants(q: Quality) -> list[Variant]:
         Variant("rrf k=60", c("int8", k=60)),
         Variant("backgrounds in BM25 only", c("int8", dense_bg=False)),
         Variant("backgrounds in dense only", c("int8", sparse_bg=False)),
+        Variant("score fusion: DBSF, equal weights", q.score_fusion("int8", "dbsf", 0.5)),
+        Variant("score fusion: DBSF, dense 0.4", q.score_fusion("int8", "dbsf", 0.4)),
+        Variant("score fusion: DBSF, dense 0.6", q.score_fusion("int8", "dbsf", 0.6)),
+        Variant("score fusion: min-max, dense 0.4", q.score_fusion("int8", "minmax", 0.4)),
+        Variant("score fusion: min-max, dense 0.5", q.score_fusion("int8", "minmax", 0.5)),
+        Variant("score fusion: min-max, dense 0.6", q.score_fusion("int8", "minmax", 0.6)),
     ]
 
 

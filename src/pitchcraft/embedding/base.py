@@ -23,6 +23,11 @@ class Embedder(Protocol):
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit-length vectors, one per text, computed in batches."""
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """What embedding each text costs, in the model's tokens (after truncation) or an
+        estimate where the model is remote. Callers embedding many texts group texts of
+        similar length, since a batch costs as much as its longest text."""
+
     def embed_query(self, text: str) -> list[float]:
         """A unit-length vector for a search query."""
 

@@ -211,6 +211,19 @@ class LocalEmbedder:
             return []
         return self._encode(texts)
 
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        model = self.model
+        with _ENCODE_LOCK:
+            ids = model.tokenizer(
+                list(texts),
+                add_special_tokens=True,
+                truncation=True,
+                max_length=model.max_seq_length,
+            )["input_ids"]
+        return [len(row) for row in ids]
+
     def embed_query(self, text: str) -> list[float]:
         return self._encode([text], query=True)[0]
 
