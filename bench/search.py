@@ -663,6 +663,34 @@ class Quality:
 
         return run
 
+    def feedback(
+        self, quantize: str, top: int = 3, alpha: float = 0.5
+    ) -> Callable[[Item], list[Any]]:
+        """Pseudo-relevance feedback on the dense side (Rocchio): the shipped search, then
+        the query vector moved toward the mean of its top results' vectors and searched
+        again."""
+        import numpy as np
+
+        from pitchcraft.search.service import query_text
+
+        search = self.search(quantize)
+        user = self.users[quantize]
+        embedder = self.embedders[quantize]
+
+        def run(it: Item) -> list[Any]:
+            first = search.search(user, it.query, it.backgrounds, LIMIT)
+            text = query_text(it.query, it.backgrounds)
+            q = np.asarray(self.qvec(quantize, text))
+            if first[:top]:
+                docs = np.asarray(embedder.embed_documents([h.text for h in first[:top]]))
+                q = q + alpha * docs.mean(axis=0)
+                q = q / np.linalg.norm(q)
+            return self.index.search(
+                user, dense=q.tolist(), sparse=self.bm25.encode_query(text), limit=LIMIT
+            )
+
+        return run
+
     def previous(self, quantize: str) -> Callable[[Item], list[Any]]:
         """What shipped before: Qdrant's RRF (k=2, equal weights) over 20 candidates per
         list, no collapsing of copies."""
@@ -866,6 +894,9 @@ def experiment_variants(q: Quality) -> list[Variant]:
         Variant("rrf k=60", c("int8", k=60)),
         Variant("backgrounds in BM25 only", c("int8", dense_bg=False)),
         Variant("backgrounds in dense only", c("int8", sparse_bg=False)),
+        Variant("dense feedback: top 3, alpha 0.5", q.feedback("int8", 3, 0.5)),
+        Variant("dense feedback: top 5, alpha 0.3", q.feedback("int8", 5, 0.3)),
+        Variant("dense feedback: top 2, alpha 1.0", q.feedback("int8", 2, 1.0)),
         Variant("score fusion: DBSF, equal weights", q.score_fusion("int8", "dbsf", 0.5)),
         Variant("score fusion: DBSF, dense 0.4", q.score_fusion("int8", "dbsf", 0.4)),
         Variant("score fusion: DBSF, dense 0.6", q.score_fusion("int8", "dbsf", 0.6)),
