@@ -141,6 +141,8 @@ def nav(page: Page, name: str) -> None:
 
 def upload_and_wait(page: Page, deck: Path) -> None:
     nav(page, "Documents")
+    # The page's script has attached its handlers (the heading shows before it runs).
+    expect(page.locator("body")).to_have_attribute("data-documents-ready", "true")
     with page.expect_response(lambda r: _is_post(r, "/documents/upload")):
         page.get_by_test_id("file-input").set_input_files(str(deck))
     row = page.locator(f'[data-testid=doc-row][data-filename="{deck.name}"]')
