@@ -581,7 +581,7 @@ def measure_floor(texts: list[str], every: int) -> dict[str, Any]:
     all texts by count; int8 on every (2*every)-th batch, a subset of the fp32 ones, so
     the int8/fp32 speed-up compares identical texts."""
     from pitchcraft.embedding.local import LocalEmbedder
-    from pitchcraft.ingestion.pipeline import BATCH
+    from pitchcraft.ingestion.pipeline import BATCH, longest_first
     from pitchcraft.settings import Settings
 
     settings = Settings()
@@ -593,9 +593,8 @@ def measure_floor(texts: list[str], every: int) -> dict[str, Any]:
         quantize=settings.embedding_quantize,
         batch_size=settings.embedding_batch_size,
     )
-    # The pipeline's batches: longest passages first, BATCH at a time (ingestion/pipeline.py).
-    costs = fp32.token_counts(texts)
-    groups = _groups([texts[i] for i in sorted(range(len(texts)), key=lambda i: -costs[i])])
+    # The pipeline's batches: in its order, BATCH at a time.
+    groups = _groups([texts[i] for i in longest_first(fp32.token_counts(texts))])
     with CpuShare() as cpu32:
         fp32_times = time_batches(fp32, groups, every)
     with CpuShare() as cpu8:

@@ -75,14 +75,14 @@ def test_passages_are_embedded_longest_first_and_all_indexed(tmp_path: Path) -> 
         for before, after in pairwise(counts):
             assert max(after) <= min(before)
         assert counts[0] != counts[-1]
-        # Progress moves forward with the work and stays below done until the row says so.
+        # Progress moves forward with every batch and reaches the end with the last.
         assert beats == sorted(beats) and len(set(beats)) == len(beats)
         assert 0.05 < beats[0] < beats[-1] <= 1.0
         doc = c.get(f"/api/v1/documents/{entry['id']}", headers=auth(token)).json()
         assert doc["status"] == "indexed" and doc["chunks"] == outcome.chunks
+        # One point per chunk, whatever order they were written in.
         index = container.index()
         assert index.count(job.user_id, entry["id"]) == doc["chunks"]
-        # Every chunk index is there once, whatever order it was written in.
         hits = c.post(
             "/api/v1/search",
             headers=auth(token),

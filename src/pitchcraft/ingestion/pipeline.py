@@ -39,6 +39,12 @@ def embedding_text(filename: str, c: Chunk) -> str:
     return f"{c.section}\n{c.text}" if c.section else c.text
 
 
+def longest_first(costs: list[int]) -> list[int]:
+    """Indices of passages in the order to embed them: longest first, so each batch holds
+    passages of about one length (a batch costs what its longest passage costs)."""
+    return sorted(range(len(costs)), key=lambda i: -costs[i])
+
+
 class Cancelled(Exception):
     """The document was deleted (or its user's documents cleared) while ingesting."""
 
@@ -181,7 +187,7 @@ class Ingestor:
         # ~20% of the work on the corpus's large PDF and handbook. Points are keyed by
         # chunk, so the order they are written in does not matter; progress counts tokens.
         costs = embedder.token_counts(all_texts)
-        order = sorted(range(total), key=lambda i: -costs[i])
+        order = longest_first(costs)
         total_cost = max(1, sum(costs))
         done_cost = 0
         for start in range(0, total, BATCH):
