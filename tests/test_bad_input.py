@@ -173,7 +173,7 @@ class TestPages:
 
 
 def test_service_refuses_control_characters_in_login(client: TestClient) -> None:
-    from pitchcraft.errors import Unauthorized
+    from pitchcraft.core.errors import Unauthorized
 
     accounts = client.app.state.container.accounts  # type: ignore[attr-defined]
     with pytest.raises(Unauthorized):

@@ -26,7 +26,7 @@ import typer
 import yaml
 
 from pitchcraft.cli import app as cli_app
-from pitchcraft.persistence import COMPOSE_VOLUMES
+from pitchcraft.core.persistence import COMPOSE_VOLUMES
 from pitchcraft.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent

@@ -13,10 +13,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from pitchcraft import migrate
 from pitchcraft.container import build
-from pitchcraft.db import Database
-from pitchcraft.models import Base
+from pitchcraft.core import migrate
+from pitchcraft.core.db import Database
+from pitchcraft.migrations.schema import Base
 from pitchcraft.settings import Settings
 
 TABLES = {"users", "documents", "jobs", "prompt_templates", "app_settings", "alembic_version"}

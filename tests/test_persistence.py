@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pitchcraft import persistence
-from pitchcraft.migrate import head_revision
-from pitchcraft.persistence import (
+from pitchcraft.core import persistence
+from pitchcraft.core.migrate import head_revision
+from pitchcraft.core.persistence import (
     DataNotPersistent,
     Mount,
     check_path,

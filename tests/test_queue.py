@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from pitchcraft.auth.models import User
 from pitchcraft.container import build
-from pitchcraft.db import utcnow
+from pitchcraft.core.db import utcnow
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.models import Job
 from pitchcraft.settings import Settings

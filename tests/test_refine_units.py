@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pitchcraft.errors import Invalid
+from pitchcraft.core.errors import Invalid
 from pitchcraft.refine.citations import clean_citations
 from pitchcraft.refine.context import Passage, format_context, renumber, select_passages, trim
 from pitchcraft.refine.evidence import split_sentences

@@ -45,7 +45,7 @@ KIND = "scale"
 WORKER_CHILD = """
 import os, signal, sys, threading, time
 import pitchcraft.auth.models, pitchcraft.documents.models  # the tables jobs refer to
-from pitchcraft.db import Database
+from pitchcraft.core.db import Database
 from pitchcraft.jobs.worker import Kind, Worker
 from pitchcraft.settings import Settings
 

@@ -983,7 +983,7 @@ def verify_archive(path: Path) -> dict[str, Any]:
 
 
 def _data_tables() -> set[str]:
-    from pitchcraft.models import Base
+    from pitchcraft.migrations.schema import Base
 
     return set(Base.metadata.tables) - NOT_DATA
 
@@ -1144,7 +1144,7 @@ def _apply_deletions(conn: Connection, ids: list[str]) -> None:
 
 
 def _drop_known_tables(conn: Connection) -> None:
-    from pitchcraft.models import Base
+    from pitchcraft.migrations.schema import Base
 
     known = set(Base.metadata.tables) | {ALEMBIC_TABLE}
     md = MetaData()
@@ -1224,7 +1224,7 @@ def _restore_postgres(
     import psycopg
     from alembic import command
 
-    from pitchcraft import migrate
+    from pitchcraft.core import migrate
 
     pg_restore = _tool("pg_restore", "restore")
     schema = str(manifest["database"].get("schema") or "public")
@@ -1269,7 +1269,7 @@ def _restore_postgres(
 def _known_revision(revision: str) -> bool:
     from alembic.script import ScriptDirectory
 
-    from pitchcraft import migrate
+    from pitchcraft.core import migrate
 
     scripts = ScriptDirectory.from_config(migrate.alembic_config())
     return revision in {r.revision for r in scripts.walk_revisions()}
@@ -1367,8 +1367,8 @@ def _dimension(shard: Path) -> int | None:
 
 
 def _migrate(settings: Settings) -> tuple[str | None, str]:
-    from pitchcraft import migrate
-    from pitchcraft.db import Database
+    from pitchcraft.core import migrate
+    from pitchcraft.core.db import Database
 
     db = Database(settings)
     try:
@@ -1383,8 +1383,8 @@ def restore_backup(
     settings: Settings, archive: Path | None = None, *, stream: BinaryIO | None = None
 ) -> RestoreReport:
     """Fill an empty data location from an archive (a file, or a stream that is spooled)."""
-    from pitchcraft.db import Database
-    from pitchcraft.persistence import DataNotPersistent, ensure_persistent
+    from pitchcraft.core.db import Database
+    from pitchcraft.core.persistence import DataNotPersistent, ensure_persistent
 
     started = time.monotonic()
     if (archive is None) == (stream is None):

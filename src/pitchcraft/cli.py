@@ -42,8 +42,8 @@ def _settings() -> Settings:
 
 def _container(settings: Settings, *, migrate_schema: bool | None = None):  # type: ignore[no-untyped-def]
     from pitchcraft.container import build
-    from pitchcraft.migrate import SchemaOutdated, SchemaTooNew
-    from pitchcraft.persistence import DataNotPersistent
+    from pitchcraft.core.migrate import SchemaOutdated, SchemaTooNew
+    from pitchcraft.core.persistence import DataNotPersistent
 
     try:
         return build(settings, migrate_schema=migrate_schema)
@@ -181,9 +181,9 @@ def migrate_vectors(
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date (serve does this at start too)."""
-    from pitchcraft import migrate as migrations
-    from pitchcraft.db import Database
-    from pitchcraft.persistence import DataNotPersistent, ensure_persistent
+    from pitchcraft.core import migrate as migrations
+    from pitchcraft.core.db import Database
+    from pitchcraft.core.persistence import DataNotPersistent, ensure_persistent
 
     settings = _settings()
     try:
@@ -228,7 +228,7 @@ def user_create(
     """Create an account."""
     from pydantic import EmailStr, TypeAdapter
 
-    from pitchcraft.errors import AppError
+    from pitchcraft.core.errors import AppError
 
     try:
         address = TypeAdapter(EmailStr).validate_python(email)
@@ -265,7 +265,7 @@ def user_set_password(
     ],
 ) -> None:
     """Set a new password; every token issued before stops working."""
-    from pitchcraft.errors import AppError
+    from pitchcraft.core.errors import AppError
 
     container = _container(_settings())
     try:

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from pitchcraft import migrate
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
-from pitchcraft.db import Database
+from pitchcraft.core import migrate
+from pitchcraft.core.db import Database
+from pitchcraft.core.persistence import PathReport, ensure_persistent
+from pitchcraft.core.system import stored_jwt_secret
 from pitchcraft.documents.service import INGEST, Documents
 from pitchcraft.documents.storage import FileStore
 from pitchcraft.embedding import build_embedder
@@ -20,11 +22,9 @@ from pitchcraft.embedding.base import Embedder, SparseEncoder
 from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.llm import build_llm
 from pitchcraft.llm.base import LLM
-from pitchcraft.persistence import PathReport, ensure_persistent
 from pitchcraft.refine.service import REFINE, Refine
 from pitchcraft.search.service import Search
 from pitchcraft.settings import Settings
-from pitchcraft.system import stored_jwt_secret
 from pitchcraft.templates.service import Templates
 from pitchcraft.vectors import build_index
 from pitchcraft.vectors.base import VectorIndex

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
-from pitchcraft import migrate
-from pitchcraft.db import Database
+from pitchcraft.core import migrate
+from pitchcraft.core.db import Database
+from pitchcraft.core.persistence import in_container, inspect_paths, read_mounts
 from pitchcraft.llm import LLMConfigError, describe_llm
-from pitchcraft.persistence import in_container, inspect_paths, read_mounts
 from pitchcraft.settings import Settings
 
 

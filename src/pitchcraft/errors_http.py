@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from pitchcraft.errors import AppError
+from pitchcraft.core.errors import AppError
 from pitchcraft.middleware import security_headers
 from pitchcraft.web.session import session_user
 

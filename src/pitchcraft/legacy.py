@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from pitchcraft.auth.models import User
 from pitchcraft.auth.service import normalize_email
-from pitchcraft.db import Database, utcnow
+from pitchcraft.core.db import Database, utcnow
 from pitchcraft.jobs.models import Job
 from pitchcraft.templates.models import PromptTemplate
 

@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
-from pitchcraft.errors import Unauthorized
+from pitchcraft.core.errors import Unauthorized
 
 bearer = HTTPBearer(auto_error=False, description="The access_token from register or login.")
 

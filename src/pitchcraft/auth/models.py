@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pitchcraft.db import Base, UTCDateTime, utcnow
+from pitchcraft.core.db import Base, UTCDateTime, utcnow
 
 
 class User(Base):

@@ -15,7 +15,7 @@ from limits import RateLimitItem, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from pitchcraft.errors import RateLimited
+from pitchcraft.core.errors import RateLimited
 
 
 class Throttle:

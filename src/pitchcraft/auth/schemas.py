@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 
-from pitchcraft.validation import CleanStr
+from pitchcraft.core.validation import CleanStr
 
 PASSWORD_MAX_LENGTH = 1024
 

@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from pitchcraft.auth.models import User
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import InvalidToken, Passwords, Tokens
-from pitchcraft.db import Database, utcnow
-from pitchcraft.errors import Conflict, Forbidden, Invalid, Unauthorized
-from pitchcraft.validation import has_control_chars
+from pitchcraft.core.db import Database, utcnow
+from pitchcraft.core.errors import Conflict, Forbidden, Invalid, Unauthorized
+from pitchcraft.core.validation import has_control_chars
 
 INVALID_CREDENTIALS = "The email or password is incorrect."
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pitchcraft.db import Base, UTCDateTime, utcnow
+from pitchcraft.core.db import Base, UTCDateTime, utcnow
 
 QUEUED, PROCESSING, INDEXED, FAILED = "queued", "processing", "indexed", "failed"
 

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 
 from pitchcraft.auth.models import User
 from pitchcraft.auth.service import normalize_email
-from pitchcraft.db import Database
+from pitchcraft.core.db import Database
 from pitchcraft.documents.models import QUEUED, Document
 from pitchcraft.documents.service import INGEST
 from pitchcraft.jobs.models import Job

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 
 from pitchcraft.auth.models import User
-from pitchcraft.db import Database
+from pitchcraft.core.db import Database
+from pitchcraft.core.errors import NotFound
 from pitchcraft.documents.models import FAILED, QUEUED, Document
 from pitchcraft.documents.storage import PART_SUFFIX, FileStore
 from pitchcraft.documents.upload import IncomingFile
-from pitchcraft.errors import NotFound
 from pitchcraft.ingestion.detect import detect
 from pitchcraft.ingestion.types import ParseFailure
 from pitchcraft.jobs.queue import enqueue

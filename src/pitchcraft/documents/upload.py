@@ -10,8 +10,8 @@ from typing import IO
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
+from pitchcraft.core.errors import Invalid, Unsupported
 from pitchcraft.documents.storage import FileStore, clean_filename
-from pitchcraft.errors import Invalid, Unsupported
 
 FILES_FIELD = b"files"
 CUT_SHORT = "The upload was cut short or is not valid multipart data."

@@ -29,8 +29,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from pitchcraft.core.openai_compat import display_url, endpoint_url, retry_after, retryable_status
 from pitchcraft.embedding.base import EmbeddingConfigError, EmbeddingError
-from pitchcraft.openai_compat import display_url, endpoint_url, retry_after, retryable_status
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pitchcraft.db import Database, utcnow
+from pitchcraft.core.db import Database, utcnow
 from pitchcraft.documents.models import FAILED, INDEXED, PROCESSING, Document
 from pitchcraft.documents.storage import FileStore
 from pitchcraft.embedding.base import Embedder, SparseEncoder

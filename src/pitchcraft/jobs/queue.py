@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
-from pitchcraft.db import Database, utcnow
+from pitchcraft.core.db import Database, utcnow
 from pitchcraft.jobs.models import FINISHED, QUEUED, RUNNING, Job
 
 MAX_ATTEMPTS = 5

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pitchcraft.db import Database
+from pitchcraft.core.db import Database
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
 

@@ -36,8 +36,8 @@ def describe_llm(settings: Settings) -> str:
     the key. Raises LLMConfigError like build_llm. Touches no network."""
     if not settings.llm_base_url:
         return "none configured (evidence mode)"
+    from pitchcraft.core.openai_compat import display_url
     from pitchcraft.llm.openai import chat_completions_url
-    from pitchcraft.openai_compat import display_url
 
     url = display_url(chat_completions_url(settings.llm_base_url))
     if not settings.llm_model.strip():

@@ -37,8 +37,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from pitchcraft.core.openai_compat import display_url, endpoint_url, retry_after, retryable_status
 from pitchcraft.llm.base import Completion, LLMConfigError, LLMError
-from pitchcraft.openai_compat import display_url, endpoint_url, retry_after, retryable_status
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
-"""Alembic environment: always run with a connection handed over by pitchcraft.migrate."""
+"""Alembic environment: always run with a connection handed over by pitchcraft.core.migrate."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from pitchcraft.models import Base
+from pitchcraft.migrations.schema import Base
 
 config = context.config
 connection = config.attributes.get("connection")

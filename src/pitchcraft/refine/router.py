@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from pitchcraft.auth.deps import ContainerDep, CurrentUser
+from pitchcraft.core.validation import CleanStr
 from pitchcraft.errors_http import ERROR_RESPONSES
 from pitchcraft.jobs.models import Job
 from pitchcraft.refine.service import (
@@ -19,7 +20,6 @@ from pitchcraft.refine.service import (
 )
 from pitchcraft.templates.render import MAX_TEMPLATE_CHARS, PLACEHOLDERS
 from pitchcraft.templates.service import TemplateView
-from pitchcraft.validation import CleanStr
 
 router = APIRouter(prefix="/api/v1", tags=["refine"], responses=ERROR_RESPONSES)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from pitchcraft.db import Database
+from pitchcraft.core.db import Database
+from pitchcraft.core.errors import Invalid, NotFound
 from pitchcraft.embedding.base import Embedder, EmbeddingError
-from pitchcraft.errors import Invalid, NotFound
 from pitchcraft.jobs.models import FAILED, RUNNING, SUCCEEDED, Job
 from pitchcraft.jobs.queue import enqueue
 from pitchcraft.llm.base import LLM, LLMError

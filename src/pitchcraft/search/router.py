@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from pitchcraft.auth.deps import ContainerDep, CurrentUser
+from pitchcraft.core.validation import CleanStr
 from pitchcraft.errors_http import ERROR_RESPONSES
-from pitchcraft.validation import CleanStr
 
 router = APIRouter(prefix="/api/v1", tags=["search"], responses=ERROR_RESPONSES)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pitchcraft.db import Base, UTCDateTime, utcnow
+from pitchcraft.core.db import Base, UTCDateTime, utcnow
 
 
 class PromptTemplate(Base):

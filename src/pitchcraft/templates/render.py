@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from pitchcraft.errors import Invalid
+from pitchcraft.core.errors import Invalid
 
 BACKGROUNDS, MARKETING_TEXT, CONTEXT = "backgrounds", "marketing_text", "context"
 PLACEHOLDERS = (BACKGROUNDS, MARKETING_TEXT, CONTEXT)

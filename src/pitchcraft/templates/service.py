@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from pitchcraft.db import Database, utcnow
+from pitchcraft.core.db import Database, utcnow
 from pitchcraft.templates.models import PromptTemplate
 from pitchcraft.templates.render import DEFAULT_TEMPLATE, validate
 

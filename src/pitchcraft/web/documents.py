@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 from pitchcraft.auth.deps import ContainerDep
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
+from pitchcraft.core.errors import AppError
 from pitchcraft.documents.models import PROCESSING, QUEUED
 from pitchcraft.documents.router import upload_for
-from pitchcraft.errors import AppError
 from pitchcraft.web.routes import render
 from pitchcraft.web.session import session_user
 

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from pitchcraft.auth.deps import ContainerDep
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
-from pitchcraft.errors import Invalid, NotFound
+from pitchcraft.core.errors import Invalid, NotFound
 from pitchcraft.jobs.models import QUEUED, RUNNING, Job
 from pitchcraft.refine.router import JobSummary, ResultOut, Source
 from pitchcraft.refine.service import (

@@ -11,7 +11,7 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 from pitchcraft.auth.deps import ContainerDep, client_key
 from pitchcraft.auth.models import User
 from pitchcraft.auth.schemas import PASSWORD_MAX_LENGTH
-from pitchcraft.errors import AppError
+from pitchcraft.core.errors import AppError
 from pitchcraft.web.session import clear_session, session_user, set_session
 
 router = APIRouter(include_in_schema=False)

@@ -6,7 +6,7 @@ from fastapi import Request, Response
 
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
-from pitchcraft.errors import Unauthorized
+from pitchcraft.core.errors import Unauthorized
 
 SESSION_COOKIE = "pitchcraft_session"
 

@@ -8,7 +8,7 @@ from sqlalchemy import String, Text, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
-from pitchcraft.db import Base, Database
+from pitchcraft.core.db import Base, Database
 
 JWT_SECRET_KEY = "jwt_secret"  # noqa: S105 - a row key, not a secret
 

@@ -8,7 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
-from pitchcraft.db import Database
+from pitchcraft.core.db import Database
 
 # Any fixed number: serialises migrations when several replicas start at once on PostgreSQL.
 PG_MIGRATION_LOCK = 7_461_203
