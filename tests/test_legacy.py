@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
 from pitchcraft.jobs.models import Job
-from pitchcraft.legacy import LegacyImportError, import_legacy
+from pitchcraft.ops.legacy import LegacyImportError, import_legacy
 from pitchcraft.templates.models import PromptTemplate
 
 LOGIN = "/api/v1/auth/login"

@@ -20,9 +20,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pitchcraft.app import create_app
-from pitchcraft.doctor import run_checks
 from pitchcraft.llm import LLMConfigError, LLMError, build_llm
 from pitchcraft.llm.openai import OpenAIChat, chat_completions_url
+from pitchcraft.ops.doctor import run_checks
 from pitchcraft.settings import Settings
 from tests.conftest import FAKE_LLM_KEY, REPO, free_port, make_settings
 from tests.llm_server import FakeLLM

@@ -200,7 +200,7 @@ def migrate() -> None:
 @app.command()
 def doctor() -> None:
     """Check data paths, persistence, free space, schema and backends; exit 1 on any problem."""
-    from pitchcraft.doctor import run_checks
+    from pitchcraft.ops.doctor import run_checks
 
     settings = _settings()
     ok = True
@@ -280,8 +280,8 @@ def import_legacy(
     path: Annotated[Path, typer.Argument(help="The original system's marketing_mvp.db.")],
 ) -> None:
     """Import users, prompt templates and jobs from the original system. Safe to re-run."""
-    from pitchcraft.legacy import LegacyImportError
-    from pitchcraft.legacy import import_legacy as run_import
+    from pitchcraft.ops.legacy import LegacyImportError
+    from pitchcraft.ops.legacy import import_legacy as run_import
 
     container = _container(_settings())
     try:
@@ -307,7 +307,7 @@ def backup(
 
     Safe while the server runs. Never overwrites a file; a failed backup leaves no archive.
     """
-    from pitchcraft.backup import BackupError, create_backup
+    from pitchcraft.ops.backup import BackupError, create_backup
 
     settings = _settings()
     to_stdout = out == "-"
@@ -335,7 +335,7 @@ def restore(
     Every checksum is verified before anything is written; a location that holds data is
     refused. Migrates the database, checks the vectors and re-queues what needs re-indexing.
     """
-    from pitchcraft.backup import BackupError, restore_backup
+    from pitchcraft.ops.backup import BackupError, restore_backup
 
     settings = _settings()
     if archive == "-" and sys.stdin.isatty():
