@@ -357,7 +357,7 @@ def run(
 ) -> FuzzReport:
     from fastapi.testclient import TestClient
 
-    from pitchcraft.app import create_app
+    from pitchcraft.web.app import create_app
 
     with (
         _database(kind) as url,

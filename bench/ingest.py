@@ -537,10 +537,10 @@ def measure_service(
 
 def service_texts(path: Path, name: str) -> tuple[list[str], dict[str, Any]]:
     """What the pipeline embeds for this file, with the settings' defaults."""
+    from pitchcraft.documents.ingest import embedding_text
     from pitchcraft.ingestion.chunking import chunk
     from pitchcraft.ingestion.detect import detect
     from pitchcraft.ingestion.parsers import parse_file
-    from pitchcraft.ingestion.pipeline import embedding_text
     from pitchcraft.settings import Settings
 
     settings = Settings()
@@ -560,7 +560,7 @@ def service_texts(path: Path, name: str) -> tuple[list[str], dict[str, Any]]:
 
 def _groups(texts: Sequence[str]) -> list[Sequence[str]]:
     """pipeline.BATCH texts per embed_documents call, in the order given."""
-    from pitchcraft.ingestion.pipeline import BATCH
+    from pitchcraft.documents.ingest import BATCH
 
     return [texts[start : start + BATCH] for start in range(0, len(texts), BATCH)]
 
@@ -580,8 +580,8 @@ def measure_floor(texts: list[str], every: int) -> dict[str, Any]:
     """fp32 on every `every`-th pipeline batch (all of them with every=1), extrapolated to
     all texts by count; int8 on every (2*every)-th batch, a subset of the fp32 ones, so
     the int8/fp32 speed-up compares identical texts."""
+    from pitchcraft.documents.ingest import BATCH, longest_first
     from pitchcraft.embedding.local import LocalEmbedder
-    from pitchcraft.ingestion.pipeline import BATCH, longest_first
     from pitchcraft.settings import Settings
 
     settings = Settings()

@@ -124,7 +124,7 @@ def load_dev() -> list[Item]:
 
 
 def snippet_of(text: str) -> str:
-    from pitchcraft.search.router import SNIPPET_CHARS
+    from pitchcraft.search.schemas import SNIPPET_CHARS
 
     return text[:SNIPPET_CHARS]
 
@@ -179,7 +179,7 @@ def parse_cached(path: Path, kind: str, settings: Any, cache: Path | None) -> An
         key.update(f"{kind}|{settings.ocr_enabled}|{settings.soffice_path}".encode())
         package = Path(ingestion.__file__).parent
         for source in sorted([*package.glob("parsers/*.py"), *package.glob("*.py")]):
-            if source.name not in ("chunking.py", "pipeline.py"):
+            if source.name != "chunking.py":
                 key.update(source.read_bytes())
         cached = cache / f"parsed-{key.hexdigest()[:24]}.pickle"
         if cached.exists():
@@ -213,10 +213,10 @@ def parse_cached(path: Path, kind: str, settings: Any, cache: Path | None) -> An
 def load_corpus(
     settings: Any, cache: Path | None = None
 ) -> tuple[list[Doc], dict[str, str], float]:
+    from pitchcraft.documents.ingest import embedding_text
     from pitchcraft.embedding.sparse import Bm25Encoder
     from pitchcraft.ingestion.chunking import chunk
     from pitchcraft.ingestion.detect import detect
-    from pitchcraft.ingestion.pipeline import embedding_text
     from pitchcraft.ingestion.types import ParseFailure
 
     bm25 = Bm25Encoder()
@@ -276,7 +276,7 @@ def embed_docs(
 ) -> tuple[list[list[list[float]]], float]:
     """Vectors per doc, embedded in the pipeline's batches (int8 activations are quantised
     per batch, so batch composition matters a little)."""
-    from pitchcraft.ingestion.pipeline import BATCH
+    from pitchcraft.documents.ingest import BATCH
 
     key = hashlib.sha256(embedder.name.encode())
     for d in docs:
@@ -302,7 +302,7 @@ def embed_docs(
 
 
 def points_of(doc: Doc, vectors: list[list[float]]) -> list[Any]:
-    from pitchcraft.ingestion.pipeline import point_id
+    from pitchcraft.documents.ingest import point_id
     from pitchcraft.vectors.base import IndexPoint
 
     return [
@@ -323,7 +323,7 @@ def points_of(doc: Doc, vectors: list[list[float]]) -> list[Any]:
 
 def index_docs(index: Any, user: int, docs: list[Doc], vectors: list[list[list[float]]]) -> float:
     """As the Ingestor does: delete_document, upsert per pipeline batch, optimize per doc."""
-    from pitchcraft.ingestion.pipeline import BATCH
+    from pitchcraft.documents.ingest import BATCH
 
     with Stopwatch() as sw:
         for doc, vecs in zip(docs, vectors, strict=True):

@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from pitchcraft.app import create_app
 from pitchcraft.settings import Settings
+from pitchcraft.web.app import create_app
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REPO = Path(__file__).resolve().parent.parent

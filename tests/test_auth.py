@@ -10,9 +10,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
-from pitchcraft.app import create_app
 from pitchcraft.auth.models import User
 from pitchcraft.settings import Settings
+from pitchcraft.web.app import create_app
 from tests.conftest import auth, make_settings, register
 
 LOGIN = "/api/v1/auth/login"

@@ -26,13 +26,13 @@ import pytest
 from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient
 
-from pitchcraft.app import create_app
 from pitchcraft.core.db import Database
 from pitchcraft.ops import backup as backup_module
 from pitchcraft.ops.backup import BackupError, create_backup, restore_backup
 from pitchcraft.settings import Settings
 from pitchcraft.vectors.base import IndexPoint, SparseVec
 from pitchcraft.vectors.qdrant_server import ServerIndex
+from pitchcraft.web.app import create_app
 from tests.conftest import (
     CORPUS,
     PG_URL,

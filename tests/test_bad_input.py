@@ -15,8 +15,8 @@ import pytest
 from fastapi.testclient import TestClient
 from itsdangerous.url_safe import URLSafeSerializer
 
-from pitchcraft.app import create_app
-from pitchcraft.middleware import csrf_layer, csrf_secret
+from pitchcraft.web.app import create_app
+from pitchcraft.web.csrf import csrf_layer, csrf_secret
 from tests.conftest import auth, make_settings, register
 
 REGISTER = "/api/v1/auth/register"

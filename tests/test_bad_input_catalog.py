@@ -25,8 +25,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete
 
-from pitchcraft.app import create_app
 from pitchcraft.auth.models import User
+from pitchcraft.web.app import create_app
 from tests.conftest import PgSchema, auth, make_settings, register
 from tests.docs_helpers import upload, wait_final
 from tests.test_refine import process, wait_job

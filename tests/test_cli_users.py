@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from pitchcraft.app import create_app
 from pitchcraft.settings import Settings
+from pitchcraft.web.app import create_app
 
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from pitchcraft.app import create_app
 from pitchcraft.settings import Settings
+from pitchcraft.web.app import create_app
 from tests.conftest import CORPUS, auth, make_settings, register
 from tests.docs_helpers import (
     allowed_outcomes,

@@ -440,7 +440,7 @@ class CountingEmbedder:
 
 
 def test_ingestion_embeds_each_distinct_passage_once(fp32: LocalEmbedder) -> None:
-    from pitchcraft.ingestion.pipeline import _VectorMemo
+    from pitchcraft.documents.ingest import _VectorMemo
 
     # fp32: int8 activations are quantised per batch, so its vectors depend a little on
     # what else is in the batch, and this compares vectors of different batches.

@@ -12,7 +12,7 @@ import pytest
 from bench.fuzz import Failure, Fuzzer, FuzzReport, fuzz_settings
 from fastapi.testclient import TestClient
 
-from pitchcraft.app import create_app
+from pitchcraft.web.app import create_app
 from tests.conftest import auth, register
 
 pytestmark = pytest.mark.timeout(900)

@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from pitchcraft.app import create_app
 from pitchcraft.settings import Settings
+from pitchcraft.web.app import create_app
 from tests.conftest import ServerProcess, auth, make_settings, register
 from tests.llm_server import FakeLLM
 

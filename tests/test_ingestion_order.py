@@ -8,10 +8,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from pitchcraft.app import create_app
+from pitchcraft.documents.ingest import BATCH, Ingestor
 from pitchcraft.embedding.base import Embedder
-from pitchcraft.ingestion.pipeline import BATCH, Ingestor
 from pitchcraft.jobs.queue import claim
+from pitchcraft.web.app import create_app
 from tests.conftest import CORPUS, auth, make_settings, register
 from tests.docs_helpers import upload
 

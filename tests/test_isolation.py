@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.routing import Mount
 
-from pitchcraft.app import create_app
+from pitchcraft.web.app import create_app
 from tests.conftest import PgSchema, auth, make_settings, register
 from tests.docs_helpers import upload, wait_final
 

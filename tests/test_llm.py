@@ -19,11 +19,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from pitchcraft.app import create_app
 from pitchcraft.llm import LLMConfigError, LLMError, build_llm
 from pitchcraft.llm.openai import OpenAIChat, chat_completions_url
 from pitchcraft.ops.doctor import run_checks
 from pitchcraft.settings import Settings
+from pitchcraft.web.app import create_app
 from tests.conftest import FAKE_LLM_KEY, REPO, free_port, make_settings
 from tests.llm_server import FakeLLM
 

@@ -22,12 +22,12 @@ from qdrant_client import QdrantClient, models
 from typer.testing import CliRunner
 
 from pitchcraft.cli import app as cli_app
+from pitchcraft.documents.ingest import embedding_text, point_id
 from pitchcraft.embedding.local import LocalEmbedder
 from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.ingestion.chunking import chunk
 from pitchcraft.ingestion.detect import detect
 from pitchcraft.ingestion.parsers import parse_file
-from pitchcraft.ingestion.pipeline import embedding_text, point_id
 from pitchcraft.vectors.base import DENSE, SPARSE, IndexPoint, collection_name
 from pitchcraft.vectors.migrate import MigrationError, migrate_vectors
 from pitchcraft.vectors.payload import payload_of

@@ -104,13 +104,13 @@ def test_worker_threads_run_jobs_at_a_lower_cpu_priority(settings: Settings) -> 
     than the web's threads, which keep their priority."""
     import os
 
-    from pitchcraft.jobs.worker import Kind, Worker
+    from pitchcraft.jobs.worker import Kind, Outcome, Worker
 
     container, _ids = _setup(settings, 1)
     seen: dict[str, int] = {}
     done = threading.Event()
 
-    def handler(job: Job, heartbeat: object) -> None:
+    def handler(job: Job, heartbeat: object) -> Outcome:
         seen["job"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
         def child() -> None:
@@ -120,6 +120,7 @@ def test_worker_threads_run_jobs_at_a_lower_cpu_priority(settings: Settings) -> 
         t.start()
         t.join()
         done.set()
+        return Outcome.succeeded()
 
     base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     worker = Worker(

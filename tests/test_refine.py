@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from pitchcraft.app import create_app
 from pitchcraft.templates.render import DEFAULT_TEMPLATE
+from pitchcraft.web.app import create_app
 from tests.conftest import auth, make_settings, register
 from tests.docs_helpers import upload, wait_final
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from pitchcraft.app import create_app
+from pitchcraft.web.app import create_app
 from tests.conftest import ServerProcess, auth, make_settings, register
 from tests.docs_helpers import upload, wait_final
 from tests.llm_server import FakeLLM

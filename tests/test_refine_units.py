@@ -148,7 +148,7 @@ def test_blank_marketing_text_is_refused() -> None:
 
 
 def test_reasoning_is_not_part_of_the_answer() -> None:
-    from pitchcraft.refine.service import visible_answer
+    from pitchcraft.refine.runner import visible_answer
 
     assert visible_answer("<think>plan it</think>\nRefined copy [1].") == "Refined copy [1]."
     assert visible_answer("<think>still thinking") == ""

@@ -29,8 +29,8 @@ from sqlalchemy import select
 
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container, build
+from pitchcraft.documents.incoming import IncomingFile
 from pitchcraft.documents.models import Document
-from pitchcraft.documents.upload import IncomingFile
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.models import Job
 from tests.conftest import CORPUS, PG_URL, REPO, PgSchema, make_settings
@@ -46,7 +46,7 @@ WORKER_CHILD = """
 import os, signal, sys, threading, time
 import pitchcraft.auth.models, pitchcraft.documents.models  # the tables jobs refer to
 from pitchcraft.core.db import Database
-from pitchcraft.jobs.worker import Kind, Worker
+from pitchcraft.jobs.worker import Kind, Outcome, Worker
 from pitchcraft.settings import Settings
 
 runs, lease, concurrency = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -63,7 +63,7 @@ def handler(job, beat):
             time.sleep(1)
     time.sleep(float(job.payload.get("sleep", 0)))
     note("done", job)
-    return "succeeded", None, {"pid": os.getpid()}
+    return Outcome.succeeded({"pid": os.getpid()})
 
 worker = Worker(
     db, {"scale": Kind(handler=handler, gave_up=lambda job: None)},

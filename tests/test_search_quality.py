@@ -21,7 +21,7 @@ from pitchcraft.search.fusion import (
     candidates_for,
     fuse,
 )
-from pitchcraft.search.router import SNIPPET_CHARS
+from pitchcraft.search.schemas import SNIPPET_CHARS
 from pitchcraft.settings import Settings
 from pitchcraft.vectors.base import Hit
 

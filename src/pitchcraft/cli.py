@@ -76,7 +76,7 @@ def serve(
     """Check the data location, migrate, and serve the web app and API."""
     import uvicorn
 
-    from pitchcraft.app import create_app
+    from pitchcraft.web.app import create_app
 
     settings = _settings()
     _configure_logging(settings.log_level)
@@ -107,7 +107,7 @@ def worker(
     import signal
     import threading
 
-    from pitchcraft.container import build_worker
+    from pitchcraft.runtime import build_worker
 
     settings = _settings()
     _configure_logging(settings.log_level)

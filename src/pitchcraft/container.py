@@ -15,14 +15,15 @@ from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
 from pitchcraft.core.persistence import PathReport, ensure_persistent
 from pitchcraft.core.system import stored_jwt_secret
-from pitchcraft.documents.service import INGEST, Documents
+from pitchcraft.documents.service import Documents
 from pitchcraft.documents.storage import FileStore
 from pitchcraft.embedding import build_embedder
 from pitchcraft.embedding.base import Embedder, SparseEncoder
 from pitchcraft.embedding.sparse import Bm25Encoder
+from pitchcraft.jobs.worker import Wakeup
 from pitchcraft.llm import build_llm
 from pitchcraft.llm.base import LLM
-from pitchcraft.refine.service import REFINE, Refine
+from pitchcraft.refine.service import Refine
 from pitchcraft.search.service import Search
 from pitchcraft.settings import Settings
 from pitchcraft.templates.service import Templates
@@ -69,8 +70,9 @@ class Container:
     templates: Templates
     refine: Refine
     llm: LLM | None
+    # Queuing a job calls it; the worker of this process waits on it.
+    wakeup: Wakeup
     path_reports: list[PathReport] = field(default_factory=list)
-    worker: object | None = None
 
     @property
     def embedded_vectors(self) -> bool:
@@ -123,21 +125,14 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     index: Lazy[VectorIndex] = Lazy(lambda: build_index(settings))
     embedder: Lazy[Embedder] = Lazy(lambda: build_embedder(settings))
     sparse: Lazy[SparseEncoder] = Lazy(Bm25Encoder)
-    documents = Documents(db=db, store=store, index=index)
+    wakeup = Wakeup()
+    documents = Documents(db=db, store=store, index=index, notify=wakeup)
     if settings.clear_documents_on_login:
         accounts.on_login.append(documents.clear_user)
     search = Search(index=index, embedder=embedder, sparse=sparse)
     templates = Templates(db)
     llm = build_llm(settings)
-    refine = Refine(
-        db=db,
-        templates=templates,
-        search=search,
-        embedder=embedder,
-        llm=llm,
-        context_passages=settings.context_passages,
-        context_budget_chars=settings.context_budget_chars,
-    )
+    refine = Refine(db=db, templates=templates, notify=wakeup)
     return Container(
         settings=settings,
         db=db,
@@ -151,61 +146,6 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         templates=templates,
         refine=refine,
         llm=llm,
+        wakeup=wakeup,
         path_reports=reports,
     )
-
-
-def build_worker(container: Container):  # type: ignore[no-untyped-def]
-    """The worker for this process, for ingestion and refine jobs (started by `serve` or
-    `pitchcraft worker`)."""
-    from pitchcraft.documents.models import FAILED as DOC_FAILED
-    from pitchcraft.documents.models import Document
-    from pitchcraft.ingestion.pipeline import Ingestor
-    from pitchcraft.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
-    from pitchcraft.jobs.worker import Kind, Worker
-
-    s = container.settings
-    ingestor = Ingestor(
-        settings=s,
-        db=container.db,
-        store=container.store,
-        index=container.index,
-        embedder=container.embedder,
-        sparse=container.sparse,
-    )
-
-    def ingest(
-        job: Job, beat: Callable[[float], bool]
-    ) -> tuple[str, str | None, dict[str, object] | None]:
-        outcome = ingestor.run(job, beat)
-        status = {"indexed": SUCCEEDED, "failed": FAILED, "cancelled": CANCELLED}.get(
-            outcome.status, "lost"
-        )
-        return status, outcome.error, {"chunks": outcome.chunks}
-
-    def gave_up(job: Job) -> None:
-        with container.db.session() as session:
-            doc = session.get(Document, job.document_id) if job.document_id else None
-            if doc is not None:
-                doc.status = DOC_FAILED
-                doc.error = "could not be processed: the worker stopped every time it tried"
-        if job.document_id:  # what an interrupted run wrote must not show up in searches
-            container.index().delete_document(job.user_id, job.document_id)
-
-    def refine_gave_up(job: Job) -> None:
-        log.warning("refine job %s stopped its worker %d times", job.id, job.attempts - 1)
-
-    worker = Worker(
-        container.db,
-        {
-            INGEST: Kind(handler=ingest, gave_up=gave_up),
-            REFINE: Kind(handler=container.refine.run, gave_up=refine_gave_up),
-        },
-        concurrency=s.worker_concurrency,
-        lease_seconds=s.job_lease_seconds,
-        nice=s.worker_nice,
-    )
-    container.documents.notify = worker.wake
-    container.refine.notify = worker.wake
-    container.worker = worker
-    return worker

@@ -22,3 +22,10 @@ def _no_control_chars(value: str) -> str:
 
 
 CleanStr = Annotated[str, AfterValidator(_no_control_chars)]
+
+
+def strip_control_chars(value: str) -> str:
+    """Typed text as a form sends it: line breaks as \\n (browsers send \\r\\n from a
+    textarea), tabs kept, other control characters (a form feed copied out of a PDF, a NUL)
+    removed."""
+    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))

@@ -13,9 +13,9 @@ from sqlalchemy import delete, select
 from pitchcraft.auth.models import User
 from pitchcraft.core.db import Database
 from pitchcraft.core.errors import NotFound
+from pitchcraft.documents.incoming import IncomingFile
 from pitchcraft.documents.models import FAILED, QUEUED, Document
 from pitchcraft.documents.storage import PART_SUFFIX, FileStore
-from pitchcraft.documents.upload import IncomingFile
 from pitchcraft.ingestion.detect import detect
 from pitchcraft.ingestion.types import ParseFailure
 from pitchcraft.jobs.queue import enqueue

@@ -2,7 +2,7 @@
 
 A worker claims the oldest runnable job (queued, or running with an expired lease, i.e. its
 worker died) with `FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite every transaction takes
-the write lock up front (see db.py), which serialises claims the same way.
+the write lock up front (see core/db.py), which serialises claims the same way.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from pitchcraft.core.db import Database, utcnow
@@ -72,6 +72,11 @@ def claim(
         return job
 
 
+def _held(job_id: str, worker_id: str) -> tuple[ColumnElement[bool], ...]:
+    """The lease rule: a worker writes to a job only while it holds it."""
+    return (Job.id == job_id, Job.locked_by == worker_id, Job.status == RUNNING)
+
+
 def renew(
     db: Database, job_id: str, *, worker_id: str, lease_seconds: int, progress: float | None = None
 ) -> bool:
@@ -80,11 +85,7 @@ def renew(
     if progress is not None:
         values["progress"] = progress
     with db.session() as s:
-        result = s.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == RUNNING)
-            .values(**values)
-        )
+        result = s.execute(update(Job).where(*_held(job_id, worker_id)).values(**values))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
@@ -108,11 +109,14 @@ def finish(
     if result is not None:
         values["result"] = result
     with db.session() as s:
-        done = s.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.locked_by == worker_id, Job.status == RUNNING)
-            .values(**values)
-        )
+        done = s.execute(update(Job).where(*_held(job_id, worker_id)).values(**values))
+        return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
+def save_partial(db: Database, job_id: str, *, worker_id: str, result: dict[str, Any]) -> bool:
+    """Show a running job's result so far; False when this worker no longer holds the job."""
+    with db.session() as s:
+        done = s.execute(update(Job).where(*_held(job_id, worker_id)).values(result=result))
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
 

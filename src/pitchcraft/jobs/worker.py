@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pitchcraft.core.db import Database
 from pitchcraft.jobs import queue
@@ -17,9 +18,54 @@ from pitchcraft.jobs.models import CANCELLED, FAILED, SUCCEEDED, Job
 
 log = logging.getLogger(__name__)
 
-# handler(job, heartbeat) -> (status, error, result); heartbeat(progress) -> still ours?
-Handler = Callable[[Job, Callable[[float], bool]], tuple[str, str | None, dict[str, object] | None]]
+LOST = "lost"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a handler ended: the job's final status with its error and result, or `lost`
+    (another worker holds the job now; nothing is written)."""
+
+    status: str
+    error: str | None = None
+    result: dict[str, Any] | None = None
+
+    @classmethod
+    def succeeded(cls, result: dict[str, Any] | None = None) -> Outcome:
+        return cls(SUCCEEDED, None, result)
+
+    @classmethod
+    def failed(cls, error: str, result: dict[str, Any] | None = None) -> Outcome:
+        return cls(FAILED, error, result)
+
+    @classmethod
+    def cancelled(cls, result: dict[str, Any] | None = None) -> Outcome:
+        return cls(CANCELLED, None, result)
+
+    @classmethod
+    def lost(cls) -> Outcome:
+        return cls(LOST)
+
+
+# heartbeat(progress) -> is the job still ours?
+Beat = Callable[[float], bool]
+Handler = Callable[[Job, Beat], Outcome]
 GaveUp = Callable[[Job], None]
+
+
+class Wakeup:
+    """Built before the services that queue work and the worker that runs it: queuing a
+    job calls it, so the worker starts at once instead of at its next poll."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def __call__(self) -> None:
+        self._event.set()
+
+    def wait(self, timeout: float) -> None:
+        self._event.wait(timeout)
+        self._event.clear()
 
 
 @dataclass
@@ -38,6 +84,7 @@ class Worker:
         lease_seconds: int = 60,
         poll_seconds: float = 1.0,
         nice: int = 0,
+        wakeup: Wakeup | None = None,
     ) -> None:
         self.db = db
         self.kinds = kinds
@@ -47,7 +94,7 @@ class Worker:
         self.nice = nice
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
-        self._wake = threading.Event()
+        self._wake = wakeup or Wakeup()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -57,11 +104,11 @@ class Worker:
             self._threads.append(t)
 
     def wake(self) -> None:
-        self._wake.set()
+        self._wake()
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
-        self._wake.set()
+        self._wake()
         for t in self._threads:
             t.join(timeout)
 
@@ -85,7 +132,6 @@ class Worker:
                 worked = False
             if not worked:
                 self._wake.wait(self.poll_seconds)
-                self._wake.clear()
 
     def _run(self, job: Job) -> None:
         kind = self.kinds[job.kind]
@@ -122,16 +168,21 @@ class Worker:
         keeper = threading.Thread(target=keep_alive, name=f"lease-{job.id[:8]}", daemon=True)
         keeper.start()
         try:
-            status, error, result = kind.handler(job, beat)
+            outcome = kind.handler(job, beat)
         except Exception as exc:
             log.exception("job %s (%s) failed", job.id, job.kind)
-            status, error, result = FAILED, f"unexpected error: {type(exc).__name__}", None
+            outcome = Outcome.failed(f"unexpected error: {type(exc).__name__}")
         finally:
             stop_beat.set()
             keeper.join()
-        if status in (SUCCEEDED, FAILED, CANCELLED):
+        if outcome.status != LOST:
             queue.finish(
-                self.db, job.id, worker_id=self.id, status=status, error=error, result=result
+                self.db,
+                job.id,
+                worker_id=self.id,
+                status=outcome.status,
+                error=outcome.error,
+                result=outcome.result,
             )
 
 

@@ -7,11 +7,17 @@ each chosen background, and the fully rendered prompt to paste into any assistan
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
-from pitchcraft.refine.context import Passage, trim
+from pitchcraft.embedding.base import Embedder
+from pitchcraft.refine.context import Passage, is_duplicate, trim, words
+from pitchcraft.search.service import Search
+from pitchcraft.vectors.base import Hit
 
 MAX_SENTENCES = 20
 STRONG, RELATED = 0.5, 0.3  # cosine similarity of MiniLM vectors (sentence vs passage)
@@ -113,3 +119,114 @@ def brief(
                 out.append(f"• {b.background}: nothing in your documents speaks to it.")
     out += ["", "PROMPT READY TO PASTE", prompt]
     return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class Gathered:
+    result: dict[str, Any]  # refined_text (the brief), sources, evidence
+    ms: float
+
+
+def gather(
+    search: Search,
+    embedder: Embedder,
+    *,
+    user_id: int,
+    text: str,
+    backgrounds: list[str],
+    passages: list[Passage],
+    has_documents: bool,
+    prompt: str,
+) -> Gathered:
+    """The brief for `text`: each sentence's and each background's best passages."""
+    evidence_started = time.perf_counter()
+    sentences_all = split_sentences(text)
+    sentences = sentences_all[:MAX_SENTENCES]
+    queries = [*sentences, *backgrounds]
+    pool: list[Passage] = list(passages)
+    found: list[list[Passage]] = []
+    for query in queries if has_documents else []:
+        candidates: list[Passage] = []
+        for hit in search.search(user_id, query, (), limit=4):
+            match = next((p for p in pool if _same_chunk(p, hit)), None)
+            if match is None:
+                if is_duplicate(hit.text, [words(p.text) for p in pool]):
+                    continue
+                match = Passage.of(hit, n=1000 + len(pool))
+                pool.append(match)
+            candidates.append(match)
+        found.append(candidates)
+    # One batch for every query and passage: how closely each passage says what the
+    # sentence (or background) says, on an absolute scale that fused ranks lack.
+    support: list[list[Support]] = [[] for _ in queries]
+    if found:
+        needed = list({p.n: p for candidates in found for p in candidates}.values())
+        vectors = embedder.embed_queries([*queries, *(p.text for p in needed)])
+        query_vectors, passage_vectors = vectors[: len(queries)], vectors[len(queries) :]
+        by_n = {p.n: v for p, v in zip(needed, passage_vectors, strict=True)}
+        for i, candidates in enumerate(found):
+            scored = [Support(p.n, _cosine(query_vectors[i], by_n[p.n])) for p in candidates]
+            scored = [x for x in scored if strength(x.similarity)]
+            support[i] = sorted(scored, key=lambda x: x.similarity, reverse=True)[:2]
+    per_sentence = [SentenceEvidence(sentence, support[i]) for i, sentence in enumerate(sentences)]
+    per_background = [
+        BackgroundEvidence(b, support[len(sentences) + i]) for i, b in enumerate(backgrounds)
+    ]
+    # Passages found beyond the prompt's context get numbers after it, in first-use order.
+    renamed: dict[int, int] = {p.n: p.n for p in passages}
+    supports = [s for e in per_sentence for s in e.support] + [
+        s for b in per_background for s in b.support
+    ]
+    for s in supports:
+        if s.n not in renamed:
+            renamed[s.n] = len(renamed) + 1
+        s.n = renamed[s.n]
+    cited = {s.n for s in supports}
+    listed = sorted((_with_n(p, renamed[p.n]) for p in pool if p.n in renamed), key=lambda p: p.n)
+    text_out = brief(
+        sentences=per_sentence,
+        skipped_sentences=len(sentences_all) - len(sentences),
+        backgrounds=per_background,
+        passages=listed,
+        prompt=prompt,
+        has_documents=has_documents,
+    )
+    return Gathered(
+        result={
+            "refined_text": text_out,
+            "sources": [p.source(cited=p.n in cited) for p in listed],
+            "evidence": {
+                "sentences": [
+                    {"text": e.text, "support": [_support(s) for s in e.support]}
+                    for e in per_sentence
+                ],
+                "backgrounds": [
+                    {"background": e.background, "support": [_support(s) for s in e.support]}
+                    for e in per_background
+                ],
+            },
+        },
+        ms=round((time.perf_counter() - evidence_started) * 1000, 1),
+    )
+
+
+def _with_n(p: Passage, n: int) -> Passage:
+    return replace(p, n=n)
+
+
+def _same_chunk(p: Passage, hit: Hit) -> bool:
+    return (
+        p.document_id == hit.document_id
+        and p.page == hit.page
+        and p.text[:120] == hit.text.strip()[:120]
+    )
+
+
+def _support(s: Support) -> dict[str, Any]:
+    return {"n": s.n, "similarity": round(s.similarity, 4), "strength": s.strength}
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0

@@ -2,66 +2,43 @@
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO
 
-from python_multipart.multipart import MultipartParser, parse_options_header
+from python_multipart.multipart import parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from pitchcraft.container import Container
 from pitchcraft.core.errors import Invalid, Unsupported
+from pitchcraft.documents.incoming import IncomingFile
+from pitchcraft.documents.models import Document
 from pitchcraft.documents.storage import FileStore, clean_filename
+from pitchcraft.web.multipart import PartHeaders, parser
 
 FILES_FIELD = b"files"
 CUT_SHORT = "The upload was cut short or is not valid multipart data."
 
 
-@dataclass
-class IncomingFile:
-    filename: str
-    size: int = 0
-    temp: Path | None = None
-    refused: str | None = None
-    sha256: str = ""
-    _hash: hashlib._Hash = field(default_factory=hashlib.sha256, repr=False)
-
-
-class _Receiver:
+class _Receiver(PartHeaders):
     """python-multipart callbacks writing each file part to its own temp file."""
 
     def __init__(
         self, store: FileStore, user_id: int, *, max_bytes: int, max_files: int, limit_text: str
     ):
+        super().__init__()
         self.store, self.user_id = store, user_id
         self.max_bytes, self.max_files, self.limit_text = max_bytes, max_files, limit_text
         self.files: list[IncomingFile] = []
         self._current: IncomingFile | None = None
         self._out: IO[bytes] | None = None
-        self._header_field = bytearray()
-        self._header_value = bytearray()
-        self._headers: dict[str, bytes] = {}
         self.ended = False
 
     def on_part_begin(self) -> None:
-        self._headers = {}
+        super().on_part_begin()
         self._current = None
 
-    def on_header_field(self, data: bytes, start: int, end: int) -> None:
-        self._header_field += data[start:end]
-
-    def on_header_value(self, data: bytes, start: int, end: int) -> None:
-        self._header_value += data[start:end]
-
-    def on_header_end(self) -> None:
-        self._headers[self._header_field.decode("latin-1").strip().lower()] = bytes(
-            self._header_value
-        )
-        self._header_field.clear()
-        self._header_value.clear()
-
     def on_headers_finished(self) -> None:
-        _, params = parse_options_header(self._headers.get("content-disposition", b""))
+        _, params = parse_options_header(self.headers.get("content-disposition", b""))
         raw_name = params.get(b"filename")
         if params.get(b"name") != FILES_FIELD or raw_name is None:
             return  # a plain form field (e.g. csrftoken) or another part: not a file
@@ -140,23 +117,10 @@ async def receive_files(
         store, user_id, max_bytes=max_bytes, max_files=max_files, limit_text=limit_text
     )
     try:
-        parser = MultipartParser(
-            boundary,
-            callbacks={
-                "on_part_begin": receiver.on_part_begin,
-                "on_part_data": receiver.on_part_data,
-                "on_part_end": receiver.on_part_end,
-                "on_header_field": receiver.on_header_field,
-                "on_header_value": receiver.on_header_value,
-                "on_header_end": receiver.on_header_end,
-                "on_headers_finished": receiver.on_headers_finished,
-                "on_end": receiver.on_end,
-            },
-            max_header_count=16,
-        )
+        stream = parser(boundary, receiver)
         async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
+            stream.write(chunk)
+        stream.finalize()
     except ValueError as exc:  # python-multipart's parse errors, a boundary too long
         receiver.abort()
         raise Invalid(CUT_SHORT, code="bad_multipart") from exc
@@ -174,3 +138,16 @@ async def receive_files(
             code="no_files",
         )
     return receiver.files
+
+
+async def upload_for(request: Request, container: Container, user_id: int) -> list[Document]:
+    """Receive the request's files and hand them to the documents service (API and page)."""
+    settings = container.settings
+    incoming = await receive_files(
+        request,
+        container.store,
+        user_id,
+        max_bytes=settings.max_upload_mb * 1024 * 1024,
+        max_files=settings.max_files_per_upload,
+    )
+    return await run_in_threadpool(container.documents.accept, user_id, incoming)

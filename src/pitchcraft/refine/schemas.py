@@ -1,44 +1,19 @@
-"""/api/v1/rag (prompt template, process, results) and /api/v1/jobs (history, re-run)."""
+"""The refine job's request and result, as the API and the pages show them: one type each,
+read from the job row in one place."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from pitchcraft.auth.deps import ContainerDep, CurrentUser
 from pitchcraft.core.validation import CleanStr
-from pitchcraft.errors_http import ERROR_RESPONSES
 from pitchcraft.jobs.models import Job
-from pitchcraft.refine.service import (
-    DEFAULT_BACKGROUNDS,
-    MAX_BACKGROUND_CHARS,
-    MAX_BACKGROUNDS,
-    MAX_TEXT_CHARS,
-)
-from pitchcraft.templates.render import MAX_TEMPLATE_CHARS, PLACEHOLDERS
-from pitchcraft.templates.service import TemplateView
-
-router = APIRouter(prefix="/api/v1", tags=["refine"], responses=ERROR_RESPONSES)
+from pitchcraft.refine.service import MAX_BACKGROUND_CHARS, MAX_BACKGROUNDS, MAX_TEXT_CHARS
+from pitchcraft.templates.render import MAX_TEMPLATE_CHARS
 
 EXCERPT_CHARS = 160
-
-
-class TemplateIn(BaseModel):
-    template: CleanStr = Field(max_length=MAX_TEMPLATE_CHARS)
-
-
-class TemplateOut(BaseModel):
-    template: str
-    is_default: bool
-    updated_at: datetime | None
-    placeholders: list[str] = Field(default_factory=lambda: list(PLACEHOLDERS))
-
-    @classmethod
-    def of(cls, view: TemplateView) -> TemplateOut:
-        return cls(template=view.template, is_default=view.is_default, updated_at=view.updated_at)
 
 
 class ProcessIn(BaseModel):
@@ -179,76 +154,3 @@ def _source(raw: Any) -> dict[str, Any]:
         "score": raw.get("score") if isinstance(raw.get("score"), int | float) else None,
         "cited": bool(raw.get("cited", True)),
     }
-
-
-@router.get("/rag/prompt-template", response_model=TemplateOut)
-def get_template(user: CurrentUser, container: ContainerDep) -> TemplateOut:
-    return TemplateOut.of(container.templates.get(user.id))
-
-
-@router.post("/rag/prompt-template", response_model=TemplateOut)
-def save_template(body: TemplateIn, user: CurrentUser, container: ContainerDep) -> TemplateOut:
-    return TemplateOut.of(container.templates.save(user.id, body.template))
-
-
-@router.delete("/rag/prompt-template", response_model=TemplateOut)
-def reset_template(user: CurrentUser, container: ContainerDep) -> TemplateOut:
-    return TemplateOut.of(container.templates.reset(user.id))
-
-
-@router.get("/rag/backgrounds", response_model=BackgroundsOut)
-def backgrounds(user: CurrentUser, container: ContainerDep) -> BackgroundsOut:
-    return BackgroundsOut(
-        defaults=list(DEFAULT_BACKGROUNDS), recent=container.refine.recent_backgrounds(user.id)
-    )
-
-
-@router.post("/rag/process", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
-def process(body: ProcessIn, user: CurrentUser, container: ContainerDep) -> JobAccepted:
-    job = container.refine.submit(
-        user.id,
-        marketing_text=body.marketing_text,
-        backgrounds=body.backgrounds,
-        template_override=body.template_override,
-    )
-    return JobAccepted(job_id=job.id, status=job.status)
-
-
-@router.get("/rag/results/{job_id}", response_model=ResultOut)
-def result(job_id: str, user: CurrentUser, container: ContainerDep) -> ResultOut:
-    return ResultOut.of(container.refine.get(user.id, job_id))
-
-
-@router.get("/jobs", response_model=list[JobSummary])
-def history(
-    user: CurrentUser,
-    container: ContainerDep,
-    response: Response,
-    limit: int = Query(default=20, ge=1, le=100),
-    offset: int = Query(default=0, ge=0, le=1_000_000),
-) -> list[JobSummary]:
-    jobs, total = container.refine.history(user.id, limit=limit, offset=offset)
-    response.headers["X-Total-Count"] = str(total)
-    return [JobSummary.of(j) for j in jobs]
-
-
-@router.get("/jobs/{job_id}", response_model=ResultOut)
-def job(job_id: str, user: CurrentUser, container: ContainerDep) -> ResultOut:
-    return ResultOut.of(container.refine.get(user.id, job_id))
-
-
-@router.post(
-    "/jobs/{job_id}/rerun", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted
-)
-def rerun(
-    job_id: str, user: CurrentUser, container: ContainerDep, body: RerunIn | None = None
-) -> JobAccepted:
-    edits = body or RerunIn()
-    new = container.refine.rerun(
-        user.id,
-        job_id,
-        marketing_text=edits.marketing_text,
-        backgrounds=edits.backgrounds,
-        template_override=edits.template_override,
-    )
-    return JobAccepted(job_id=new.id, status=new.status)

@@ -1,4 +1,7 @@
-"""Ingest one document: parse (sandboxed), chunk, embed, index — resumable and cancellable."""
+"""Ingest one document: parse (sandboxed), chunk, embed, index — resumable and cancellable.
+
+The document's lifecycle after upload (processing → indexed | failed) is written here and
+nowhere else; `ingestion/` is the text-extraction library it calls."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from pitchcraft.ingestion.chunking import chunk
 from pitchcraft.ingestion.sandbox import parse_sandboxed
 from pitchcraft.ingestion.types import Chunk, ParseFailure
 from pitchcraft.jobs.models import Job
+from pitchcraft.jobs.worker import Beat, Outcome
 from pitchcraft.settings import Settings
 from pitchcraft.vectors.base import IndexPoint, VectorIndex
 
@@ -54,13 +58,6 @@ class LeaseLost(Exception):
 
 
 @dataclass
-class Outcome:
-    status: str  # "indexed", "failed", "cancelled" or "lost"
-    error: str | None = None
-    chunks: int = 0
-
-
-@dataclass
 class Ingestor:
     settings: Settings
     db: Database
@@ -69,13 +66,14 @@ class Ingestor:
     embedder: Callable[[], Embedder]
     sparse: Callable[[], SparseEncoder]
 
-    def run(self, job: Job, heartbeat: Callable[[float], bool]) -> Outcome:
+    def run(self, job: Job, heartbeat: Beat) -> Outcome:
+        """The handler of `ingest` jobs."""
         assert job.document_id is not None
         doc_id = job.document_id
         try:
             return self._run(doc_id, heartbeat)
         except Cancelled:  # the row went away between two steps
-            return Outcome("cancelled")
+            return _cancelled()
         except Exception as exc:
             # The worker fails the job (and logs it); the document must not stay
             # "processing" for ever, nor keep the passages of a half-done run.
@@ -89,10 +87,22 @@ class Ingestor:
                 self.index().delete_document(job.user_id, doc_id)
             raise
 
-    def _run(self, doc_id: str, heartbeat: Callable[[float], bool]) -> Outcome:
+    def gave_up(self, job: Job) -> None:
+        """The job stopped its worker every time it ran: the document fails, and what an
+        interrupted run wrote must not show up in searches."""
+        if not job.document_id:
+            return
+        with self.db.session() as s:
+            doc = s.get(Document, job.document_id)
+            if doc is not None:
+                doc.status = FAILED
+                doc.error = "could not be processed: the worker stopped every time it tried"
+        self.index().delete_document(job.user_id, job.document_id)
+
+    def _run(self, doc_id: str, heartbeat: Beat) -> Outcome:
         doc = self._start(doc_id)
         if doc is None:
-            return Outcome("cancelled")
+            return _cancelled()
         started = time.monotonic()
         try:
             parsed = parse_sandboxed(
@@ -110,7 +120,7 @@ class Ingestor:
                 raise ParseFailure("no extractable text")
         except ParseFailure as exc:
             self._finish(doc_id, status=FAILED, error=str(exc))
-            return Outcome("failed", str(exc))
+            return Outcome.failed(str(exc), {"chunks": 0})
         except (EOFError, OSError) as exc:
             # No parser process could be started or reached (its forkserver was stopped
             # with the server, or killed): not the document's fault. Leave the job to be
@@ -120,7 +130,7 @@ class Ingestor:
                 doc_id,
                 type(exc).__name__,
             )
-            return Outcome("lost")
+            return Outcome.lost()
         self._update(
             doc_id, pages=parsed.pages, notes="; ".join(parsed.notes) or None, progress=0.05
         )
@@ -129,13 +139,13 @@ class Ingestor:
             self._index(doc, chunks, heartbeat)
         except Cancelled:
             self.index().delete_document(doc.user_id, doc_id)
-            return Outcome("cancelled")
+            return _cancelled()
         except LeaseLost:
-            return Outcome("lost")
+            return Outcome.lost()
         self.index().optimize(doc.user_id)
         if not self._finish(doc_id, status=INDEXED, error=None, chunks=len(chunks)):
             self.index().delete_document(doc.user_id, doc_id)
-            return Outcome("cancelled")
+            return _cancelled()
         log.info(
             "indexed document %s: %s pages, %d chunks (parse %.1fs, embed+index %.1fs)",
             doc_id,
@@ -144,7 +154,7 @@ class Ingestor:
             parsed_at - started,
             time.monotonic() - parsed_at,
         )
-        return Outcome("indexed", chunks=len(chunks))
+        return Outcome.succeeded({"chunks": len(chunks)})
 
     def _start(self, doc_id: str) -> Document | None:
         with self.db.session() as s:
@@ -173,9 +183,7 @@ class Ingestor:
                 doc.indexed_at = utcnow()
             return True
 
-    def _index(
-        self, doc: Document, chunks: list[Chunk], heartbeat: Callable[[float], bool]
-    ) -> None:
+    def _index(self, doc: Document, chunks: list[Chunk], heartbeat: Beat) -> None:
         index, embedder, sparse = self.index(), self.embedder(), self.sparse()
         # A resumed run starts clean: points of an interrupted run are replaced.
         index.delete_document(doc.user_id, doc.id)
@@ -223,6 +231,10 @@ class Ingestor:
                 row.chunks = start + len(batch)
             if not heartbeat(progress):
                 raise LeaseLost
+
+
+def _cancelled() -> Outcome:
+    return Outcome.cancelled({"chunks": 0})
 
 
 class _VectorMemo:

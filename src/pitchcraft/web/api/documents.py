@@ -1,52 +1,14 @@
-"""/api/v1/documents: upload, list, get, delete."""
+"""/documents: upload, list, get, delete."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel
-from starlette.concurrency import run_in_threadpool
 
-from pitchcraft.auth.deps import ContainerDep, CurrentUser
-from pitchcraft.container import Container
-from pitchcraft.documents.models import Document
-from pitchcraft.documents.upload import receive_files
-from pitchcraft.errors_http import ERROR_RESPONSES
+from pitchcraft.documents.schemas import DocumentOut
+from pitchcraft.web.deps import ContainerDep, CurrentUser
+from pitchcraft.web.uploads import upload_for
 
-router = APIRouter(prefix="/api/v1/documents", tags=["documents"], responses=ERROR_RESPONSES)
-
-
-class DocumentOut(BaseModel):
-    id: str
-    filename: str
-    file_type: str
-    size: int
-    status: str
-    error: str | None
-    progress: float
-    pages: int | None
-    chunks: int
-    notes: str | None
-    created_at: datetime
-    indexed_at: datetime | None
-
-    @classmethod
-    def of(cls, d: Document) -> DocumentOut:
-        return cls(
-            id=d.id,
-            filename=d.filename,
-            file_type=d.file_type,
-            size=d.size,
-            status=d.status,
-            error=d.error,
-            progress=round(d.progress, 4),
-            pages=d.pages,
-            chunks=d.chunks,
-            notes=d.notes,
-            created_at=d.created_at,
-            indexed_at=d.indexed_at,
-        )
+router = APIRouter(prefix="/documents", tags=["documents"])
 
 
 UPLOAD_DOC = {
@@ -69,18 +31,6 @@ UPLOAD_DOC = {
         },
     }
 }
-
-
-async def upload_for(request: Request, container: Container, user_id: int) -> list[Document]:
-    settings = container.settings
-    incoming = await receive_files(
-        request,
-        container.store,
-        user_id,
-        max_bytes=settings.max_upload_mb * 1024 * 1024,
-        max_files=settings.max_files_per_upload,
-    )
-    return await run_in_threadpool(container.documents.accept, user_id, incoming)
 
 
 @router.post(

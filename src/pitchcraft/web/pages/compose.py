@@ -1,24 +1,19 @@
-"""The refine pages: Compose (text, backgrounds, template), Result (live), History."""
+"""The Compose page: marketing text, backgrounds, the prompt template, Process."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from markupsafe import Markup, escape
 
-from pitchcraft.auth.deps import ContainerDep
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
 from pitchcraft.core.errors import Invalid, NotFound
-from pitchcraft.jobs.models import QUEUED, RUNNING, Job
-from pitchcraft.refine.router import JobSummary, ResultOut, Source
+from pitchcraft.core.validation import strip_control_chars
 from pitchcraft.refine.service import (
     DEFAULT_BACKGROUNDS,
     MAX_BACKGROUND_CHARS,
@@ -26,13 +21,13 @@ from pitchcraft.refine.service import (
     MAX_TEXT_CHARS,
 )
 from pitchcraft.templates.render import MAX_TEMPLATE_CHARS, PLACEHOLDERS
-from pitchcraft.web.routes import render
-from pitchcraft.web.session import session_user
+from pitchcraft.web.deps import ContainerDep
+from pitchcraft.web.pages.format import iso, when
+from pitchcraft.web.pages.render import render
+from pitchcraft.web.pages.session import PageUser
 
 router = APIRouter(include_in_schema=False)
 
-PER_PAGE = 20
-SNIPPET_CHARS = 420
 # What each placeholder becomes, for the help next to the template editor.
 PLACEHOLDER_HELP = {
     "backgrounds": "the backgrounds you chose, joined by commas (e.g. “cybersecurity, SaaS”)",
@@ -42,18 +37,6 @@ PLACEHOLDER_HELP = {
 }
 assert set(PLACEHOLDER_HELP) == set(PLACEHOLDERS)
 TEMPLATE_ERRORS = {"unknown_placeholder", "invalid_template"}
-STATUS_LABELS = {
-    "queued": "Queued",
-    "running": "Running",
-    "succeeded": "Done",
-    "failed": "Failed",
-    "cancelled": "Cancelled",
-}
-
-# Typed and pasted text keeps tabs and line breaks; other control characters (a form feed
-# copied out of a PDF, a NUL) are invisible, and PostgreSQL cannot store NUL.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CITATION = re.compile(r"\[(\d{1,3})\]")
 
 TextField = Annotated[str, Form(max_length=MAX_TEXT_CHARS * 4)]
 TemplateField = Annotated[str | None, Form(max_length=MAX_TEMPLATE_CHARS * 4)]
@@ -84,86 +67,8 @@ def compose_form(
 ComposeFields = Annotated[ComposeForm, Depends(compose_form)]
 
 
-# ---- helpers used by the pages -----------------------------------------------------------
-
-
-def clean_text(value: str) -> str:
-    """Line breaks as \\n (browsers send \\r\\n from a textarea), no control characters."""
-    return _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
-
-
-def utc(dt: datetime | None) -> datetime | None:
-    if dt is None:
-        return None
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
-
-
-def iso(dt: datetime | None) -> str:
-    d = utc(dt)
-    return d.strftime("%Y-%m-%dT%H:%M:%SZ") if d else ""
-
-
-def when(dt: datetime | None) -> str:
-    """`3 May 2025, 14:05:09 UTC`: the same for everyone, whatever their time zone."""
-    d = utc(dt)
-    return f"{d.day} {d.strftime('%b %Y, %H:%M:%S')} UTC" if d else ""
-
-
-def took(start: datetime | None, end: datetime | None) -> str:
-    a, b = utc(start), utc(end)
-    if a is None or b is None:
-        return ""
-    seconds = max(0.0, (b - a).total_seconds())
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s"
-
-
-def cite(text: str, numbers: Sequence[int]) -> Markup:
-    """The text, escaped, with each [n] that names a listed source linked to it."""
-    known = set(numbers)
-    out: list[str] = []
-    last = 0
-    for m in _CITATION.finditer(text):
-        out.append(str(escape(text[last : m.start()])))
-        n = int(m.group(1))
-        if n in known:
-            out.append(f'<a class="cite" href="#source-{n}">[{n}]</a>')
-        else:
-            out.append(str(escape(m.group(0))))
-        last = m.end()
-    out.append(str(escape(text[last:])))
-    return Markup("".join(out))  # noqa: S704 (every piece is escaped above)
-
-
-def where(source: Source) -> str:
-    """`deck.pptx, slide 4` (the stored label), or one made from the file and page."""
-    if source.label:
-        return source.label
-    if source.page is not None:
-        unit = "slide" if source.filename.lower().endswith((".pptx", ".ppt")) else "page"
-        return f"{source.filename}, {unit} {source.page}"
-    return source.filename or "unknown source"
-
-
 def split_backgrounds(raw: str) -> list[str]:
     return [b for b in re.split(r"[,\n;]", raw) if b.strip()]
-
-
-def _signed_in(request: Request, container: Container) -> User | None:
-    return session_user(request, container)
-
-
-def _to_login(request: Request, path: str) -> Response:
-    target = "/login?next=" + quote(path, safe="/")
-    if request.headers.get("hx-request"):
-        # htmx would swap the sign-in page into a fragment; move the whole page instead.
-        return Response(status_code=401, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
-
-
-# ---- Compose ------------------------------------------------------------------------------
 
 
 def _chips(
@@ -265,10 +170,7 @@ def _template_panel(
 
 
 @router.get("/compose", response_class=HTMLResponse)
-def compose_page(request: Request, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, "/compose")
+def compose_page(request: Request, container: ContainerDep, user: PageUser) -> Response:
     source_id = request.query_params.get("from", "")
     if not source_id:
         return _compose(request, container, user)
@@ -298,7 +200,7 @@ def compose_page(request: Request, container: ContainerDep) -> Response:
 
 def _backgrounds(backgrounds: list[str], new_background: str) -> tuple[list[str], list[str]]:
     def tidy(b: str) -> str:
-        return " ".join(clean_text(b).split())
+        return " ".join(strip_control_chars(b).split())
 
     chosen = [tidy(b) for b in backgrounds]
     added = [tidy(b) for b in split_backgrounds(new_background)]
@@ -306,14 +208,13 @@ def _backgrounds(backgrounds: list[str], new_background: str) -> tuple[list[str]
 
 
 @router.post("/compose", response_class=HTMLResponse)
-def compose_submit(request: Request, container: ContainerDep, form: ComposeFields) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, "/compose")
+def compose_submit(
+    request: Request, container: ContainerDep, user: PageUser, form: ComposeFields
+) -> Response:
     rerun_of = form.rerun_of
-    text = clean_text(form.marketing_text)
+    text = strip_control_chars(form.marketing_text)
     chosen, added = _backgrounds(form.backgrounds, form.new_background)
-    editor = clean_text(form.template) if form.template is not None else None
+    editor = strip_control_chars(form.template) if form.template is not None else None
     saved = container.templates.get(user.id).template
     # The editor's text is used for this run only when it differs from the saved template.
     override = editor if editor is not None and editor.strip() and editor != saved else None
@@ -368,7 +269,7 @@ def _template_action(
     action: str,
     form: ComposeForm,
 ) -> Response:
-    editor = clean_text(form.template or "")
+    editor = strip_control_chars(form.template or "")
     status, flash, error = 200, "", ""
     try:
         if action == "save":
@@ -402,7 +303,7 @@ def _template_action(
         container,
         user,
         status=status,
-        text=clean_text(form.marketing_text),
+        text=strip_control_chars(form.marketing_text),
         chosen=chosen,
         added=added,
         template=editor,
@@ -414,140 +315,14 @@ def _template_action(
 
 
 @router.post("/compose/template/save", response_class=HTMLResponse)
-def template_save(request: Request, container: ContainerDep, form: ComposeFields) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, "/compose")
+def template_save(
+    request: Request, container: ContainerDep, user: PageUser, form: ComposeFields
+) -> Response:
     return _template_action(request, container, user, action="save", form=form)
 
 
 @router.post("/compose/template/reset", response_class=HTMLResponse)
-def template_reset(request: Request, container: ContainerDep, form: ComposeFields) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, "/compose")
+def template_reset(
+    request: Request, container: ContainerDep, user: PageUser, form: ComposeFields
+) -> Response:
     return _template_action(request, container, user, action="reset", form=form)
-
-
-# ---- Result -------------------------------------------------------------------------------
-
-
-def _job(container: Container, user: User, job_id: str) -> Job:
-    try:
-        return container.refine.get(user.id, job_id)
-    except NotFound as exc:
-        # The same page whether the job never existed or belongs to someone else.
-        raise NotFound(
-            "There is no result at this address in your account.", code="job_not_found"
-        ) from exc
-
-
-def _result_context(job: Job) -> dict[str, Any]:
-    r = ResultOut.of(job)
-    numbers = [s.n for s in r.sources if s.n is not None]
-    by_n = {s.n: s for s in r.sources if s.n is not None}
-    return {
-        "r": r,
-        "busy": r.status in (QUEUED, RUNNING),
-        "status_label": STATUS_LABELS.get(r.status, r.status.capitalize()),
-        "cited_sources": [s for s in r.sources if s.cited],
-        "context_sources": [s for s in r.sources if not s.cited],
-        "by_n": by_n,
-        "numbers": numbers,
-        "cite": cite,
-        "where": where,
-        "when": when,
-        "iso": iso,
-        "took": took,
-        "snippet_chars": SNIPPET_CHARS,
-        "evidence": _evidence(r),
-    }
-
-
-def _evidence(r: ResultOut) -> dict[str, Any] | None:
-    """The evidence brief's structure, when the job has one, for a readable layout."""
-    raw = r.evidence
-    if r.mode != "evidence" or not isinstance(raw, dict):
-        return None
-    sentences = [s for s in raw.get("sentences") or [] if isinstance(s, dict)]
-    backgrounds = [b for b in raw.get("backgrounds") or [] if isinstance(b, dict)]
-    return {"sentences": sentences, "backgrounds": backgrounds}
-
-
-@router.get("/results/{job_id}", response_class=HTMLResponse)
-def result_page(request: Request, job_id: str, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, f"/results/{job_id}")
-    job = _job(container, user, job_id)
-    return render(
-        request,
-        "result.html",
-        user=user,
-        **_result_context(job),
-    )
-
-
-@router.get("/results/{job_id}/live", response_class=HTMLResponse)
-def result_live(request: Request, job_id: str, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, f"/results/{job_id}")
-    job = _job(container, user, job_id)
-    return render(request, "_result_live.html", user=user, **_result_context(job))
-
-
-@router.post("/results/{job_id}/rerun", response_class=HTMLResponse)
-def result_rerun(request: Request, job_id: str, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, f"/results/{job_id}")
-    _job(container, user, job_id)
-    new = container.refine.rerun(user.id, job_id)
-    return RedirectResponse(f"/results/{new.id}", status_code=303)
-
-
-# ---- History ------------------------------------------------------------------------------
-
-
-def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "1")
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw) else 1
-
-
-def _history_context(container: Container, user: User, page: int) -> dict[str, Any]:
-    jobs, total = container.refine.history(user.id, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
-    pages = max(1, -(-total // PER_PAGE))
-    items = [JobSummary.of(j) for j in jobs]
-    return {
-        "items": items,
-        "total": total,
-        "page_no": page,
-        "pages": pages,
-        "busy": any(i.status in (QUEUED, RUNNING) for i in items),
-        "status_labels": STATUS_LABELS,
-        "when": when,
-        "iso": iso,
-        "first": (page - 1) * PER_PAGE + 1,
-    }
-
-
-@router.get("/history", response_class=HTMLResponse)
-def history_page(request: Request, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, "/history")
-    page = _page_number(request)
-    ctx = _history_context(container, user, page)
-    if page > ctx["pages"]:
-        return RedirectResponse(f"/history?page={ctx['pages']}", status_code=303)
-    return render(request, "history.html", user=user, active="history", **ctx)
-
-
-@router.get("/history/list", response_class=HTMLResponse)
-def history_list(request: Request, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request, "/history")
-    ctx = _history_context(container, user, _page_number(request))
-    return render(request, "_history_list.html", user=user, **ctx)

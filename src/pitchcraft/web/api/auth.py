@@ -1,14 +1,13 @@
-"""/api/v1/auth: register, login, me."""
+"""/auth: register, login, me."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 
-from pitchcraft.auth.deps import ContainerDep, CurrentUser, client_key
 from pitchcraft.auth.schemas import LoginIn, RegisterIn, TokenOut, UserOut
-from pitchcraft.errors_http import ERROR_RESPONSES
+from pitchcraft.web.deps import ContainerDep, CurrentUser, client_key
 
-router = APIRouter(prefix="/api/v1/auth", tags=["accounts"], responses=ERROR_RESPONSES)
+router = APIRouter(prefix="/auth", tags=["accounts"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenOut)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -13,8 +14,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from pitchcraft.core.errors import AppError
-from pitchcraft.middleware import security_headers
-from pitchcraft.web.session import session_user
+from pitchcraft.web.middleware import security_headers
+from pitchcraft.web.paths import is_api
 
 log = logging.getLogger("pitchcraft.errors")
 
@@ -53,8 +54,12 @@ HTTP_CODES = {
 }
 
 
+# Who is signed in, for the header of an error page; set by `install` (the pages know how).
+PageUser = Callable[[Request], Any]
+
+
 def wants_html(request: Request) -> bool:
-    if request.url.path.startswith("/api/") or request.url.path in {"/health", "/openapi.json"}:
+    if is_api(request.url.path):
         return False
     return "text/html" in request.headers.get("accept", "")
 
@@ -65,7 +70,8 @@ def error_response(
     if wants_html(request):
         templates = request.app.state.templates
         csrf = request.scope.get("csrftoken")
-        user = session_user(request, request.app.state.container) if status != 401 else None
+        page_user: PageUser | None = getattr(request.app.state, "page_user", None)
+        user = page_user(request) if page_user is not None and status != 401 else None
         page: Response = templates.TemplateResponse(
             request,
             "error.html",
@@ -115,7 +121,10 @@ def describe_validation(errors: list[Any]) -> str:
     return " ".join(dict.fromkeys(sentences))
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, *, page_user: PageUser) -> None:
+    """The handlers for every error; `page_user` finds the signed-in user of an error page."""
+    app.state.page_user = page_user
+
     @app.exception_handler(AppError)
     async def _app_error(request: Request, exc: AppError) -> Response:
         return error_response(request, exc.status, exc.message, exc.code, exc.headers)

@@ -7,16 +7,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from starlette.concurrency import run_in_threadpool
 
-from pitchcraft.auth.deps import ContainerDep
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
 from pitchcraft.core.errors import AppError
 from pitchcraft.documents.models import PROCESSING, QUEUED
-from pitchcraft.documents.router import upload_for
-from pitchcraft.web.routes import render
-from pitchcraft.web.session import session_user
+from pitchcraft.web.deps import ContainerDep
+from pitchcraft.web.pages.format import human_size, kind_label
+from pitchcraft.web.pages.render import render
+from pitchcraft.web.pages.session import PageUser
+from pitchcraft.web.uploads import upload_for
 
 router = APIRouter(include_in_schema=False)
 
@@ -29,50 +29,6 @@ UPLOAD_ERRORS = {
     "multipart_required": "The upload was not sent as a file upload. Please try again.",
 }
 UPLOAD_ERROR_DEFAULT = "The upload did not go through. Please try again."
-
-KIND_LABELS = {
-    "pdf": "PDF",
-    "docx": "Word",
-    "pptx": "PowerPoint",
-    "ppt": "PowerPoint (.ppt)",
-    "image": "Image",
-    "text": "Text",
-    "markdown": "Markdown",
-    "html": "HTML",
-}
-
-
-def kind_label(kind: str, filename: str = "") -> str:
-    """What a file is, for people; a file refused before it was read goes by its extension."""
-    if kind in KIND_LABELS:
-        return KIND_LABELS[kind]
-    _, dot, ext = filename.rpartition(".")
-    return ext.upper() if dot and 0 < len(ext) <= 5 and ext.isalnum() else "Unknown type"
-
-
-def human_size(n: int) -> str:
-    """1 byte, 169 bytes, 13.1 KB, 245 KB, 1.8 MB, 42 MB."""
-    if n < 1024:
-        return f"{n} byte" + ("" if n == 1 else "s")
-    for unit, scale in (("KB", 1024), ("MB", 1024**2), ("GB", 1024**3)):
-        value = n / scale
-        if value < 1024 or unit == "GB":
-            text = f"{value:.0f}" if value >= 10 else f"{value:.1f}".removesuffix(".0")
-            return f"{text} {unit}"
-    raise AssertionError("unreachable")
-
-
-def _signed_in(request: Request, container: Container) -> User | None:
-    return session_user(request, container)
-
-
-def _to_login(request: Request, path: str = "/documents") -> Response:
-    target = f"/login?next={path}"
-    if request.headers.get("hx-request"):
-        # An htmx request would follow a redirect and swap the sign-in page into a
-        # fragment of this one; ask htmx to move the whole page instead.
-        return Response(status_code=401, headers={"HX-Redirect": target})
-    return RedirectResponse(target, status_code=303)
 
 
 def _table(request: Request, container: Container, user: User) -> HTMLResponse:
@@ -104,26 +60,17 @@ def _page(request: Request, container: Container, user: User, **ctx: Any) -> HTM
 
 
 @router.get("/documents", response_class=HTMLResponse)
-def documents_page(request: Request, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request)
+def documents_page(request: Request, container: ContainerDep, user: PageUser) -> Response:
     return _page(request, container, user)
 
 
 @router.get("/documents/table", response_class=HTMLResponse)
-def documents_table(request: Request, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request)
+def documents_table(request: Request, container: ContainerDep, user: PageUser) -> Response:
     return _table(request, container, user)
 
 
 @router.post("/documents/upload", response_class=HTMLResponse)
-async def documents_upload(request: Request, container: ContainerDep) -> Response:
-    user = await run_in_threadpool(_signed_in, request, container)
-    if user is None:
-        return _to_login(request)
+async def documents_upload(request: Request, container: ContainerDep, user: PageUser) -> Response:
     try:
         docs = await upload_for(request, container, user.id)
     except AppError as exc:
@@ -132,10 +79,9 @@ async def documents_upload(request: Request, container: ContainerDep) -> Respons
 
 
 @router.post("/documents/{document_id}/delete", response_class=HTMLResponse)
-def documents_delete(request: Request, document_id: str, container: ContainerDep) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request)
+def documents_delete(
+    request: Request, document_id: str, container: ContainerDep, user: PageUser
+) -> Response:
     # Already gone is fine: the list rendered below shows the truth.
     with contextlib.suppress(AppError):
         container.documents.delete(user.id, document_id)
@@ -148,11 +94,9 @@ def documents_delete(request: Request, document_id: str, container: ContainerDep
 def documents_search(
     request: Request,
     container: ContainerDep,
+    user: PageUser,
     query: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    user = _signed_in(request, container)
-    if user is None:
-        return _to_login(request)
     query = query.strip()
     hits = container.search.search(user.id, query, (), 5) if query and "\x00" not in query else []
     if not request.headers.get("hx-request"):

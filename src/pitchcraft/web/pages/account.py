@@ -1,37 +1,24 @@
-"""Web pages: sign up, sign in, sign out and the signed-in home."""
+"""Account pages: sign up, sign in, sign out and the signed-in home."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
-from pitchcraft.auth.deps import ContainerDep, client_key
-from pitchcraft.auth.models import User
 from pitchcraft.auth.schemas import PASSWORD_MAX_LENGTH
 from pitchcraft.core.errors import AppError
-from pitchcraft.web.session import clear_session, session_user, set_session
+from pitchcraft.web.deps import ContainerDep, client_key
+from pitchcraft.web.pages.render import render
+from pitchcraft.web.pages.session import clear_session, session_user, set_session
 
 router = APIRouter(include_in_schema=False)
 
 _email = TypeAdapter(EmailStr)
 EmailField = Annotated[str, Form(max_length=320)]
 PasswordField = Annotated[str, Form(max_length=PASSWORD_MAX_LENGTH)]
-
-
-def render(
-    request: Request, name: str, *, user: User | None = None, status: int = 200, **ctx: Any
-) -> HTMLResponse:
-    csrf = request.scope.get("csrftoken")
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request,
-        name,
-        {"user": user, "csrftoken": csrf() if csrf else "", **ctx},
-        status_code=status,
-    )
-    return response
 
 
 def _safe_next(target: str | None) -> str:

@@ -1,0 +1,41 @@
+"""What the API and the pages show of a document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from pitchcraft.documents.models import Document
+
+
+class DocumentOut(BaseModel):
+    id: str
+    filename: str
+    file_type: str
+    size: int
+    status: str
+    error: str | None
+    progress: float
+    pages: int | None
+    chunks: int
+    notes: str | None
+    created_at: datetime
+    indexed_at: datetime | None
+
+    @classmethod
+    def of(cls, d: Document) -> DocumentOut:
+        return cls(
+            id=d.id,
+            filename=d.filename,
+            file_type=d.file_type,
+            size=d.size,
+            status=d.status,
+            error=d.error,
+            progress=round(d.progress, 4),
+            pages=d.pages,
+            chunks=d.chunks,
+            notes=d.notes,
+            created_at=d.created_at,
+            indexed_at=d.indexed_at,
+        )

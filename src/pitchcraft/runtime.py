@@ -1,0 +1,85 @@
+"""Starting the work that runs beside requests: the worker and its job kinds, and the
+warm-up of the parser process and the embedding model."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from pitchcraft.container import Container
+from pitchcraft.documents.ingest import Ingestor
+from pitchcraft.documents.service import INGEST
+from pitchcraft.ingestion import sandbox
+from pitchcraft.jobs import queue
+from pitchcraft.jobs.models import Job
+from pitchcraft.jobs.worker import Kind, Worker
+from pitchcraft.refine.runner import REFINE, Runner
+
+log = logging.getLogger(__name__)
+
+
+def build_worker(container: Container) -> Worker:
+    """The worker for this process, for ingestion and refine jobs (started by `serve` or
+    `pitchcraft worker`)."""
+    s = container.settings
+    ingestor = Ingestor(
+        settings=s,
+        db=container.db,
+        store=container.store,
+        index=container.index,
+        embedder=container.embedder,
+        sparse=container.sparse,
+    )
+    runner = Runner(
+        db=container.db,
+        search=container.search,
+        embedder=container.embedder,
+        llm=container.llm,
+        context_passages=s.context_passages,
+        context_budget_chars=s.context_budget_chars,
+    )
+
+    def refine_gave_up(job: Job) -> None:
+        log.warning("refine job %s stopped its worker %d times", job.id, job.attempts - 1)
+
+    return Worker(
+        container.db,
+        {
+            INGEST: Kind(handler=ingestor.run, gave_up=ingestor.gave_up),
+            REFINE: Kind(handler=runner.run, gave_up=refine_gave_up),
+        },
+        concurrency=s.worker_concurrency,
+        lease_seconds=s.job_lease_seconds,
+        nice=s.worker_nice,
+        wakeup=container.wakeup,
+    )
+
+
+def start_background_work(container: Container) -> Worker:
+    """The in-process worker, after tidying what a crash may have left behind."""
+    if container.embedded_vectors:
+        # The embedded index allows one process, so every running job was this
+        # process's before it stopped: resume them now instead of after their lease.
+        resumed = queue.release_running(container.db, kinds=(INGEST, REFINE))
+        if resumed:
+            log.info("resuming %d interrupted job(s)", resumed)
+        swept = container.documents.sweep_orphans()
+        if any(swept.values()):
+            log.info("removed orphans left by a crash: %s", swept)
+    worker = build_worker(container)
+    worker.start()
+    threading.Thread(target=_warm_up, args=(container,), name="warm-up", daemon=True).start()
+    return worker
+
+
+def _warm_up(container: Container) -> None:
+    """Start the parser process and load the embedding model (its document and query
+    copies) now, not on the first upload or search."""
+    try:
+        sandbox.warm_up()
+        embedder = container.embedder()
+        if container.settings.embedding_backend == "local":  # a remote one needs no loading
+            embedder.embed_queries(["warm up"])
+            embedder.embed_documents(["warm up"])
+    except Exception:  # the first real use reports the problem properly
+        log.warning("warm-up failed", exc_info=True)

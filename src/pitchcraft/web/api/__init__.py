@@ -1,0 +1,13 @@
+"""The JSON API: one router that owns the version prefix; each module is a bare router."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pitchcraft.web.api import auth, documents, jobs, refine, search
+from pitchcraft.web.errors import ERROR_RESPONSES
+from pitchcraft.web.paths import API_PREFIX
+
+api_router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
+for module in (auth, documents, search, refine, jobs):
+    api_router.include_router(module.router)

@@ -1,0 +1,43 @@
+"""/jobs: the caller's refine history, one job, re-run with edits."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response, status
+
+from pitchcraft.refine.schemas import JobAccepted, JobSummary, RerunIn, ResultOut
+from pitchcraft.web.deps import ContainerDep, CurrentUser
+
+router = APIRouter(prefix="/jobs", tags=["refine"])
+
+
+@router.get("", response_model=list[JobSummary])
+def history(
+    user: CurrentUser,
+    container: ContainerDep,
+    response: Response,
+    limit: int = Query(default=20, ge=1, le=100),
+    offset: int = Query(default=0, ge=0, le=1_000_000),
+) -> list[JobSummary]:
+    jobs, total = container.refine.history(user.id, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
+    return [JobSummary.of(j) for j in jobs]
+
+
+@router.get("/{job_id}", response_model=ResultOut)
+def job(job_id: str, user: CurrentUser, container: ContainerDep) -> ResultOut:
+    return ResultOut.of(container.refine.get(user.id, job_id))
+
+
+@router.post("/{job_id}/rerun", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
+def rerun(
+    job_id: str, user: CurrentUser, container: ContainerDep, body: RerunIn | None = None
+) -> JobAccepted:
+    edits = body or RerunIn()
+    new = container.refine.rerun(
+        user.id,
+        job_id,
+        marketing_text=edits.marketing_text,
+        backgrounds=edits.backgrounds,
+        template_override=edits.template_override,
+    )
+    return JobAccepted(job_id=new.id, status=new.status)

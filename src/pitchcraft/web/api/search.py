@@ -1,0 +1,30 @@
+"""/search: the hybrid search the refine step uses, on its own."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from pitchcraft.search.schemas import SNIPPET_CHARS, SearchIn, SearchOut, SearchResult
+from pitchcraft.web.deps import ContainerDep, CurrentUser
+
+router = APIRouter(tags=["search"])
+
+
+@router.post("/search", response_model=SearchOut)
+def search(body: SearchIn, user: CurrentUser, container: ContainerDep) -> SearchOut:
+    hits = container.search.search(
+        user.id, body.query, [b[:100] for b in body.backgrounds], body.limit
+    )
+    return SearchOut(
+        results=[
+            SearchResult(
+                document_id=h.document_id,
+                filename=h.filename,
+                page=h.page,
+                section=h.section,
+                snippet=h.text[:SNIPPET_CHARS],
+                score=round(h.score, 6),
+            )
+            for h in hits
+        ]
+    )

@@ -1,0 +1,185 @@
+"""ASGI layers around the app: request size limit, unreadable bodies, security headers, CORS.
+(CSRF for the forms is in `csrf`.)"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, cast
+
+from pitchcraft.web.asgi import ASGIApp, Message, Receive, Scope, Send, send_json
+from pitchcraft.web.paths import is_api
+
+log = logging.getLogger(__name__)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """Refuse request bodies over a limit, whether announced by Content-Length or streamed."""
+
+    def __init__(self, app: ASGIApp, *, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        message = f"The request body is larger than the {_human(limit)} this endpoint accepts."
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                size = int(declared)
+            except ValueError:
+                await send_json(
+                    send, 400, "The Content-Length header is not a number.", "bad_request"
+                )
+                return
+            if size > limit:
+                await send_json(send, 413, message, "too_large")
+                return
+
+        received = 0
+        started = exceeded = False
+
+        async def limited_receive() -> Message:
+            nonlocal received, exceeded
+            msg: Message = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise _BodyTooLarge
+            return msg
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            if exceeded:
+                # The app caught the exception and answers on its own (FastAPI turns any
+                # error while reading a JSON or form body into a 400): the answer is a 413.
+                if msg["type"] == "http.response.start" and not started:
+                    started = True
+                    await send_json(send, 413, message, "too_large")
+                return
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await send_json(send, 413, message, "too_large")
+
+
+class GuardUnreadableBody:
+    """A body that the CSRF layer cannot parse (bad encoding, broken multipart) is a 400."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except (UnicodeDecodeError, ValueError, AssertionError, IndexError, KeyError):
+            if started or scope["type"] != "http":
+                raise
+            log.info("unreadable request body on %s", scope.get("path"))
+            await send_json(send, 400, "The request body could not be read.", "bad_request")
+
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+    (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
+]
+PAGE_CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'self'"
+)
+# Swagger UI boots from an inline script.
+DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    b"img-src 'self' data:; frame-ancestors 'none'"
+)
+DOCS_PATHS = {"/docs", "/redoc"}
+
+
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (the CSP depends on the page)."""
+    csp = DOCS_CSP if path in DOCS_PATHS else PAGE_CSP
+    return [*SECURITY_HEADERS, (b"content-security-policy", csp)]
+
+
+class SecurityHeaders:
+    """Outermost layer, so that every answer carries the headers: the app's, and those the
+    other layers send themselves (413, 400, CSRF refusals, CORS preflights). Responses of
+    Starlette's last-resort 500 handler get them in `errors`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        wanted = security_headers(scope["path"])
+
+        async def with_headers(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                present = {k.lower() for k, _ in msg.get("headers", [])}
+                extra = [(k, v) for k, v in wanted if k not in present]
+                msg = {**msg, "headers": [*msg.get("headers", []), *extra]}
+            await send(msg)
+
+        await self.app(scope, receive, with_headers)
+
+
+class ApiCors:
+    """CORS for ALLOWED_ORIGINS, on the JSON API only (and /health): the pages are signed in
+    by cookie and carry CSRF tokens, so no other site's script may read them.
+
+    Only the listed origins get CORS headers and answered preflights. With `*` any origin
+    may read, but never with credentials; the API authenticates by bearer token anyway."""
+
+    def __init__(self, app: ASGIApp, *, origins: list[str]) -> None:
+        from starlette.middleware.cors import CORSMiddleware
+
+        self.app = app
+        any_origin = "*" in origins
+        self.cors: Any = CORSMiddleware(
+            cast(Any, app),
+            allow_origins=["*"] if any_origin else origins,
+            allow_credentials=not any_origin,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["X-Total-Count", "Retry-After"],
+            max_age=600,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_api(scope["path"]):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+
+def _human(n: int) -> str:
+    if n >= 1024 * 1024:
+        return f"{n / (1024 * 1024):g} MB"
+    return f"{n / 1024:g} KB"

@@ -1,0 +1,17 @@
+"""The HTML pages (Jinja2 + htmx): each module a router over the same services as the API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from pitchcraft.web.pages import account, compose, documents, results
+from pitchcraft.web.pages.session import SignInRequired, to_login
+
+pages_router = APIRouter(include_in_schema=False)
+for module in (account, documents, compose, results):
+    pages_router.include_router(module.router)
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(pages_router)
+    app.add_exception_handler(SignInRequired, to_login)

@@ -1,0 +1,135 @@
+"""The Result page (live while the job runs) and the History page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from pitchcraft.auth.models import User
+from pitchcraft.container import Container
+from pitchcraft.core.errors import NotFound
+from pitchcraft.jobs.models import QUEUED, RUNNING, Job
+from pitchcraft.refine.schemas import JobSummary, ResultOut
+from pitchcraft.web.deps import ContainerDep
+from pitchcraft.web.pages.format import cite, iso, took, when, where
+from pitchcraft.web.pages.render import render
+from pitchcraft.web.pages.session import PageUser
+
+router = APIRouter(include_in_schema=False)
+
+PER_PAGE = 20
+SNIPPET_CHARS = 420
+STATUS_LABELS = {
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+}
+
+
+def _job(container: Container, user: User, job_id: str) -> Job:
+    try:
+        return container.refine.get(user.id, job_id)
+    except NotFound as exc:
+        # The same page whether the job never existed or belongs to someone else.
+        raise NotFound(
+            "There is no result at this address in your account.", code="job_not_found"
+        ) from exc
+
+
+def _result_context(job: Job) -> dict[str, Any]:
+    r = ResultOut.of(job)
+    numbers = [s.n for s in r.sources if s.n is not None]
+    by_n = {s.n: s for s in r.sources if s.n is not None}
+    return {
+        "r": r,
+        "busy": r.status in (QUEUED, RUNNING),
+        "status_label": STATUS_LABELS.get(r.status, r.status.capitalize()),
+        "cited_sources": [s for s in r.sources if s.cited],
+        "context_sources": [s for s in r.sources if not s.cited],
+        "by_n": by_n,
+        "numbers": numbers,
+        "cite": cite,
+        "where": where,
+        "when": when,
+        "iso": iso,
+        "took": took,
+        "snippet_chars": SNIPPET_CHARS,
+        "evidence": _evidence(r),
+    }
+
+
+def _evidence(r: ResultOut) -> dict[str, Any] | None:
+    """The evidence brief's structure, when the job has one, for a readable layout."""
+    raw = r.evidence
+    if r.mode != "evidence" or not isinstance(raw, dict):
+        return None
+    sentences = [s for s in raw.get("sentences") or [] if isinstance(s, dict)]
+    backgrounds = [b for b in raw.get("backgrounds") or [] if isinstance(b, dict)]
+    return {"sentences": sentences, "backgrounds": backgrounds}
+
+
+@router.get("/results/{job_id}", response_class=HTMLResponse)
+def result_page(request: Request, job_id: str, container: ContainerDep, user: PageUser) -> Response:
+    job = _job(container, user, job_id)
+    return render(
+        request,
+        "result.html",
+        user=user,
+        **_result_context(job),
+    )
+
+
+@router.get("/results/{job_id}/live", response_class=HTMLResponse)
+def result_live(request: Request, job_id: str, container: ContainerDep, user: PageUser) -> Response:
+    job = _job(container, user, job_id)
+    return render(request, "_result_live.html", user=user, **_result_context(job))
+
+
+@router.post("/results/{job_id}/rerun", response_class=HTMLResponse)
+def result_rerun(
+    request: Request, job_id: str, container: ContainerDep, user: PageUser
+) -> Response:
+    _job(container, user, job_id)
+    new = container.refine.rerun(user.id, job_id)
+    return RedirectResponse(f"/results/{new.id}", status_code=303)
+
+
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "1")
+    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw) else 1
+
+
+def _history_context(container: Container, user: User, page: int) -> dict[str, Any]:
+    jobs, total = container.refine.history(user.id, limit=PER_PAGE, offset=(page - 1) * PER_PAGE)
+    pages = max(1, -(-total // PER_PAGE))
+    items = [JobSummary.of(j) for j in jobs]
+    return {
+        "items": items,
+        "total": total,
+        "page_no": page,
+        "pages": pages,
+        "busy": any(i.status in (QUEUED, RUNNING) for i in items),
+        "status_labels": STATUS_LABELS,
+        "when": when,
+        "iso": iso,
+        "first": (page - 1) * PER_PAGE + 1,
+    }
+
+
+@router.get("/history", response_class=HTMLResponse)
+def history_page(request: Request, container: ContainerDep, user: PageUser) -> Response:
+    page = _page_number(request)
+    ctx = _history_context(container, user, page)
+    if page > ctx["pages"]:
+        return RedirectResponse(f"/history?page={ctx['pages']}", status_code=303)
+    return render(request, "history.html", user=user, active="history", **ctx)
+
+
+@router.get("/history/list", response_class=HTMLResponse)
+def history_list(request: Request, container: ContainerDep, user: PageUser) -> Response:
+    ctx = _history_context(container, user, _page_number(request))
+    return render(request, "_history_list.html", user=user, **ctx)
