@@ -79,6 +79,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from pitchcraft import __version__
+from pitchcraft.core.files import fsync_dir
 from pitchcraft.settings import SQLITE_FILENAME, Settings
 from pitchcraft.vectors.base import collection_name
 
@@ -671,14 +672,6 @@ def _archive_target(out: Path) -> Path:
     return out
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _live_document_ids(settings: Settings, ids: list[str]) -> set[str]:
     """Which of these documents still exist in the live database."""
     engine = _plain_engine(settings.sqlalchemy_url)
@@ -867,7 +860,7 @@ def create_backup(
         if part is not None and target is not None:
             size = part.stat().st_size
             os.replace(part, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
         else:
             size = sum(int(e["size"]) for e in writer.entries)
     except _Vanished as exc:
@@ -1462,7 +1455,7 @@ def restore_backup(
                     elif name.startswith(QDRANT_PREFIX) and not settings.qdrant_url:
                         _write_member(fh, qdrant / name[len(QDRANT_PREFIX) :], entry, undo, touched)
             for folder in touched:
-                _fsync_dir(folder)
+                fsync_dir(folder)
             # From an older release: bring the schema to this one's (undone on failure too).
             before, after = _migrate(settings)
         except BaseException:
