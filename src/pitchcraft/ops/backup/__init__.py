@@ -81,7 +81,7 @@ from sqlalchemy.pool import NullPool
 from pitchcraft import __version__
 from pitchcraft.core.files import fsync_dir
 from pitchcraft.settings import SQLITE_FILENAME, Settings
-from pitchcraft.vectors.base import collection_name
+from pitchcraft.vectors.base import collection_name, user_of_collection
 
 FORMAT = "pitchcraft-backup"
 FORMAT_VERSION = 1
@@ -94,7 +94,6 @@ ALEMBIC_TABLE = "alembic_version"
 # Tables that may hold something in an otherwise empty target: the generated token secret.
 NOT_DATA = {"app_settings", ALEMBIC_TABLE}
 COUNTED = ("users", "documents", "jobs", "prompt_templates")
-SHARD_DIR = re.compile(r"^user_(\d+)_documents$")
 
 BLOCK = 1 << 16
 _ZERO = bytes(BLOCK)
@@ -1318,9 +1317,9 @@ def _check_vectors(settings: Settings, db: Any) -> tuple[str, int, list[str]]:
     else:
         root = settings.qdrant_dir
         shards = {
-            int(m.group(1)): p
+            user_id: p
             for p in (root.iterdir() if root.is_dir() else [])
-            if p.is_dir() and (m := SHARD_DIR.match(p.name))
+            if p.is_dir() and (user_id := user_of_collection(p.name)) is not None
         }
         probes = probe_shards(list(shards.values())) if shards else {}
         for user, path in sorted(shards.items()):
