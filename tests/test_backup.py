@@ -27,8 +27,10 @@ from fastapi.testclient import TestClient
 from qdrant_client import QdrantClient
 
 from pitchcraft.core.db import Database
-from pitchcraft.ops import backup as backup_module
 from pitchcraft.ops.backup import BackupError, create_backup, restore_backup
+from pitchcraft.ops.backup import create as backup_create
+from pitchcraft.ops.backup.format import MANIFEST
+from pitchcraft.ops.backup.vectors import check_vectors
 from pitchcraft.settings import Settings
 from pitchcraft.vectors.base import IndexPoint, SparseVec
 from pitchcraft.vectors.qdrant_server import ServerIndex
@@ -101,7 +103,7 @@ def _state(client: httpx.Client, token: str, job_id: str) -> dict[str, Any]:
 
 def _manifest(archive: Path) -> dict[str, Any]:
     with tarfile.open(archive) as tar:
-        fh = tar.extractfile(backup_module.MANIFEST)
+        fh = tar.extractfile(MANIFEST)
         assert fh is not None
         manifest: dict[str, Any] = json.load(fh)
         return manifest
@@ -204,7 +206,7 @@ def _damaged_vectors_are_requeued(env: dict[str, str]) -> None:
             f.write_bytes(b"\xff" * 64)
     db = Database(settings)
     try:
-        summary, queued, warnings = backup_module._check_vectors(settings, db)
+        summary, queued, warnings = check_vectors(settings, db)
         assert queued == 2 and "1 user(s) re-queued" in summary and not warnings
         assert not shard.exists()
         with db.engine.connect() as conn:
@@ -375,7 +377,7 @@ def test_documents_deleted_or_lost_during_a_backup(
     with sqlite3.connect(source.sqlite_file) as conn:
         rows = conn.execute("SELECT id, storage_key FROM documents ORDER BY filename").fetchall()
     (gone_id, gone_key), (lost_id, lost_key), _ = rows
-    take_snapshot = backup_module._snapshot_sqlite
+    take_snapshot = backup_create.snapshot_sqlite
 
     def snapshot_then_delete(settings: Settings, staging: Path) -> Any:
         snap = take_snapshot(settings, staging)
@@ -386,7 +388,7 @@ def test_documents_deleted_or_lost_during_a_backup(
         (settings.storage_dir / lost_key).unlink()  # lost: the row stays
         return snap
 
-    monkeypatch.setattr(backup_module, "_snapshot_sqlite", snapshot_then_delete)
+    monkeypatch.setattr(backup_create, "snapshot_sqlite", snapshot_then_delete)
     archive = tmp_path / "b.tar"
     report = create_backup(source, archive)
     assert report.deleted == 1 and report.missing == [lost_key] and report.files == 1
@@ -533,7 +535,7 @@ def test_vectors_on_a_qdrant_server_are_checked_and_requeued(
             if filename != "b.md":  # user 1's second document has no vectors
                 index.upsert(user_id, [_point(doc_id, filename)])
         index.close()
-        summary, queued, warnings = backup_module._check_vectors(target, db)
+        summary, queued, warnings = check_vectors(target, db)
         assert (queued, warnings) == (2, [])
         assert summary == "1 user index(es) restored and checked; 1 user(s) re-queued for indexing"
         index = server_index(target)

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from pitchcraft.core.files import fsync_dir
+
 PART_SUFFIX = ".part"
 MAX_FILENAME = 255
 # Bidirectional overrides and isolates can make "invoice‮fdp.exe" display as "invoiceexe.pdf".
@@ -35,14 +37,6 @@ def clean_filename(raw: str) -> str:
     return name
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class FileStore:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
@@ -67,7 +61,7 @@ class FileStore:
             os.fsync(fh.fileno())
         final = self.path(key)
         os.replace(temp, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return final
 
     def delete(self, key: str) -> None:

@@ -14,6 +14,15 @@ def collection_name(user_id: int) -> str:
     return f"user_{user_id}_documents"
 
 
+def user_of_collection(name: str) -> int | None:
+    """The user whose collection (or shard directory) this is: the inverse of
+    collection_name, None for any other name."""
+    digits = name.removeprefix("user_").removesuffix("_documents")
+    if not (digits.isascii() and digits.isdigit()) or collection_name(int(digits)) != name:
+        return None
+    return int(digits)
+
+
 @dataclass(frozen=True)
 class SparseVec:
     indices: list[int]
