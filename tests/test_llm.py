@@ -20,6 +20,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pitchcraft.app import create_app
+from pitchcraft.core.openai_compat import retry_wait
 from pitchcraft.llm import LLMConfigError, LLMError, build_llm
 from pitchcraft.llm.openai import OpenAIChat, chat_completions_url
 from pitchcraft.ops.doctor import run_checks
@@ -175,6 +176,28 @@ def test_retry_after_as_a_date_is_capped(fake_llm: FakeLLM, make: Make) -> None:
     assert make(max_wait=0.5).complete(MESSAGES).text
     first, second = fake_llm.requests
     assert 0.5 <= second.at - first.at < 5  # the date was read, and the cap applied
+
+
+def test_retry_after_replaces_the_backoff(fake_llm: FakeLLM, make: Make) -> None:
+    # The server's Retry-After is the wait, even when it is shorter than our own backoff.
+    fake_llm.status(429, retry_after=0, message="Rate limit reached")
+    assert make(min_wait=3.0, max_wait=10.0).complete(MESSAGES).text
+    first, second = fake_llm.requests
+    assert first.status == 429 and second.status == 200
+    assert second.at - first.at < 1.5  # the backoff alone would wait 3 s or more
+
+
+def test_the_wait_rule() -> None:
+    # Shared by the chat and embeddings clients (core.openai_compat).
+    assert retry_wait(1, 2.0, min_wait=0.5, max_wait=60) == 2.0  # Retry-After, as given
+    assert retry_wait(3, 0.0, min_wait=0.5, max_wait=60) == 0.0  # ... even "now"
+    assert retry_wait(1, 3600.0, min_wait=0.5, max_wait=60) == 60  # ... up to max_wait
+    for attempt, backoff in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0)]:
+        waits = {retry_wait(attempt, None, min_wait=0.5, max_wait=60) for _ in range(50)}
+        assert all(backoff <= w <= backoff * 1.5 for w in waits)  # doubling, with jitter
+        assert len(waits) > 1
+    assert retry_wait(10, None, min_wait=0.5, max_wait=60) == 60
+    assert retry_wait(10_000, None, min_wait=0.5, max_wait=60) == 60  # no overflow
 
 
 def test_rate_limit_that_does_not_pass_names_it(fake_llm: FakeLLM, make: Make) -> None:

@@ -7,10 +7,11 @@ post to ``http://host:11434/v1/chat/completions``; a URL that already ends in
 appended (``https://host/api/openai``).
 
 Rate limits (429), server errors (5xx except 501/505), 408/425, timeouts and dropped
-connections are retried LLM_MAX_RETRIES times with exponential backoff (a Retry-After
-header, in seconds or as an HTTP date, is honoured up to `max_wait`); anything else fails
-at once. A streamed answer is retried only until its first text delta arrives: after
-that, a failure ends the stream with an error (the caller has already shown part of it).
+connections are retried LLM_MAX_RETRIES times, waiting as `core.openai_compat.retry_wait`
+says (a Retry-After header, in seconds or as an HTTP date, is honoured up to `max_wait`;
+without one, exponential backoff with jitter); anything else fails at once. A streamed
+answer is retried only until its first text delta arrives: after that, a failure ends the
+stream with an error (the caller has already shown part of it).
 
 Every failure is an `LLMError` whose message a marketing user understands. The API key
 is sent only in the Authorization header and never appears in an error, a log line or a
@@ -29,15 +30,18 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import RetryCallState
 
-from pitchcraft.core.openai_compat import display_url, endpoint_url, retry_after, retryable_status
+from pitchcraft.core.openai_compat import (
+    Retryable,
+    display_url,
+    endpoint_url,
+    json_headers,
+    retry_after,
+    retry_policy,
+    retryable_status,
+    scrub,
+)
 from pitchcraft.llm.base import Completion, LLMConfigError, LLMError
 
 log = logging.getLogger(__name__)
@@ -98,27 +102,6 @@ def _checked(messages: list[dict[str, str]]) -> list[dict[str, str]]:
     return [dict(m) for m in messages]
 
 
-class _Retryable(Exception):
-    """A failure worth another try. `reason` is short and safe to log at INFO (no text
-    from the endpoint); `detail` is the endpoint's own message, for the final error."""
-
-    def __init__(
-        self,
-        kind: str,
-        reason: str,
-        *,
-        detail: str = "",
-        status: int | None = None,
-        wait: float | None = None,
-    ) -> None:
-        super().__init__(reason)
-        self.kind = kind  # "timeout" | "connection" | "rate_limit" | "server"
-        self.reason = reason
-        self.detail = detail
-        self.status = status
-        self.wait = wait
-
-
 class OpenAIChat:
     """The LLM port over HTTP. Thread-safe (one httpx.Client with a connection pool)."""
 
@@ -161,11 +144,8 @@ class OpenAIChat:
         self._min_wait = min_wait
         self._max_wait = max_wait
         self.__secret = key
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
         self._client = httpx.Client(
-            headers=headers,
+            headers=json_headers(key),
             timeout=httpx.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT_S)),
             transport=transport,
         )
@@ -217,21 +197,12 @@ class OpenAIChat:
         return payload
 
     def _scrub(self, text: str) -> str:
-        """Some servers echo the key they refused; it must not reach an error or a log."""
-        return text.replace(self.__secret, "***") if self.__secret else text
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = float(wait_exponential(multiplier=self._min_wait, max=self._max_wait)(state))
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _Retryable) and exc.wait is not None:
-            return min(max(exc.wait, backoff), self._max_wait)  # the server's Retry-After
-        return backoff
+        return scrub(text, self.__secret)
 
     def _log_retry(self, state: RetryCallState) -> None:
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
-        reason = exc.reason if isinstance(exc, _Retryable) else type(exc).__name__
+        reason = exc.reason if isinstance(exc, Retryable) else type(exc).__name__
         sleep = state.next_action.sleep if state.next_action is not None else 0.0
         log.info(
             "the language model request failed (%s); retrying in %.1f s (attempt %d of %d)",
@@ -242,23 +213,22 @@ class OpenAIChat:
         )
 
     def _with_retries(self, call: Callable[[dict[str, Any]], T], payload: dict[str, Any]) -> T:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
+        policy = retry_policy(
+            self._attempts,
+            min_wait=self._min_wait,
+            max_wait=self._max_wait,
             before_sleep=self._log_retry,
-            reraise=True,
         )
         try:
-            return retrying(call, payload)
-        except _Retryable as exc:
+            return policy(call, payload)
+        except Retryable as exc:
             raise self._gave_up(exc) from None
         except LLMError as exc:
             raise LLMError(
                 self._scrub(str(exc)), status=exc.status, transient=exc.transient
             ) from None
 
-    def _gave_up(self, exc: _Retryable) -> LLMError:
+    def _gave_up(self, exc: Retryable) -> LLMError:
         tried = f"tried {_times(self._attempts)}"
         detail = f"HTTP {exc.status}{exc.detail}"
         if exc.kind == "timeout":
@@ -278,9 +248,9 @@ class OpenAIChat:
         try:
             response = self._client.post(self.url, json=payload)
         except httpx.TimeoutException:
-            raise _Retryable("timeout", "timed out") from None
+            raise Retryable("timeout", "timed out") from None
         except httpx.TransportError as exc:
-            raise _Retryable("connection", f"connection failed: {type(exc).__name__}") from None
+            raise Retryable("connection", f"connection failed: {type(exc).__name__}") from None
         self._check_status(response)
         return self._parse(self._json(response))
 
@@ -294,7 +264,7 @@ class OpenAIChat:
                 f"the language model account has no credit left (HTTP 429{detail})", status=status
             )
         if retryable_status(status):
-            raise _Retryable(
+            raise Retryable(
                 "rate_limit" if status == 429 else "server",
                 f"HTTP {status}",
                 detail=detail,
@@ -415,9 +385,9 @@ class OpenAIChat:
         try:
             response = self._client.send(request, stream=True)
         except httpx.TimeoutException:
-            raise _Retryable("timeout", "timed out") from None
+            raise Retryable("timeout", "timed out") from None
         except httpx.TransportError as exc:
-            raise _Retryable("connection", f"connection failed: {type(exc).__name__}") from None
+            raise Retryable("connection", f"connection failed: {type(exc).__name__}") from None
         try:
             if not 200 <= response.status_code < 300:
                 with contextlib.suppress(httpx.HTTPError):  # the status alone says enough
@@ -429,9 +399,9 @@ class OpenAIChat:
                 try:
                     response.read()
                 except httpx.TimeoutException:
-                    raise _Retryable("timeout", "timed out") from None
+                    raise Retryable("timeout", "timed out") from None
                 except httpx.TransportError as exc:
-                    raise _Retryable(
+                    raise Retryable(
                         "connection", f"connection failed: {type(exc).__name__}"
                     ) from None
                 completion = self._parse(self._json(response))
@@ -475,14 +445,14 @@ class OpenAIChat:
                     f"{self.timeout:g} s)",
                     transient=True,
                 ) from None
-            raise _Retryable("timeout", "timed out") from None
+            raise Retryable("timeout", "timed out") from None
         except httpx.TransportError as exc:
             if got_text:
                 raise LLMError(
                     "the connection to the language model was lost part-way through the answer",
                     transient=True,
                 ) from None
-            raise _Retryable("connection", f"connection failed: {type(exc).__name__}") from None
+            raise Retryable("connection", f"connection failed: {type(exc).__name__}") from None
         if not got_text:
             raise _empty(finish_reason)
         if not done and finish_reason is None:
