@@ -16,14 +16,16 @@ stream with an error (the caller has already shown part of it).
 Every failure is an `LLMError` whose message a marketing user understands. The API key
 is sent only in the Authorization header and never appears in an error, a log line or a
 repr. Nothing of the prompt is logged; DEBUG shows sizes and timings only.
+
+This module is the client: settings, requests, retries and the messages when retrying
+did not help. Reading error answers is in `llm.errors`, whole answers in `llm.answers`,
+and streamed ones in `llm.sse`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -37,20 +39,19 @@ from pitchcraft.core.openai_compat import (
     display_url,
     endpoint_url,
     json_headers,
-    retry_after,
     retry_policy,
-    retryable_status,
     scrub,
 )
+from pitchcraft.llm.answers import json_body, parse_completion
 from pitchcraft.llm.base import Completion, LLMConfigError, LLMError
+from pitchcraft.llm.errors import check_status, transport_failure
+from pitchcraft.llm.sse import text_deltas
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_DETAIL_CHARS = 200  # of the endpoint's own error message, in our messages
 _CONNECT_TIMEOUT_S = 10.0
-_NO_ANSWER = "the language model returned no answer"
 
 
 def chat_completions_url(base_url: str) -> str:
@@ -71,20 +72,6 @@ def _host(url: str) -> str:
 
 def _times(n: int) -> str:
     return "once" if n == 1 else f"{n} times"
-
-
-def _malformed(why: str) -> LLMError:
-    return LLMError(f"the language model returned a malformed answer ({why})")
-
-
-def _content_text(content: Any) -> str | None:
-    """A message's content: a string, or (some servers) a list of text parts."""
-    if content is None or isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        texts = [p.get("text") for p in content if isinstance(p, dict)]
-        return "".join(t for t in texts if isinstance(t, str))
-    raise _malformed("the content is neither text nor a list of text parts")
 
 
 def _checked(messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -247,102 +234,16 @@ class OpenAIChat:
     def _post(self, payload: dict[str, Any]) -> Completion:
         try:
             response = self._client.post(self.url, json=payload)
-        except httpx.TimeoutException:
-            raise Retryable("timeout", "timed out") from None
         except httpx.TransportError as exc:
-            raise Retryable("connection", f"connection failed: {type(exc).__name__}") from None
+            raise transport_failure(exc) from None
         self._check_status(response)
-        return self._parse(self._json(response))
+        return self._parse(response)
 
     def _check_status(self, response: httpx.Response) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        detail = self._detail(response)
-        if status == 429 and _error_code(response) == "insufficient_quota":
-            raise LLMError(
-                f"the language model account has no credit left (HTTP 429{detail})", status=status
-            )
-        if retryable_status(status):
-            raise Retryable(
-                "rate_limit" if status == 429 else "server",
-                f"HTTP {status}",
-                detail=detail,
-                status=status,
-                wait=retry_after(response.headers.get("Retry-After")),
-            )
-        if status == 401:
-            if self.__secret:
-                message = "the language model endpoint refused the API key (401); check LLM_API_KEY"
-            else:
-                message = "the language model endpoint needs an API key (401); set LLM_API_KEY"
-            raise LLMError(message, status=status)  # its own text may quote part of the key
-        if status == 403:
-            raise LLMError(
-                f"the language model endpoint refused access (403{detail}); check LLM_API_KEY "
-                "and LLM_MODEL",
-                status=status,
-            )
-        if status == 404:
-            raise LLMError(
-                f"the language model endpoint answered 404 (not found{detail}); check "
-                "LLM_BASE_URL (it usually ends in /v1) and LLM_MODEL",
-                status=status,
-            )
-        if 400 <= status < 500:
-            raise LLMError(
-                f"the language model endpoint rejected the request (HTTP {status}{detail})",
-                status=status,
-            )
-        raise LLMError(f"the language model endpoint answered HTTP {status}{detail}", status=status)
+        check_status(response, scrub=self._scrub, keyed=bool(self.__secret))
 
-    def _detail(self, response: httpx.Response) -> str:
-        """': <the endpoint's own message>', short and without the key; '' if none."""
-        try:
-            message = _error_message(response)
-        except httpx.ResponseNotRead:
-            return ""
-        message = re.sub(r"\s+", " ", self._scrub(message)).strip()
-        if len(message) > _DETAIL_CHARS:
-            message = message[: _DETAIL_CHARS - 1].rstrip() + "…"
-        return f": {message}" if message else ""
-
-    @staticmethod
-    def _json(response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:  # also a body that is not UTF-8
-            raise _malformed("the body is not JSON") from None
-
-    def _parse(self, body: Any) -> Completion:
-        if not isinstance(body, dict):
-            raise _malformed("the body is not a JSON object")
-        if body.get("error"):
-            raise LLMError(
-                f"the language model endpoint reported an error{_body_error(body, self._scrub)}"
-            )
-        choices = body.get("choices")
-        if not isinstance(choices, list):
-            raise _malformed("no 'choices' list")
-        if not choices:
-            raise LLMError(f"{_NO_ANSWER} (no choices)")
-        choice = choices[0]
-        message = choice.get("message") if isinstance(choice, dict) else None
-        if not isinstance(message, dict):
-            raise _malformed("no 'message' in the first choice")
-        finish = choice.get("finish_reason")
-        finish_reason = finish if isinstance(finish, str) else None
-        text = _content_text(message.get("content"))
-        if not text or not text.strip():
-            raise _empty(finish_reason)
-        model = body.get("model")
-        usage = body.get("usage")
-        return Completion(
-            text=text,
-            model=model if isinstance(model, str) and model else self.model,
-            finish_reason=finish_reason,
-            usage=usage if isinstance(usage, dict) else None,
-        )
+    def _parse(self, response: httpx.Response) -> Completion:
+        return parse_completion(json_body(response), model=self.model, scrub=self._scrub)
 
     def _note_cut(self, finish_reason: str | None) -> None:
         if finish_reason == "length":
@@ -384,10 +285,8 @@ class OpenAIChat:
         )
         try:
             response = self._client.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise Retryable("timeout", "timed out") from None
         except httpx.TransportError as exc:
-            raise Retryable("connection", f"connection failed: {type(exc).__name__}") from None
+            raise transport_failure(exc) from None
         try:
             if not 200 <= response.status_code < 300:
                 with contextlib.suppress(httpx.HTTPError):  # the status alone says enough
@@ -398,139 +297,16 @@ class OpenAIChat:
                 # The endpoint ignored "stream": one whole answer, passed on as one delta.
                 try:
                     response.read()
-                except httpx.TimeoutException:
-                    raise Retryable("timeout", "timed out") from None
                 except httpx.TransportError as exc:
-                    raise Retryable(
-                        "connection", f"connection failed: {type(exc).__name__}"
-                    ) from None
-                completion = self._parse(self._json(response))
+                    raise transport_failure(exc) from None
+                completion = self._parse(response)
                 self._note_cut(completion.finish_reason)
                 return response, completion.text, iter(())
-            deltas = self._deltas(response)
+            deltas = text_deltas(
+                response, timeout=self.timeout, scrub=self._scrub, on_finish=self._note_cut
+            )
             first = next(deltas)
             return response, first, deltas
         except BaseException:
             response.close()
             raise
-
-    def _deltas(self, response: httpx.Response) -> Iterator[str]:
-        """Text deltas from the `data: {...}` lines of an event stream, until [DONE]."""
-        got_text = False
-        leading = ""
-        finish_reason: str | None = None
-        done = False
-        try:
-            for line in response.iter_lines():
-                if not line.startswith("data:"):
-                    continue  # blank separators, ": keep-alive" comments, event:/id: fields
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    done = True
-                    break
-                text, finish = self._event(data)
-                finish_reason = finish or finish_reason
-                if not text:
-                    continue
-                if not got_text and not text.strip():
-                    leading += text  # held back: only real text ends the retryable phase
-                    continue
-                got_text = True
-                yield leading + text
-                leading = ""
-        except httpx.TimeoutException:
-            if got_text:
-                raise LLMError(
-                    "the language model stopped answering part-way through (nothing for "
-                    f"{self.timeout:g} s)",
-                    transient=True,
-                ) from None
-            raise Retryable("timeout", "timed out") from None
-        except httpx.TransportError as exc:
-            if got_text:
-                raise LLMError(
-                    "the connection to the language model was lost part-way through the answer",
-                    transient=True,
-                ) from None
-            raise Retryable("connection", f"connection failed: {type(exc).__name__}") from None
-        if not got_text:
-            raise _empty(finish_reason)
-        if not done and finish_reason is None:
-            raise LLMError(
-                "the language model's answer was cut off (the stream ended early)", transient=True
-            )
-        self._note_cut(finish_reason)
-
-    def _event(self, data: str) -> tuple[str | None, str | None]:
-        try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise _malformed("a streamed event is not JSON") from None
-        if not isinstance(chunk, dict):
-            raise _malformed("a streamed event is not a JSON object")
-        if chunk.get("error"):
-            raise LLMError(
-                f"the language model endpoint reported an error{_body_error(chunk, self._scrub)}"
-            )
-        choices = chunk.get("choices")
-        if not isinstance(choices, list):
-            raise _malformed("a streamed event has no 'choices' list")
-        if not choices:
-            return None, None  # e.g. the final usage-only event
-        choice = choices[0]
-        if not isinstance(choice, dict):
-            raise _malformed("a streamed choice is not a JSON object")
-        finish = choice.get("finish_reason")
-        delta = choice.get("delta")
-        if delta is None:
-            return None, finish if isinstance(finish, str) else None
-        if not isinstance(delta, dict):
-            raise _malformed("a streamed delta is not a JSON object")
-        return _content_text(delta.get("content")), finish if isinstance(finish, str) else None
-
-
-def _empty(finish_reason: str | None) -> LLMError:
-    if finish_reason == "content_filter":
-        return LLMError("the language model declined to answer (its content filter stopped it)")
-    return LLMError(f"{_NO_ANSWER} (empty content)")
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The endpoint's own error text: OpenAI style {"error": {"message": ...}}, or
-    {"error": "..."}, {"detail": "..."}, or a short plain-text body (never an HTML page)."""
-    try:
-        body = response.json()
-    except ValueError:
-        if "html" in response.headers.get("Content-Type", "").lower():
-            return ""
-        return response.text
-    if isinstance(body, dict):
-        return _body_error(body, lambda s: s).removeprefix(": ")
-    return ""
-
-
-def _body_error(body: dict[str, Any], scrub: Callable[[str], str]) -> str:
-    error = body.get("error")
-    message: Any = None
-    if isinstance(error, dict):
-        message = error.get("message")
-    elif isinstance(error, str):
-        message = error
-    elif isinstance(body.get("detail"), str):
-        message = body["detail"]
-    if not isinstance(message, str) or not message.strip():
-        return ""
-    message = re.sub(r"\s+", " ", scrub(message)).strip()
-    if len(message) > _DETAIL_CHARS:
-        message = message[: _DETAIL_CHARS - 1].rstrip() + "…"
-    return f": {message}"
-
-
-def _error_code(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except (ValueError, httpx.ResponseNotRead):
-        return None
-    error = body.get("error") if isinstance(body, dict) else None
-    code = error.get("code") if isinstance(error, dict) else None
-    return code if isinstance(code, str) else None
