@@ -321,6 +321,19 @@ def test_openai_honours_retry_after(fake: FakeOpenAI, make: Callable[..., OpenAI
     assert time.monotonic() - started < 5
 
 
+def test_openai_retry_after_replaces_the_backoff(
+    fake: FakeOpenAI, make: Callable[..., OpenAIEmbedder]
+) -> None:
+    # The server's Retry-After is the wait, shorter or longer than our own backoff, up to
+    # max_wait.
+    fake.script = [Reply(status=503, headers={"Retry-After": "0"}), Reply()]
+    assert len(make(min_wait=3.0, max_wait=10.0).embed_query("x")) == 8
+    assert fake.seen[1].at - fake.seen[0].at < 1.5  # the backoff alone would wait 3 s or more
+    fake.script = [Reply(status=429, headers={"Retry-After": "3600"}), Reply()]
+    assert len(make(max_wait=0.5).embed_query("x")) == 8
+    assert 0.5 <= fake.seen[3].at - fake.seen[2].at < 5  # capped at max_wait
+
+
 def test_openai_retries_a_timeout(fake: FakeOpenAI, make: Callable[..., OpenAIEmbedder]) -> None:
     fake.script = [Reply(delay=1.5), Reply()]
     assert len(make(timeout=0.5).embed_query("slow")) == 8

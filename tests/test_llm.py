@@ -1,5 +1,5 @@
 """The OpenAI-compatible chat client against a local server that checks each request
-(tests/llm_server.py), build_llm, and what /health and `pitchcraft doctor` say."""
+(tests/llm_server.py). build_llm and what /health and doctor say: test_llm_settings.py."""
 
 from __future__ import annotations
 
@@ -17,14 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from pitchcraft.llm import LLMConfigError, LLMError, build_llm
+from pitchcraft.core.openai_compat import retry_wait
+from pitchcraft.llm import LLMConfigError, LLMError
 from pitchcraft.llm.openai import OpenAIChat, chat_completions_url
-from pitchcraft.ops.doctor import run_checks
-from pitchcraft.settings import Settings
-from pitchcraft.web.app import create_app
-from tests.conftest import FAKE_LLM_KEY, REPO, free_port, make_settings
+from tests.conftest import FAKE_LLM_KEY, REPO, free_port
 from tests.llm_server import FakeLLM
 
 KEY = FAKE_LLM_KEY
@@ -175,6 +172,28 @@ def test_retry_after_as_a_date_is_capped(fake_llm: FakeLLM, make: Make) -> None:
     assert make(max_wait=0.5).complete(MESSAGES).text
     first, second = fake_llm.requests
     assert 0.5 <= second.at - first.at < 5  # the date was read, and the cap applied
+
+
+def test_retry_after_replaces_the_backoff(fake_llm: FakeLLM, make: Make) -> None:
+    # The server's Retry-After is the wait, even when it is shorter than our own backoff.
+    fake_llm.status(429, retry_after=0, message="Rate limit reached")
+    assert make(min_wait=3.0, max_wait=10.0).complete(MESSAGES).text
+    first, second = fake_llm.requests
+    assert first.status == 429 and second.status == 200
+    assert second.at - first.at < 1.5  # the backoff alone would wait 3 s or more
+
+
+def test_the_wait_rule() -> None:
+    # Shared by the chat and embeddings clients (core.openai_compat).
+    assert retry_wait(1, 2.0, min_wait=0.5, max_wait=60) == 2.0  # Retry-After, as given
+    assert retry_wait(3, 0.0, min_wait=0.5, max_wait=60) == 0.0  # ... even "now"
+    assert retry_wait(1, 3600.0, min_wait=0.5, max_wait=60) == 60  # ... up to max_wait
+    for attempt, backoff in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0)]:
+        waits = {retry_wait(attempt, None, min_wait=0.5, max_wait=60) for _ in range(50)}
+        assert all(backoff <= w <= backoff * 1.5 for w in waits)  # doubling, with jitter
+        assert len(waits) > 1
+    assert retry_wait(10, None, min_wait=0.5, max_wait=60) == 60
+    assert retry_wait(10_000, None, min_wait=0.5, max_wait=60) == 60  # no overflow
 
 
 def test_rate_limit_that_does_not_pass_names_it(fake_llm: FakeLLM, make: Make) -> None:
@@ -382,62 +401,6 @@ def test_no_prompt_or_answer_text_in_logs(
     assert marker in "".join(make(timeout=1.0).stream(messages))
     assert "chars" in caplog.text  # DEBUG: sizes and timings
     assert marker not in caplog.text
-
-
-def test_build_llm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def settings(**values: Any) -> Settings:
-        return make_settings(tmp_path, **values)
-
-    assert build_llm(settings()) is None  # evidence mode
-    monkeypatch.setenv("LLM_BASE_URL", "")
-    assert build_llm(Settings(_env_file=None, data_dir=tmp_path)) is None
-    llm = build_llm(
-        settings(
-            llm_base_url="http://ollama:11434",
-            llm_api_key=KEY,
-            llm_model="llama3.1",
-            llm_timeout_s=7,
-            llm_temperature=0.1,
-            llm_max_tokens=99,
-            llm_max_retries=1,
-        )
-    )
-    assert isinstance(llm, OpenAIChat)
-    assert llm.url == "http://ollama:11434/v1/chat/completions"
-    assert (llm.model, llm.timeout, llm.temperature, llm.max_tokens, llm.max_retries) == (
-        "llama3.1",
-        7,
-        0.1,
-        99,
-        1,
-    )
-    assert KEY not in repr(llm)
-    llm.close()
-    with pytest.raises(LLMConfigError, match="LLM_BASE_URL"):
-        build_llm(settings(llm_base_url="ollama:11434"))
-    with pytest.raises(LLMConfigError, match="LLM_MODEL"):
-        build_llm(settings(llm_base_url="http://ollama:11434", llm_model="  "))
-
-
-def test_health_and_doctor_name_the_model(tmp_path: Path, fake_llm: FakeLLM) -> None:
-    plain = make_settings(tmp_path / "a")
-    assert TestClient(create_app(plain)).get("/health").json()["llm"] == "none"
-    (llm,) = [c for c in run_checks(plain) if c.name == "llm"]
-    assert llm.ok and llm.detail == "none configured (evidence mode)"
-
-    configured = make_settings(
-        tmp_path / "b", llm_base_url=fake_llm.base_url, llm_api_key=KEY, llm_model="qwen2.5"
-    )
-    assert TestClient(create_app(configured)).get("/health").json()["llm"] == "qwen2.5"
-    (llm,) = [c for c in run_checks(configured) if c.name == "llm"]
-    assert llm.ok
-    assert llm.detail.startswith(f"qwen2.5 at {fake_llm.base_url}/chat/completions")
-    assert KEY not in llm.detail
-    assert fake_llm.requests == []  # neither /health nor doctor spends a model call
-
-    broken = make_settings(tmp_path / "c", llm_base_url="ollama:11434")
-    (llm,) = [c for c in run_checks(broken) if c.name == "llm"]
-    assert not llm.ok and "LLM_BASE_URL" in llm.detail
 
 
 # -- the test server itself ----------------------------------------------------------------

@@ -7,9 +7,10 @@ or without the version: ``http://host:8080`` and ``http://host:8080/v1`` both po
 it is, and any other path gets ``/embeddings`` appended (``https://host/api/openai``).
 
 Rate limits (429), server errors (5xx), timeouts and dropped connections are retried
-with exponential backoff (a Retry-After header is honoured, up to `max_wait`); anything
-else fails at once with `EmbeddingError`. The API key is sent only in the Authorization
-header and never appears in an error message or a log line.
+as `core.openai_compat.retry_wait` says (the server's Retry-After, up to `max_wait`, else
+exponential backoff with jitter); anything else fails at once with `EmbeddingError`.
+The API key is sent only in the Authorization header and never appears in an error
+message or a log line.
 """
 
 from __future__ import annotations
@@ -21,15 +22,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import Retrying
 
-from pitchcraft.core.openai_compat import display_url, endpoint_url, retry_after, retryable_status
+from pitchcraft.core.openai_compat import (
+    Retryable,
+    display_url,
+    endpoint_url,
+    json_headers,
+    retry_after,
+    retry_policy,
+    retryable_status,
+    scrub,
+)
 from pitchcraft.embedding.base import EmbeddingConfigError, EmbeddingError
 
 log = logging.getLogger(__name__)
@@ -43,14 +47,6 @@ def embeddings_url(base_url: str) -> str:
         example="https://api.openai.com/v1",
         error=EmbeddingConfigError,
     )
-
-
-class _Retryable(Exception):
-    """A failure worth another try; `wait` is the server's Retry-After, if any."""
-
-    def __init__(self, message: str, wait: float | None = None) -> None:
-        super().__init__(message)
-        self.wait = wait
 
 
 class OpenAIEmbedder:
@@ -85,11 +81,10 @@ class OpenAIEmbedder:
         self._min_wait = min_wait
         self._max_wait = max_wait
         self.__secret = api_key or ""
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
         self._client = httpx.Client(
-            headers=headers, timeout=httpx.Timeout(timeout), transport=transport
+            headers=json_headers(self.__secret),
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
         )
 
     def __repr__(self) -> str:  # never shows the key
@@ -101,8 +96,7 @@ class OpenAIEmbedder:
         self._client.close()
 
     def _scrub(self, text: str) -> str:
-        """Some servers echo the key they refused; it must not reach an error or a log."""
-        return text.replace(self.__secret, "***") if self.__secret else text
+        return scrub(text, self.__secret)
 
     # -- the Embedder port ---------------------------------------------------------------
 
@@ -124,31 +118,18 @@ class OpenAIEmbedder:
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential(multiplier=self._min_wait, max=self._max_wait)(state)
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, _Retryable) and exc.wait is not None:
-            return min(exc.wait, self._max_wait)  # the server's Retry-After
-        return float(backoff)
-
     def _embed_batch(self, texts: list[str]) -> list[list[float]]:
         # Empty strings are rejected by some servers; a single space embeds as "nothing".
         inputs = [t if t.strip() else " " for t in texts]
-        retrying = Retrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(_Retryable),
-            reraise=True,
-        )
+        policy = retry_policy(self._max_attempts, min_wait=self._min_wait, max_wait=self._max_wait)
         try:
-            return self._attempts(retrying, inputs)
+            return self._attempts(policy, inputs)
         except EmbeddingError as exc:
             raise EmbeddingError(self._scrub(str(exc))) from None
 
-    def _attempts(self, retrying: Retrying, inputs: list[str]) -> list[list[float]]:
+    def _attempts(self, policy: Retrying, inputs: list[str]) -> list[list[float]]:
         try:
-            for attempt in retrying:
+            for attempt in policy:
                 with attempt:
                     if attempt.retry_state.attempt_number > 1:
                         log.info(
@@ -157,10 +138,10 @@ class OpenAIEmbedder:
                             self._max_attempts,
                         )
                     return self._post(inputs)
-        except _Retryable as exc:
+        except Retryable as exc:
             raise EmbeddingError(
                 f"the embeddings endpoint {display_url(self.url)} kept failing after "
-                f"{self._max_attempts} attempts: {exc}"
+                f"{self._max_attempts} attempts: {exc.reason}{exc.detail}"
             ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -171,13 +152,18 @@ class OpenAIEmbedder:
                 self.url, json={"model": self.model, "input": inputs, "encoding_format": "float"}
             )
         except httpx.TimeoutException as exc:
-            raise _Retryable(f"timed out ({type(exc).__name__})") from None
+            raise Retryable("timeout", f"timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
-            raise _Retryable(f"connection failed ({type(exc).__name__}: {exc})") from None
+            raise Retryable(
+                "connection", f"connection failed ({type(exc).__name__}: {exc})"
+            ) from None
         status = response.status_code
         if retryable_status(status):
-            raise _Retryable(
-                f"HTTP {status}{_error_detail(response)}",
+            raise Retryable(
+                "rate_limit" if status == 429 else "server",
+                f"HTTP {status}",
+                detail=_error_detail(response),
+                status=status,
                 wait=retry_after(response.headers.get("Retry-After")),
             )
         if status in (401, 403):
