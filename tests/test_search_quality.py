@@ -13,7 +13,10 @@ from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
 
 from pitchcraft.ingestion.chunking import chunk
 from pitchcraft.ingestion.types import Block, ParsedDocument
-from pitchcraft.search.fusion import (
+from pitchcraft.search.router import SNIPPET_CHARS
+from pitchcraft.settings import Settings
+from pitchcraft.vectors.base import Hit
+from pitchcraft.vectors.fusion import (
     DENSE_WEIGHT,
     NEAR_DUPLICATE_MIN_WORDS,
     RRF_K,
@@ -21,9 +24,6 @@ from pitchcraft.search.fusion import (
     candidates_for,
     fuse,
 )
-from pitchcraft.search.router import SNIPPET_CHARS
-from pitchcraft.settings import Settings
-from pitchcraft.vectors.base import Hit
 
 
 def hit(doc: str, index: int, text: str | None = None, score: float = 0.0) -> Hit:

@@ -22,7 +22,6 @@ import qdrant_edge
 from qdrant_client import QdrantClient
 
 from pitchcraft.embedding.sparse import Bm25Encoder
-from pitchcraft.search.fusion import DENSE_WEIGHT, SPARSE_WEIGHT, rrf_score
 from pitchcraft.settings import Settings
 from pitchcraft.vectors import build_index
 from pitchcraft.vectors.base import (
@@ -33,6 +32,7 @@ from pitchcraft.vectors.base import (
     VectorStoreLocked,
     collection_name,
 )
+from pitchcraft.vectors.fusion import DENSE_WEIGHT, SPARSE_WEIGHT, rrf_score
 from pitchcraft.vectors.qdrant_edge import EdgeIndex
 from pitchcraft.vectors.qdrant_server import ServerIndex
 

@@ -42,7 +42,6 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from pitchcraft.search.fusion import candidates_for, fuse
 from pitchcraft.vectors.base import (
     DENSE,
     SPARSE,
@@ -52,6 +51,7 @@ from pitchcraft.vectors.base import (
     VectorStoreLocked,
     collection_name,
 )
+from pitchcraft.vectors.fusion import candidates_for, fuse
 from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
 
 log = logging.getLogger(__name__)
@@ -475,7 +475,7 @@ class EdgeIndex:
     ) -> list[Hit]:
         if limit < 1:
             return []
-        # Both candidate lists in one call, fused here (pitchcraft.search.fusion) exactly
+        # Both candidate lists in one call, fused here (pitchcraft.vectors.fusion) exactly
         # as the server adapter fuses them.
         candidates = candidates_for(limit)
         requests = [

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from pitchcraft.search.fusion import candidates_for, fuse
 from pitchcraft.vectors.base import DENSE, SPARSE, Hit, IndexPoint, SparseVec, collection_name
+from pitchcraft.vectors.fusion import candidates_for, fuse
 from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
 
 UPSERT_BATCH = 256
@@ -191,7 +191,7 @@ class ServerIndex:
     ) -> list[Hit]:
         if limit < 1:
             return []
-        # Both candidate lists in one request, fused here (pitchcraft.search.fusion) exactly
+        # Both candidate lists in one request, fused here (pitchcraft.vectors.fusion) exactly
         # as the Qdrant Edge adapter fuses them.
         candidates = candidates_for(limit)
         requests = [
