@@ -51,7 +51,7 @@ from pitchcraft.vectors.base import (
     VectorStoreLocked,
     collection_name,
 )
-from pitchcraft.vectors.fusion import candidates_for, fuse
+from pitchcraft.vectors.fusion import hybrid_search
 from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
 
 log = logging.getLogger(__name__)
@@ -473,35 +473,14 @@ class EdgeIndex:
         sparse: SparseVec,
         limit: int,
     ) -> list[Hit]:
-        if limit < 1:
-            return []
-        # Both candidate lists in one call, fused here (pitchcraft.vectors.fusion) exactly
-        # as the server adapter fuses them.
-        candidates = candidates_for(limit)
-        requests = [
-            qe.QueryRequest(
-                limit=candidates,
-                query=qe.Query.Nearest(self._dense(dense), using=DENSE),
-                with_payload=True,
-            )
-        ]
-        if sparse.indices:
-            requests.append(
-                qe.QueryRequest(
-                    limit=candidates,
-                    query=qe.Query.Nearest(
-                        qe.SparseVector(list(sparse.indices), [float(v) for v in sparse.values]),
-                        using=SPARSE,
-                    ),
-                    with_payload=True,
-                )
-            )
-        with self._shard(user_id) as shard:
-            if shard is None:
-                return []
-            results = shard.query_batch(qe.QueryBatchRequest(requests))
-        lists = [[hit_from(p.payload or {}, p.score) for p in scored] for scored in results]
-        return fuse(lists[0], lists[1] if len(lists) > 1 else [], limit)
+        def run_batch(requests: list[qe.QueryRequest]) -> list[list[Hit]]:
+            with self._shard(user_id) as shard:
+                if shard is None:
+                    return []
+                results = shard.query_batch(qe.QueryBatchRequest(requests))
+            return [[hit_from(p.payload or {}, p.score) for p in scored] for scored in results]
+
+        return hybrid_search(run_batch, self._request, dense, sparse, limit)
 
     def healthy(self) -> str:
         with self._cond:
@@ -539,14 +518,23 @@ class EdgeIndex:
             )
         return [float(x) for x in vector]
 
+    def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> qe.QueryRequest:
+        """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
+        if isinstance(vector, SparseVec):
+            query = qe.Query.Nearest(_sparse(vector), using=SPARSE)
+        else:
+            query = qe.Query.Nearest(self._dense(vector), using=DENSE)
+        return qe.QueryRequest(limit=candidates, query=query, with_payload=True)
+
     def _point(self, p: IndexPoint) -> qe.Point:
         if len(p.sparse.indices) != len(p.sparse.values):
             raise ValueError(f"sparse vector of point {p.id} has unequal indices and values")
-        vectors: dict[str, Any] = {
-            DENSE: self._dense(p.dense),
-            SPARSE: qe.SparseVector(list(p.sparse.indices), [float(v) for v in p.sparse.values]),
-        }
+        vectors: dict[str, Any] = {DENSE: self._dense(p.dense), SPARSE: _sparse(p.sparse)}
         return qe.Point(p.id, vectors, payload_of(p))
+
+
+def _sparse(vector: SparseVec) -> qe.SparseVector:
+    return qe.SparseVector(list(vector.indices), [float(v) for v in vector.values])
 
 
 def _index_point(record: qe.Record) -> IndexPoint:
