@@ -52,7 +52,7 @@ from pitchcraft.vectors.base import (
     collection_name,
 )
 from pitchcraft.vectors.fusion import hybrid_search
-from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
+from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of, point_from
 
 log = logging.getLogger(__name__)
 
@@ -558,18 +558,7 @@ def _index_point(record: qe.Record) -> IndexPoint:
     else:
         raise ValueError(f"point {record.id} has a {SPARSE!r} vector that is not sparse")
     payload = record.payload or {}
-    page, section = payload.get("page"), payload.get("section")
-    point = IndexPoint(
-        id=str(record.id),
-        dense=dense,
-        sparse=sparse,
-        document_id=str(payload.get(DOCUMENT_ID, "")),
-        filename=str(payload.get("filename", "")),
-        page=int(page) if page is not None else None,
-        section=str(section) if section is not None else None,
-        chunk_index=int(payload.get("chunk_index", 0)),
-        text=str(payload.get("text", "")),
-    )
+    point = point_from(payload, id=str(record.id), dense=dense, sparse=sparse)
     if payload_of(point) != payload:
         # Copying it through IndexPoint would change or drop payload fields.
         raise ValueError(
