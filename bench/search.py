@@ -344,7 +344,7 @@ def shard_query(index: Any, user: int, request: Any) -> list[Any]:
     single arm or other fusion parameters; the bench uses its shard directly)."""
     from pitchcraft.vectors.payload import hit_from
 
-    with index._shard(user) as shard:
+    with index._shards.borrow(user) as shard:
         if shard is None:
             return []
         scored = shard.query(request)

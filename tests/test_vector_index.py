@@ -430,7 +430,7 @@ def test_edge_evicts_idle_shards(tmp_path: Path) -> None:
     try:
         for user_id in range(1, 6):
             index.upsert(user_id, document(f"u{user_id}", 3, seed=user_id))
-        assert len(index._slots) <= 2
+        assert index._shards.open_count() <= 2
         for user_id in range(1, 6):
             assert index.count(user_id) == 3
             assert index.document_ids(user_id) == {f"u{user_id}"}
