@@ -29,7 +29,15 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from pitchcraft.vectors.base import DENSE, SPARSE, Hit, IndexPoint, SparseVec
+from pitchcraft.vectors.base import (
+    DENSE,
+    SPARSE,
+    Hit,
+    IndexPoint,
+    SparseVec,
+    check_sparse,
+    dense_values,
+)
 from pitchcraft.vectors.fusion import hybrid_search
 from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of, point_from
 from pitchcraft.vectors.qdrant_edge_shards import EdgeShards
@@ -244,26 +252,20 @@ class EdgeIndex:
 
     # -- conversions ---------------------------------------------------------------------
 
-    def _dense(self, vector: Sequence[float]) -> list[float]:
-        if len(vector) != self.dim:
-            raise ValueError(
-                f"dense vector has {len(vector)} dimensions, the index expects {self.dim} "
-                "(EMBEDDING_DIM)"
-            )
-        return [float(x) for x in vector]
-
     def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> qe.QueryRequest:
         """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
         if isinstance(vector, SparseVec):
             query = qe.Query.Nearest(_sparse(vector), using=SPARSE)
         else:
-            query = qe.Query.Nearest(self._dense(vector), using=DENSE)
+            query = qe.Query.Nearest(dense_values(vector, self.dim), using=DENSE)
         return qe.QueryRequest(limit=candidates, query=query, with_payload=True)
 
     def _point(self, p: IndexPoint) -> qe.Point:
-        if len(p.sparse.indices) != len(p.sparse.values):
-            raise ValueError(f"sparse vector of point {p.id} has unequal indices and values")
-        vectors: dict[str, Any] = {DENSE: self._dense(p.dense), SPARSE: _sparse(p.sparse)}
+        check_sparse(p)
+        vectors: dict[str, Any] = {
+            DENSE: dense_values(p.dense, self.dim),
+            SPARSE: _sparse(p.sparse),
+        }
         return qe.Point(p.id, vectors, payload_of(p))
 
 

@@ -20,7 +20,16 @@ from collections.abc import Sequence
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from pitchcraft.vectors.base import DENSE, SPARSE, Hit, IndexPoint, SparseVec, collection_name
+from pitchcraft.vectors.base import (
+    DENSE,
+    SPARSE,
+    Hit,
+    IndexPoint,
+    SparseVec,
+    check_sparse,
+    collection_name,
+    dense_values,
+)
 from pitchcraft.vectors.fusion import hybrid_search
 from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
 
@@ -211,29 +220,20 @@ class ServerIndex:
 
     # -- conversions ---------------------------------------------------------------------
 
-    def _dense(self, vector: Sequence[float]) -> list[float]:
-        if len(vector) != self.dim:
-            raise ValueError(
-                f"dense vector has {len(vector)} dimensions, the index expects {self.dim} "
-                "(EMBEDDING_DIM)"
-            )
-        return [float(x) for x in vector]
-
     def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> models.QueryRequest:
         """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
         if isinstance(vector, SparseVec):
             query: models.SparseVector | list[float] = _sparse(vector)
             using = SPARSE
         else:
-            query, using = self._dense(vector), DENSE
+            query, using = dense_values(vector, self.dim), DENSE
         return models.QueryRequest(query=query, using=using, limit=candidates, with_payload=True)
 
     def _point(self, p: IndexPoint) -> models.PointStruct:
-        if len(p.sparse.indices) != len(p.sparse.values):
-            raise ValueError(f"sparse vector of point {p.id} has unequal indices and values")
+        check_sparse(p)
         return models.PointStruct(
             id=p.id,
-            vector={DENSE: self._dense(p.dense), SPARSE: _sparse(p.sparse)},
+            vector={DENSE: dense_values(p.dense, self.dim), SPARSE: _sparse(p.sparse)},
             payload=payload_of(p),
         )
 
