@@ -344,7 +344,7 @@ def shard_query(index: Any, user: int, request: Any) -> list[Any]:
     single arm or other fusion parameters; the bench uses its shard directly)."""
     from pitchcraft.vectors.payload import hit_from
 
-    with index._shard(user) as shard:
+    with index._shards.borrow(user) as shard:
         if shard is None:
             return []
         scored = shard.query(request)
@@ -547,8 +547,8 @@ class Quality:
         """BM25 alone. At LIMIT as the shipped search would return one list (copies and
         near-duplicates collapsed, like dense-only through EdgeIndex.search with no sparse
         vector); deeper (diagnostics) the raw list."""
-        from pitchcraft.search.fusion import candidates_for, fuse
         from pitchcraft.search.service import query_text
+        from pitchcraft.vectors.fusion import candidates_for, fuse
 
         user = self.users[quantize]
 
@@ -586,10 +586,10 @@ class Quality:
         dense_bg: bool = True,
         sparse_bg: bool = True,
     ) -> Callable[[Item], list[Any]]:
-        """The shipped fusion (pitchcraft.search.fusion.fuse) with one parameter changed:
+        """The shipped fusion (pitchcraft.vectors.fusion.fuse) with one parameter changed:
         both candidate lists fetched from the shard, fused here."""
-        from pitchcraft.search import fusion
         from pitchcraft.search.service import query_text
+        from pitchcraft.vectors import fusion
 
         user = self.users[quantize]
         n = candidates if candidates is not None else fusion.candidates_for(LIMIT)
@@ -620,8 +620,8 @@ class Quality:
         distribution-based score fusion: each list's scores mapped from mean +- 3 sd to
         0..1, then added, weighted) or "minmax" (each list min-max normalised, convex
         combination). Copies are merged and near-duplicates collapsed as in `fuse`."""
-        from pitchcraft.search import fusion
         from pitchcraft.search.service import query_text
+        from pitchcraft.vectors import fusion
 
         user = self.users[quantize]
 

@@ -280,7 +280,7 @@ def test_a_point_that_would_not_copy_unchanged_stops_the_run(
 ) -> None:
     index = EdgeIndex(tmp_path / "qdrant", DIM)
     try:
-        with index._shard(5, create=True) as shard:
+        with index._shards.borrow(5, create=True) as shard:
             assert shard is not None
             payload = {**payload_of(_point(0)), "tags": ["added by another tool"]}
             shard.update(

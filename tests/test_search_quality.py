@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 
 import pytest
 from qdrant_client import models
@@ -13,17 +14,18 @@ from qdrant_client.hybrid.fusion import reciprocal_rank_fusion
 
 from pitchcraft.ingestion.chunking import chunk
 from pitchcraft.ingestion.types import Block, ParsedDocument
-from pitchcraft.search.fusion import (
+from pitchcraft.search.schemas import SNIPPET_CHARS
+from pitchcraft.settings import Settings
+from pitchcraft.vectors.base import Hit, SparseVec
+from pitchcraft.vectors.fusion import (
     DENSE_WEIGHT,
     NEAR_DUPLICATE_MIN_WORDS,
     RRF_K,
     SPARSE_WEIGHT,
     candidates_for,
     fuse,
+    hybrid_search,
 )
-from pitchcraft.search.schemas import SNIPPET_CHARS
-from pitchcraft.settings import Settings
-from pitchcraft.vectors.base import Hit
 
 
 def hit(doc: str, index: int, text: str | None = None, score: float = 0.0) -> Hit:
@@ -77,6 +79,31 @@ def test_fusion_edge_cases() -> None:
     assert [h.chunk_index for h in fuse([], dense, 3)] == [0, 1, 2]
     assert len(fuse(dense, dense, 50)) == 10
     assert candidates_for(5) >= 4 * 5 and candidates_for(50) >= 4 * 50
+
+
+def test_hybrid_search_asks_the_adapter_for_both_lists_in_one_batch() -> None:
+    """What both adapters share: one request per vector for `candidates_for(limit)`
+    candidates, sent in one batch; the dense list alone for a query without BM25 terms;
+    nothing at all for a limit below 1 or a user without a collection."""
+    batches: list[list[tuple[str, int]]] = []
+    dense_hits, sparse_hits = [hit("d", i) for i in range(5)], [hit("s", i) for i in range(5)]
+
+    def request(vector: Sequence[float] | SparseVec, candidates: int) -> tuple[str, int]:
+        return ("sparse" if isinstance(vector, SparseVec) else "dense", candidates)
+
+    def run_batch(requests: list[tuple[str, int]]) -> list[list[Hit]]:
+        batches.append(requests)
+        return [dense_hits if name == "dense" else sparse_hits for name, _ in requests]
+
+    sparse = SparseVec([3], [1.0])
+    fused = hybrid_search(run_batch, request, [1.0], sparse, 4)
+    assert batches == [[("dense", candidates_for(4)), ("sparse", candidates_for(4))]]
+    assert fused == fuse(dense_hits, sparse_hits, 4)
+    assert hybrid_search(run_batch, request, [1.0], SparseVec([], []), 3) == fuse(dense_hits, [], 3)
+    assert batches[-1] == [("dense", candidates_for(3))]
+    assert hybrid_search(run_batch, request, [1.0], sparse, 0) == []
+    assert len(batches) == 2  # a limit below 1 sends nothing
+    assert hybrid_search(lambda requests: [], request, [1.0], sparse, 5) == []
 
 
 def test_copies_count_once_and_do_not_push_others_down() -> None:

@@ -22,7 +22,6 @@ import qdrant_edge
 from qdrant_client import QdrantClient
 
 from pitchcraft.embedding.sparse import Bm25Encoder
-from pitchcraft.search.fusion import DENSE_WEIGHT, SPARSE_WEIGHT, rrf_score
 from pitchcraft.settings import Settings
 from pitchcraft.vectors import build_index
 from pitchcraft.vectors.base import (
@@ -33,6 +32,7 @@ from pitchcraft.vectors.base import (
     VectorStoreLocked,
     collection_name,
 )
+from pitchcraft.vectors.fusion import DENSE_WEIGHT, SPARSE_WEIGHT, rrf_score
 from pitchcraft.vectors.qdrant_edge import EdgeIndex
 from pitchcraft.vectors.qdrant_server import ServerIndex
 
@@ -430,7 +430,7 @@ def test_edge_evicts_idle_shards(tmp_path: Path) -> None:
     try:
         for user_id in range(1, 6):
             index.upsert(user_id, document(f"u{user_id}", 3, seed=user_id))
-        assert len(index._slots) <= 2
+        assert index._shards.open_count() <= 2
         for user_id in range(1, 6):
             assert index.count(user_id) == 3
             assert index.document_ids(user_id) == {f"u{user_id}"}

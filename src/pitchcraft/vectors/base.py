@@ -45,6 +45,21 @@ class IndexPoint:
     text: str
 
 
+def dense_values(vector: Sequence[float], dim: int) -> list[float]:
+    """A dense vector as the adapters send it; ValueError unless it has `dim` dimensions."""
+    if len(vector) != dim:
+        raise ValueError(
+            f"dense vector has {len(vector)} dimensions, the index expects {dim} (EMBEDDING_DIM)"
+        )
+    return [float(x) for x in vector]
+
+
+def check_sparse(point: IndexPoint) -> None:
+    """ValueError when the point's sparse vector has unequal indices and values."""
+    if len(point.sparse.indices) != len(point.sparse.values):
+        raise ValueError(f"sparse vector of point {point.id} has unequal indices and values")
+
+
 @dataclass(frozen=True)
 class Hit:
     document_id: str

@@ -1,12 +1,23 @@
-"""The payload stored with each point, shared by both Qdrant adapters."""
+"""The payload stored with each point, shared by both Qdrant adapters: the six passage
+fields of an `IndexPoint` or a `Hit` (the vectors and the score are stored apart)."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypedDict
 
-from pitchcraft.vectors.base import Hit, IndexPoint
+from pitchcraft.vectors.base import Hit, IndexPoint, SparseVec
 
 DOCUMENT_ID = "document_id"
+
+
+class _Passage(TypedDict):
+    document_id: str
+    filename: str
+    page: int | None
+    section: str | None
+    chunk_index: int
+    text: str
 
 
 def payload_of(point: IndexPoint) -> dict[str, Any]:
@@ -21,14 +32,23 @@ def payload_of(point: IndexPoint) -> dict[str, Any]:
 
 
 def hit_from(payload: dict[str, Any], score: float) -> Hit:
+    return Hit(**_passage(payload), score=float(score))
+
+
+def point_from(
+    payload: dict[str, Any], *, id: str, dense: Sequence[float], sparse: SparseVec
+) -> IndexPoint:
+    return IndexPoint(id=id, dense=dense, sparse=sparse, **_passage(payload))
+
+
+def _passage(payload: dict[str, Any]) -> _Passage:
     page = payload.get("page")
     section = payload.get("section")
-    return Hit(
+    return _Passage(
         document_id=str(payload.get(DOCUMENT_ID, "")),
         filename=str(payload.get("filename", "")),
         page=int(page) if page is not None else None,
         section=str(section) if section is not None else None,
         chunk_index=int(payload.get("chunk_index", 0)),
         text=str(payload.get("text", "")),
-        score=float(score),
     )

@@ -20,8 +20,17 @@ from collections.abc import Sequence
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from pitchcraft.search.fusion import candidates_for, fuse
-from pitchcraft.vectors.base import DENSE, SPARSE, Hit, IndexPoint, SparseVec, collection_name
+from pitchcraft.vectors.base import (
+    DENSE,
+    SPARSE,
+    Hit,
+    IndexPoint,
+    SparseVec,
+    check_sparse,
+    collection_name,
+    dense_values,
+)
+from pitchcraft.vectors.fusion import hybrid_search
 from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
 
 UPSERT_BATCH = 256
@@ -189,35 +198,18 @@ class ServerIndex:
         sparse: SparseVec,
         limit: int,
     ) -> list[Hit]:
-        if limit < 1:
-            return []
-        # Both candidate lists in one request, fused here (pitchcraft.search.fusion) exactly
-        # as the Qdrant Edge adapter fuses them.
-        candidates = candidates_for(limit)
-        requests = [
-            models.QueryRequest(
-                query=self._dense(dense), using=DENSE, limit=candidates, with_payload=True
-            )
-        ]
-        if sparse.indices:
-            requests.append(
-                models.QueryRequest(
-                    query=models.SparseVector(
-                        indices=list(sparse.indices), values=[float(v) for v in sparse.values]
-                    ),
-                    using=SPARSE,
-                    limit=candidates,
-                    with_payload=True,
+        def run_batch(requests: list[models.QueryRequest]) -> list[list[Hit]]:
+            try:
+                responses = self.client.query_batch_points(
+                    collection_name(user_id), requests=requests
                 )
-            )
-        try:
-            responses = self.client.query_batch_points(collection_name(user_id), requests=requests)
-        except (UnexpectedResponse, ValueError) as exc:
-            if _missing_collection(exc):
-                return []
-            raise
-        lists = [[hit_from(p.payload or {}, p.score) for p in r.points] for r in responses]
-        return fuse(lists[0], lists[1] if len(lists) > 1 else [], limit)
+            except (UnexpectedResponse, ValueError) as exc:
+                if _missing_collection(exc):
+                    return []
+                raise
+            return [[hit_from(p.payload or {}, p.score) for p in r.points] for r in responses]
+
+        return hybrid_search(run_batch, self._request, dense, sparse, limit)
 
     def healthy(self) -> str:
         self.client.get_collections()  # raises when the server is unreachable
@@ -228,27 +220,28 @@ class ServerIndex:
 
     # -- conversions ---------------------------------------------------------------------
 
-    def _dense(self, vector: Sequence[float]) -> list[float]:
-        if len(vector) != self.dim:
-            raise ValueError(
-                f"dense vector has {len(vector)} dimensions, the index expects {self.dim} "
-                "(EMBEDDING_DIM)"
-            )
-        return [float(x) for x in vector]
+    def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> models.QueryRequest:
+        """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
+        if isinstance(vector, SparseVec):
+            query: models.SparseVector | list[float] = _sparse(vector)
+            using = SPARSE
+        else:
+            query, using = dense_values(vector, self.dim), DENSE
+        return models.QueryRequest(query=query, using=using, limit=candidates, with_payload=True)
 
     def _point(self, p: IndexPoint) -> models.PointStruct:
-        if len(p.sparse.indices) != len(p.sparse.values):
-            raise ValueError(f"sparse vector of point {p.id} has unequal indices and values")
+        check_sparse(p)
         return models.PointStruct(
             id=p.id,
-            vector={
-                DENSE: self._dense(p.dense),
-                SPARSE: models.SparseVector(
-                    indices=list(p.sparse.indices), values=[float(v) for v in p.sparse.values]
-                ),
-            },
+            vector={DENSE: dense_values(p.dense, self.dim), SPARSE: _sparse(p.sparse)},
             payload=payload_of(p),
         )
+
+
+def _sparse(vector: SparseVec) -> models.SparseVector:
+    return models.SparseVector(
+        indices=list(vector.indices), values=[float(v) for v in vector.values]
+    )
 
 
 def _document_filter(document_id: str) -> models.Filter:

@@ -1,8 +1,9 @@
-"""Fusing the dense and the sparse candidates into one ranking — shared by both adapters.
+"""Hybrid search: fusing the dense and the sparse candidates into one ranking.
 
-Both vector adapters (Qdrant Edge and a Qdrant server) fetch the two candidate lists
-(dense MiniLM nearest neighbours and BM25 matches) and call `fuse`, so they rank and
-score alike by construction.
+Both vector adapters (Qdrant Edge and a Qdrant server) search through `hybrid_search`:
+it asks the adapter for the two candidate lists (dense MiniLM nearest neighbours and
+BM25 matches) in one call and fuses them with `fuse`, so they rank and score alike by
+construction; each adapter only builds and runs its own requests.
 
 1. Identical passages count once per list. The same text often sits in several places (a
    copy of a file, a section a handbook repeats, the same slide in two decks). Left in, each
@@ -26,10 +27,11 @@ score alike by construction.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
-from pitchcraft.vectors.base import Hit
+from pitchcraft.vectors.base import Hit, SparseVec
 
 # Candidates fetched from each list: at least this many, and 4x the results asked for
 # (50 or 100 gave the same dev-set results and cost ~1 ms more per search, in payloads).
@@ -45,6 +47,35 @@ NEAR_DUPLICATE = 0.7
 NEAR_DUPLICATE_MIN_WORDS = 20
 
 _WORD = re.compile(r"[^\W_]+")
+
+Request = TypeVar("Request")
+
+
+def hybrid_search(
+    run_batch: Callable[[list[Request]], Sequence[Sequence[Hit]]],
+    request: Callable[[Sequence[float] | SparseVec, int], Request],
+    dense: Sequence[float],
+    sparse: SparseVec,
+    limit: int,
+) -> list[Hit]:
+    """The fused top `limit` for a query's dense and sparse vectors.
+
+    `request(vector, candidates)` builds the adapter's request for the `candidates`
+    nearest neighbours of one vector (dense, or sparse under the BM25 name);
+    `run_batch(requests)` runs them in one call and returns one list of hits per
+    request, best first, or no list at all when the user has no collection. A query
+    without BM25 terms (an empty sparse vector) fetches the dense list alone.
+    """
+    if limit < 1:
+        return []
+    candidates = candidates_for(limit)
+    requests = [request(dense, candidates)]
+    if sparse.indices:
+        requests.append(request(sparse, candidates))
+    lists = run_batch(requests)
+    if not lists:
+        return []
+    return fuse(lists[0], lists[1] if len(lists) > 1 else [], limit)
 
 
 def candidates_for(limit: int) -> int:
