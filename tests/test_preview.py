@@ -455,7 +455,8 @@ def test_soffice_failure_falls_back_to_drawing(
     assert image.size == (1200, 675)
     check_only_in(pv.highlight_mask(image), [xml_group_boxes(rel)["G"]])
     with pytest.raises(pv.PreviewError, match="could not be converted"):
-        pv.render_page(CORPUS / "ppt/fake-power-point.ppt", "ppt", 1, soffice=fake_soffice)
+        ppt = CORPUS / "ppt/fake-power-point.ppt"
+        pv.render_page(ppt, "ppt", 1, soffice=fake_soffice, convert_timeout_s=2)
 
 
 def test_passage_in_context() -> None:

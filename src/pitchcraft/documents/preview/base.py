@@ -60,7 +60,7 @@ def highlight_mask(image: Image.Image) -> npt.NDArray[np.bool_]:
 
 def paint_highlights(image: Image.Image, boxes: Iterable[Box], pad: float = 1.0) -> Image.Image:
     """`image` with the boxes (grown by `pad` pixels) highlighted; overlaps blended once."""
-    rgb = np.array(image.convert("RGB"), dtype=np.float32)
+    rgb = np.array(image.convert("RGB"))
     height, width = rgb.shape[:2]
     mask = np.zeros((height, width), dtype=bool)
     for x0, y0, x1, y1 in boxes:
@@ -71,8 +71,9 @@ def paint_highlights(image: Image.Image, boxes: Iterable[Box], pad: float = 1.0)
     if not mask.any():
         return image
     colour = np.array(HIGHLIGHT_RGB, dtype=np.float32)
-    rgb[mask] = rgb[mask] * (colour / 255.0) * (1 - _PURE) + colour * _PURE
-    return Image.fromarray(np.clip(np.rint(rgb), 0, 255).astype(np.uint8), "RGB")
+    lit = rgb[mask].astype(np.float32) * (colour / 255.0) * (1 - _PURE) + colour * _PURE
+    rgb[mask] = np.clip(np.rint(lit), 0, 255).astype(np.uint8)
+    return Image.fromarray(rgb, "RGB")
 
 
 def fit(page_width: float, page_height: float, width: int) -> float:
