@@ -14,6 +14,10 @@ child starts in milliseconds. Every outcome is a ParsedDocument or a ParseFailur
 
 `memory_mb` is the address space the parser may add on top of what the child has mapped
 when it starts (interpreter and preloaded libraries), enforced with RLIMIT_AS.
+
+`run_sandboxed` is the same machinery for any other work on an untrusted file (rendering a
+page for a preview, say): a module-level function called in the child, with the same
+outcomes, its return value (which must pickle) coming back instead of a ParsedDocument.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ import sys
 import threading
 import time
 import types
+from collections.abc import Callable
 from multiprocessing.context import ForkServerContext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from pitchcraft.ingestion.lifetime import die_with_parent
 from pitchcraft.ingestion.parsers import PARSER_MODULES, parse_file
@@ -47,6 +52,8 @@ TEST_ERROR = "__test_error__"
 
 _PRELOAD = [__name__, *PARSER_MODULES, "rapidocr_onnxruntime"]
 _MEMORY_WORDS = ("bad_alloc", "out of memory", "cannot allocate memory", "malloc")
+
+T = TypeVar("T")
 
 _context_lock = threading.Lock()
 _context: ForkServerContext | None = None
@@ -93,10 +100,40 @@ def parse_sandboxed(
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
         target=_child,
-        args=(sender, str(path), kind, ocr, soffice, memory_mb),
+        args=(sender, _parse, (str(path), kind, ocr, soffice), memory_mb),
         name=f"parse-{kind}",
         daemon=True,
     )
+    message, exitcode = _supervise(child, receiver, sender, timeout_s)
+    return _outcome(message, exitcode)
+
+
+def run_sandboxed(
+    func: Callable[..., T], *args: Any, timeout_s: float, memory_mb: int, name: str
+) -> T:
+    """`func(*args)` in a sandboxed child, with the limits and outcomes of `parse_sandboxed`.
+
+    `func` must be a module-level function (the child finds it by name) and its arguments
+    and result must pickle. Whatever it raises reaches the caller as a ParseFailure (its own
+    ParseFailure with its message); an outcome other exceptions should keep is better
+    returned as a value. `name` names the child process (for logs and tests).
+    """
+    context = _get_context()
+    receiver, sender = context.Pipe(duplex=False)
+    child = context.Process(
+        target=_child, args=(sender, func, args, memory_mb), name=name, daemon=True
+    )
+    message, exitcode = _supervise(child, receiver, sender, timeout_s)
+    return cast(T, _result(message, exitcode))
+
+
+def _supervise(
+    child: multiprocessing.process.BaseProcess,
+    receiver: multiprocessing.connection.Connection,
+    sender: multiprocessing.connection.Connection,
+    timeout_s: float,
+) -> tuple[tuple[str, Any] | None, int | None]:
+    """Start the child and wait for its answer: (message or None, exit code)."""
     child.start()
     sender.close()
     message: tuple[str, Any] | None = None
@@ -113,10 +150,17 @@ def parse_sandboxed(
         child.join(timeout=5)
         if child.is_alive():
             _kill(child)
-    return _outcome(message, child.exitcode)
+    return message, child.exitcode
 
 
 def _outcome(message: tuple[str, Any] | None, exitcode: int | None) -> ParsedDocument:
+    payload = _result(message, exitcode)
+    if not isinstance(payload, ParsedDocument):
+        raise ParseFailure(f"could not be read: {payload}")
+    return payload
+
+
+def _result(message: tuple[str, Any] | None, exitcode: int | None) -> Any:
     if message is None:
         if exitcode is not None and exitcode < 0:
             if -exitcode == signal.SIGKILL:
@@ -125,7 +169,7 @@ def _outcome(message: tuple[str, Any] | None, exitcode: int | None) -> ParsedDoc
             raise ParseFailure(f"could not be read: the reader crashed ({name})")
         raise ParseFailure(f"could not be read: the reader stopped (exit code {exitcode})")
     status, payload = message
-    if status == "ok" and isinstance(payload, ParsedDocument):
+    if status == "ok":
         return payload
     if status == "failure":
         raise ParseFailure(str(payload))
@@ -165,10 +209,8 @@ def _session_members(session: int) -> list[int]:
 
 def _child(
     conn: multiprocessing.connection.Connection,
-    path: str,
-    kind: str,
-    ocr: bool,
-    soffice: str | None,
+    func: Callable[..., Any],
+    args: tuple[Any, ...],
     memory_mb: int,
 ) -> None:
     parent = os.getppid()  # the forkserver, which exits when the server does
@@ -178,7 +220,7 @@ def _child(
     message: tuple[str, Any]
     try:
         _limit_memory(memory_mb)
-        message = ("ok", _run(Path(path), kind, ocr=ocr, soffice=soffice))
+        message = ("ok", func(*args))
     except ParseFailure as exc:
         message = ("failure", str(exc))
     except MemoryError:
@@ -194,6 +236,10 @@ def _child(
             conn.send(("memory", None))
     finally:
         conn.close()
+
+
+def _parse(path: str, kind: str, ocr: bool, soffice: str | None) -> ParsedDocument:
+    return _run(Path(path), kind, ocr=ocr, soffice=soffice)
 
 
 def _run(path: Path, kind: str, *, ocr: bool, soffice: str | None) -> ParsedDocument:
