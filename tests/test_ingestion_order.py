@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from pitchcraft.documents.ingest import BATCH, Ingestor
 from pitchcraft.embedding.base import Embedder
+from pitchcraft.jobs.models import SUCCEEDED
 from pitchcraft.jobs.queue import claim
 from pitchcraft.web.app import create_app
 from tests.conftest import CORPUS, auth, make_settings, register
@@ -64,7 +65,8 @@ def test_passages_are_embedded_longest_first_and_all_indexed(tmp_path: Path) -> 
 
         outcome = ingestor.run(job, beat)
 
-        assert outcome.status == "indexed", outcome.error
+        assert outcome.status == SUCCEEDED, outcome.error
+        assert outcome.result is not None and outcome.result["chunks"] > 2
         assert len(recorder.calls) > 2  # several batches, so their order means something
         assert all(len(call) <= BATCH for call in recorder.calls)
         embedded = [t for call in recorder.calls for t in call]
@@ -79,7 +81,7 @@ def test_passages_are_embedded_longest_first_and_all_indexed(tmp_path: Path) -> 
         assert beats == sorted(beats) and len(set(beats)) == len(beats)
         assert 0.05 < beats[0] < beats[-1] <= 1.0
         doc = c.get(f"/api/v1/documents/{entry['id']}", headers=auth(token)).json()
-        assert doc["status"] == "indexed" and doc["chunks"] == outcome.chunks
+        assert doc["status"] == "indexed" and doc["chunks"] == outcome.result["chunks"]
         # One point per chunk, whatever order they were written in.
         index = container.index()
         assert index.count(job.user_id, entry["id"]) == doc["chunks"]
