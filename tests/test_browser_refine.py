@@ -459,7 +459,9 @@ def test_evidence_mode_result_is_labelled_as_a_brief(
             "and a ready-to-paste prompt."
         )
         page.get_by_test_id("marketing-text").fill(
-            "Our product stops ransomware within 30 seconds.\nWe bake the best bread in Lisbon."
+            "Acme Shield isolates an infected laptop within 45 seconds.\n"
+            "Customers cut incident response time by 70 percent.\n"
+            "We bake the best bread in Lisbon."
         )
         chip(page, "cybersecurity").click()
         process(page)
@@ -467,15 +469,37 @@ def test_evidence_mode_result_is_labelled_as_a_brief(
         expect(page.get_by_test_id("result-mode")).to_have_text("Evidence mode")
         output = page.get_by_test_id("output")
         expect(output.get_by_role("heading", level=2)).to_have_text("Evidence brief not a rewrite")
-        sentences = page.get_by_test_id("evidence-sentences").locator(":scope > li")
-        expect(sentences).to_have_count(2)
-        expect(sentences.nth(0)).to_contain_text(f"{DECK}, slide 2")
-        expect(sentences.nth(1)).to_contain_text("No supporting passage found")
+        # The ledger: one row per sentence, a verdict each, counts on top.
+        expect(page.get_by_test_id("claim-counts")).to_have_text(
+            "3 claims: 1 supported 1 contradicted 1 unsupported"
+        )
+        rows = page.get_by_test_id("ledger").get_by_test_id("claim")
+        expect(rows).to_have_count(3)
+        assert [rows.nth(i).get_attribute("data-verdict") for i in range(3)] == [
+            "contradicted",
+            "supported",
+            "unsupported",
+        ]
+        expect(rows.nth(0).get_by_test_id("claim-reason")).to_contain_text("30")
+        expect(rows.nth(0).get_by_test_id("claim-quote")).to_contain_text("30 seconds")
+        expect(rows.nth(1).get_by_test_id("quote-source")).to_contain_text(f"{DECK}, slide 3")
+        expect(rows.nth(2)).to_contain_text("No passage states it.")
+        # The corrected draft shows each change.
+        draft = page.get_by_test_id("corrected-draft")
+        expect(draft.get_by_test_id("draft-old")).to_contain_text("45")
+        expect(draft.get_by_test_id("draft-new")).to_contain_text("30")
+        expect(draft.get_by_test_id("draft-flag")).to_contain_text("bread in Lisbon")
         expect(page.get_by_test_id("refined-text")).to_contain_text("EVIDENCE BRIEF")
         # The prompt is what evidence mode hands over: open, with its copy button.
         expect(page.get_by_test_id("prompt-details")).to_have_attribute("open", "")
         expect(page.get_by_test_id("copy-prompt")).to_be_visible()
         expect(page.locator("[data-testid=source][data-cited=true]").first).to_be_visible()
+        for viewport in (DESKTOP, MOBILE):
+            page.set_viewport_size(viewport)
+            overflow = page.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"the ledger scrolls sideways by {overflow}px at {viewport}"
         page.screenshot(path=str(tmp_path / "evidence.png"), full_page=True)
         assert problems.messages == [], problems.messages
     finally:

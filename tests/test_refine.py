@@ -140,43 +140,100 @@ def test_bad_requests_are_422(app_client: TestClient, owner: dict[str, Any], bod
     assert r.json()["detail"]
 
 
-def test_evidence_mode_brief_cites_real_sources(
+LEDGER_TEXT = (
+    "Acme Shield isolates an infected laptop within 30 seconds. "
+    "Acme Shield isolates an infected laptop within 45 seconds. "
+    "Acme Shield blocks 99% of phishing emails before they reach the inbox. "
+    "Our bakery sells the best sourdough bread in Lisbon."
+)
+
+
+def prompt_passages(prompt: str) -> dict[int, str]:
+    """The numbered passages of a rendered prompt's context: {n: "label: text"}."""
+    found = re.findall(r"^\[(\d+)\] (.+?)(?=\n\n\[\d+\] |\n\nMarketing text)", prompt, re.M | re.S)
+    return {int(n): body for n, body in found}
+
+
+def test_evidence_mode_checks_each_claim_against_the_prompt_s_passages(
     app_client: TestClient, owner: dict[str, Any]
 ) -> None:
     token = owner["token"]
     job_id = process(
-        app_client, token, marketing_text=TEXT, backgrounds=["cybersecurity", "Bakery"]
+        app_client, token, marketing_text=LEDGER_TEXT, backgrounds=["cybersecurity", "Bakery"]
     )
     job = wait_job(app_client, token, job_id)
     assert job["status"] == "succeeded", job
     assert job["mode"] == "evidence" and job["error"] is None
     brief = job["refined_text"]
     assert brief.startswith("EVIDENCE BRIEF: no language model is configured")
+
+    # One list: the sources are exactly the prompt's numbered context, in order.
     sources = {s["n"]: s for s in job["sources"]}
     assert sources and sorted(sources) == list(range(1, len(sources) + 1))
-    cited = {int(n) for n in re.findall(r"\[(\d+)\]", brief.split("PROMPT READY TO PASTE")[0])}
-    assert cited and cited <= set(sources)
+    in_prompt = prompt_passages(job["prompt"])
+    assert sorted(in_prompt) == sorted(sources)
+    for n, s in sources.items():
+        assert in_prompt[n] == f"{s['label']}: {s['snippet']}"
 
-    sentences = job["evidence"]["sentences"]
-    assert [s["text"] for s in sentences] == [
-        "Our product protects your company from ransomware attacks.",
+    claims = job["claims"]
+    assert [c["text"] for c in claims] == [
+        "Acme Shield isolates an infected laptop within 30 seconds.",
+        "Acme Shield isolates an infected laptop within 45 seconds.",
+        "Acme Shield blocks 99% of phishing emails before they reach the inbox.",
         "Our bakery sells the best sourdough bread in Lisbon.",
     ]
-    ransomware, bakery = sentences
-    assert ransomware["support"], "the ransomware claim is supported by the brochure"
-    best = sources[ransomware["support"][0]["n"]]
-    assert best["filename"] == "acme-shield.txt" and "ransomware" in best["snippet"]
-    assert bakery["support"] == [], "nothing in the documents supports the bakery claim"
-    assert "No supporting passage found" in brief
+    right, wrong, invented, bakery = claims
+    assert right["verdict"] == "supported", right
+    assert wrong["verdict"] == "contradicted", wrong
+    assert [c["document_value"] for c in wrong["checks"] if not c["found"]] == ["30 seconds"] or any(
+        (c["document_value"] or "").startswith("30") for c in wrong["checks"]
+    )
+    assert "30" in wrong["reason"] and "45" in wrong["reason"]
+    assert invented["verdict"] == "unsupported", invented
+    assert bakery["verdict"] == "unsupported", bakery
+    # Every quote is verbatim in the source it names, and that source is in the context.
+    for claim in (right, wrong):
+        assert claim["evidence"], claim
+        for e in claim["evidence"]:
+            assert e["quote"] in sources[e["n"]]["snippet"]
+            assert sources[e["n"]]["filename"] == "acme-shield.txt"
+            assert sources[e["n"]]["cited"] is True
+    assert job["evidence"]["counts"] == {
+        "supported": 1,
+        "partial": 0,
+        "contradicted": 1,
+        "unsupported": 2,
+    }
+    assert job["evidence"]["summary"] == "4 claims: 1 supported, 1 contradicted, 2 unsupported"
+
+    # The corrected draft puts the documents' value in place and marks the rest.
+    draft = job["corrected_draft"]
+    replaced = [p for p in draft if p["op"] == "replace"]
+    assert replaced and replaced[0]["text"].startswith("45") and replaced[0]["new"].startswith("30")
+    flagged = " ".join(p["text"] for p in draft if p["op"] == "flag")
+    assert "99%" in flagged and "sourdough" in flagged
+    assert "".join(p["text"] for p in draft).replace(" ", "") == LEDGER_TEXT.replace(" ", "")
+    assert "CORRECTED DRAFT" in brief and "CONTRADICTED" in brief
 
     # The rendered prompt is in the brief and in the job, with the text and the context.
     assert job["prompt"] in brief
-    assert TEXT in job["prompt"] and "cybersecurity, Bakery" in job["prompt"]
-    assert "[1] acme-" in job["prompt"]
+    assert LEDGER_TEXT in job["prompt"] and "cybersecurity, Bakery" in job["prompt"]
     assert job["template"] == DEFAULT_TEMPLATE
-    assert job["original_request"] == TEXT and job["backgrounds"] == ["cybersecurity", "Bakery"]
+    assert job["original_request"] == LEDGER_TEXT
+    assert job["backgrounds"] == ["cybersecurity", "Bakery"]
     assert job["created_at"] <= job["started_at"] <= job["finished_at"]
     assert job["timings"]["retrieval_ms"] > 0 and job["timings"]["total_ms"] > 0
+
+
+def test_text_nothing_speaks_to_says_so(app_client: TestClient, owner: dict[str, Any]) -> None:
+    token = owner["token"]
+    text = "Grandma's apple pie recipe needs three cups of flour and a pinch of cinnamon."
+    job = wait_job(app_client, token, process(app_client, token, marketing_text=text))
+    assert job["status"] == "succeeded", job
+    assert job["sources"] == [] and job["evidence"]["no_match"] is True
+    assert [c["verdict"] for c in job["claims"]] == ["unsupported"]
+    assert "Nothing in your documents speaks to this text" in job["refined_text"]
+    assert "nothing in the user's documents speaks to this" in job["prompt"]
 
 
 def test_marketing_text_with_placeholders_stays_literal(

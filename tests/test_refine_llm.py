@@ -16,7 +16,7 @@ from pitchcraft.web.app import create_app
 from tests.conftest import ServerProcess, auth, make_settings, register
 from tests.docs_helpers import upload, wait_final
 from tests.llm_server import FakeLLM
-from tests.test_refine import BROCHURE, NETWORK, process, wait_job
+from tests.test_refine import BROCHURE, NETWORK, process, prompt_passages, wait_job
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -90,12 +90,42 @@ def test_the_model_gets_the_filled_template_and_citations_are_cleaned(
     refined = job["refined_text"]
     cited = [int(n) for n in re.findall(r"\[(\d+)\]", refined)]
     assert cited and 99 not in cited
+    # The sources are exactly the passages the server received, under the same numbers.
     sources = job["sources"]
-    assert [s["n"] for s in sources] == list(range(1, len(sources) + 1))
-    assert set(cited) <= {s["n"] for s in sources if s["cited"]}
-    assert sorted(set(cited)) == list(range(1, len(set(cited)) + 1))
+    received = prompt_passages(prompt)
+    assert [s["n"] for s in sources] == sorted(received) == list(range(1, len(sources) + 1))
+    for s in sources:
+        assert received[s["n"]] == f"{s['label']}: {s['snippet']}"
+    assert set(cited) == {s["n"] for s in sources if s["cited"]}
     assert all(s["snippet"] and s["filename"].startswith("acme-") for s in sources)
+    # The model's copy is checked too: its sentences copy the passages they cite.
+    out = job["output_claims"]
+    assert out and [c["verdict"] for c in out][:2] != ["unsupported", "unsupported"]
+    for c in out:
+        for e in c["evidence"]:
+            assert e["quote"] in {s["n"]: s["snippet"] for s in sources}[e["n"]]
+    assert job["claims"] and job["claims"][0]["text"] == "We stop ransomware on every laptop."
     assert job["timings"]["model_ms"] > 0 and job["error"] is None
+
+
+def test_an_invented_number_in_the_model_s_copy_is_flagged(
+    client: TestClient, token: str, llm: FakeLLM
+) -> None:
+    llm.ok(
+        "Acme Shield isolates an infected laptop within 30 seconds [1]. "
+        "Acme Shield isolates an infected laptop within 5 seconds [1]. "
+        "It blocks 97% of phishing emails [1]."
+    )
+    text = "Acme Shield isolates an infected laptop within 30 seconds."
+    job = wait_job(client, token, process(client, token, marketing_text=text))
+    assert job["status"] == "succeeded", job
+    assert job["sources"][0]["filename"] == "acme-shield.txt"
+    right, invented_value, invented_claim = job["output_claims"]
+    assert right["verdict"] == "supported" and right["evidence"][0]["n"] == 1
+    assert invented_value["verdict"] == "contradicted", invented_value
+    assert any(c["document_value"] and "30" in c["document_value"] for c in invented_value["checks"])
+    assert invented_claim["verdict"] == "unsupported", invented_claim
+    assert [c["verdict"] for c in job["claims"]] == ["supported"]
 
 
 def test_server_errors_are_retried_then_the_job_fails_with_the_reason(

@@ -5,21 +5,24 @@ from __future__ import annotations
 import pytest
 
 from pitchcraft.core.errors import Invalid
-from pitchcraft.refine.citations import clean_citations
-from pitchcraft.refine.context import Passage, format_context, renumber, select_passages, trim
-from pitchcraft.refine.evidence import split_sentences
+from pitchcraft.grounding import split_sentences
+from pitchcraft.refine import evidence
+from pitchcraft.refine.citations import citations_in, clean_citations
+from pitchcraft.refine.context import Passage, format_context, select_for_claims, trim
 from pitchcraft.refine.service import check_text, clean_backgrounds
 from pitchcraft.templates.render import DEFAULT_TEMPLATE, placeholders_in, render, validate
 from pitchcraft.vectors.base import Hit
 
 
-def hit(doc: str, text: str, score: float, page: int | None = 1, name: str = "") -> Hit:
+def hit(
+    doc: str, text: str, score: float, page: int | None = 1, name: str = "", chunk: int = 0
+) -> Hit:
     return Hit(
         document_id=doc,
         filename=name or f"{doc}.pdf",
         page=page,
         section=None,
-        chunk_index=0,
+        chunk_index=chunk,
         text=text,
         score=score,
     )
@@ -57,10 +60,10 @@ def test_single_braces_and_other_text_are_not_placeholders() -> None:
     assert render(template, {"marketing_text": "x"}) == 'JSON like {"a": 1} and {single} stay; x'
 
 
-def test_citations_renumbered_in_order_of_use_and_unknown_dropped() -> None:
+def test_citations_keep_the_prompt_numbers_and_unknown_are_dropped() -> None:
     text, order = clean_citations("A [3]. B [1, 3] and C [99]. D [2-3]. E [0].", count=3)
     assert order == [3, 1, 2]
-    assert text == "A [1]. B [1][2] and C. D [1][3]. E."
+    assert text == "A [3]. B [1][3] and C. D [2][3]. E."
 
 
 def test_citations_without_any_valid_number() -> None:
@@ -73,27 +76,44 @@ def test_bracketed_words_are_not_citations() -> None:
     assert text == "[sic] and [Note] stay [1]" and order == [1]
 
 
-def test_selection_drops_duplicates_and_spreads_over_documents() -> None:
-    same = "Acme Shield blocks ransomware in thirty seconds with behavioural detection."
-    hits = [
-        hit("a", same, 0.9),
-        hit("b", same + " ", 0.85),  # the same page indexed from another file
-        hit("a", "Acme Shield has an agent for Linux, Windows and macOS laptops.", 0.8),
-        hit("a", "Acme support answers within one hour, around the clock.", 0.7),
+def test_a_sentence_s_citations_are_read_off_it() -> None:
+    assert citations_in("Sales grew 20% [2][4].") == ("Sales grew 20%.", [2, 4])
+    assert citations_in("No citation here.") == ("No citation here.", [])
+
+
+SAME = "Acme Shield blocks ransomware in thirty seconds with behavioural detection."
+
+
+def test_every_sentence_keeps_its_best_passages_in_the_context() -> None:
+    first = [hit("a", SAME, 0.9, chunk=1), hit("a", "Agents for Linux and macOS.", 0.8, chunk=2)]
+    second = [hit("b", "Support answers within one hour.", 0.7, chunk=1)]
+    whole = [hit("c", f"Networking appliance number {i} with SD-WAN.", 0.95, chunk=i) for i in range(20)]
+    chosen = select_for_claims([first, second], whole, max_passages=3, budget_chars=10_000)
+    # Two sentences: room for 3 + 2 passages; the sentences' best come first, in turns.
+    assert len(chosen) == 5
+    assert [(p.document_id, p.chunk_index) for p in chosen[:3]] == [("a", 1), ("b", 1), ("a", 2)]
+    assert [p.n for p in chosen] == [1, 2, 3, 4, 5]
+    assert {p.document_id for p in chosen[3:]} == {"c"}
+
+
+def test_selection_drops_duplicates_and_repeats() -> None:
+    sentence = [hit("a", SAME, 0.9, chunk=1)]
+    whole = [
+        hit("a", SAME, 0.9, chunk=1),  # the same chunk found again
+        hit("b", SAME + " ", 0.85),  # the same page indexed from another file
         hit("c", "Networking appliance with 40 Gbit/s throughput and SD-WAN.", 0.6),
     ]
-    chosen = select_passages(hits, max_passages=3, budget_chars=10_000)
-    assert [p.n for p in chosen] == [1, 2, 3]
-    assert [p.document_id for p in chosen].count("b") == 0
-    assert "c" in {p.document_id for p in chosen}  # spread beats a third passage of "a"
-    assert [p.score for p in chosen] == sorted((p.score for p in chosen), reverse=True)
+    chosen = select_for_claims([sentence], whole, max_passages=4, budget_chars=10_000)
+    assert [p.document_id for p in chosen] == ["a", "c"]
 
 
-def test_selection_respects_the_character_budget() -> None:
-    hits = [hit(str(i), f"Sentence {i}. " + "word " * 150, 1 - i / 10) for i in range(5)]
-    chosen = select_passages(hits, max_passages=5, budget_chars=1500)
+def test_selection_respects_the_scaled_character_budget() -> None:
+    hits = [hit(str(i), f"Sentence {i}. " + "word " * 150, 1 - i / 10) for i in range(8)]
+    chosen = select_for_claims([], hits, max_passages=5, budget_chars=1500)
     assert sum(len(p.text) for p in chosen) <= 1500
     assert 1 <= len(chosen) < 5
+    one_sentence = select_for_claims([hits[:1]], hits, max_passages=5, budget_chars=1500)
+    assert sum(len(p.text) for p in one_sentence) <= 1500 * 6 // 5
 
 
 def test_trim_cuts_at_a_boundary() -> None:
@@ -114,11 +134,26 @@ def test_labels_and_context_format() -> None:
         "[1] deck.pptx, slide 4: Slide text\n\n[2] brief.pdf, page 3: Page text"
     )
     assert "No passages" in format_context([])
-    assert [p.filename for p in renumber([slide, page, plain], [3, 1])] == [
-        "notes.txt",
-        "deck.pptx",
-        "brief.pdf",
+
+
+def test_claim_counts_and_summary() -> None:
+    claims = [{"verdict": v} for v in ("supported", "supported", "contradicted", "unsupported")]
+    by_verdict = evidence.counts(claims)
+    assert by_verdict == {"supported": 2, "partial": 0, "contradicted": 1, "unsupported": 1}
+    assert evidence.summary(by_verdict) == "4 claims: 2 supported, 1 contradicted, 1 unsupported"
+    assert evidence.summary(evidence.counts([])) == "No claims to check."
+
+
+def test_draft_text_applies_replacements_and_marks_flags() -> None:
+    pieces = [
+        {"op": "equal", "text": "We ship "},
+        {"op": "replace", "text": "50,000", "new": "20,000"},
+        {"op": "equal", "text": " bottles. "},
+        {"op": "flag", "text": "Everyone loves us."},
     ]
+    out = evidence.draft_text(pieces)
+    assert out.startswith("We ship 20,000 bottles. Everyone loves us.")
+    assert "50,000" not in out and "[check:" in out
 
 
 def test_sentences_split_on_punctuation_lines_and_bullets() -> None:

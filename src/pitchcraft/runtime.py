@@ -33,7 +33,6 @@ def build_worker(container: Container) -> Worker:
     runner = Runner(
         db=container.db,
         search=container.search,
-        embedder=container.embedder,
         llm=container.llm,
         context_passages=s.context_passages,
         context_budget_chars=s.context_budget_chars,

@@ -1,8 +1,9 @@
 """Make every [n] in a model's answer point at a listed source.
 
 Models cite `[2]`, `[1, 3]`, `[2-4]` or `[5]` when only four passages exist. Valid numbers
-are renumbered in order of first citation (so the answer reads [1], [2], …); numbers that
-match no passage are dropped with the space before them.
+keep the prompt's numbering, so the answer, the sources and the claim ledger name a passage
+by the same number; each is written as its own `[n]`, and numbers that match no passage are
+dropped with the space before them.
 """
 
 from __future__ import annotations
@@ -30,21 +31,26 @@ def _numbers(inside: str) -> list[int]:
 
 
 def clean_citations(answer: str, count: int) -> tuple[str, list[int]]:
-    """(answer with valid, renumbered citations; the old numbers in first-cited order)."""
+    """(answer with only valid citations, one `[n]` each; the numbers in first-cited order)."""
     order: list[int] = []
 
     def replace(match: re.Match[str]) -> str:
         space, inside = match.group(1), match.group(2)
-        valid = [n for n in _numbers(inside) if 1 <= n <= count]
+        valid = sorted({n for n in _numbers(inside) if 1 <= n <= count})
         if not valid:
             return ""
-        new: list[int] = []
-        for n in valid:
-            if n not in order:
-                order.append(n)
-            k = order.index(n) + 1
-            if k not in new:
-                new.append(k)
-        return space + "".join(f"[{k}]" for k in sorted(new))
+        order.extend(n for n in valid if n not in order)
+        return space + "".join(f"[{n}]" for n in valid)
 
     return _CITATION.sub(replace, answer), order
+
+
+def citations_in(sentence: str) -> tuple[str, list[int]]:
+    """(the sentence without its citations; the passage numbers it cites, in order)."""
+    cited: list[int] = []
+
+    def drop(match: re.Match[str]) -> str:
+        cited.extend(n for n in _numbers(match.group(2)) if n not in cited)
+        return ""
+
+    return " ".join(_CITATION.sub(drop, sentence).split()), cited

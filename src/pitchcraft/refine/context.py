@@ -1,16 +1,16 @@
 """From search hits to the numbered context passages a prompt carries.
 
-Passages are taken best first, near-duplicates dropped (the same text indexed twice, a page
-repeated in two files), at most a few per document before any document gets more, so the
-context shows the breadth of the user's material, and within a character budget.
+One list serves the prompt, the claim ledger and the Result page: each sentence's best
+passages come first (so every passage the ledger may quote is in the prompt), then the
+passages found for the whole text. Near-duplicates are dropped (the same text indexed
+twice, a page repeated in two files), and the list stays within a character budget.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
@@ -31,6 +31,7 @@ class Passage:
     section: str | None
     text: str
     score: float
+    chunk_index: int | None = None
 
     @property
     def label(self) -> str:
@@ -53,6 +54,7 @@ class Passage:
             "snippet": self.text,
             "score": round(self.score, 6),
             "cited": cited,
+            "chunk_index": self.chunk_index,
         }
 
     @classmethod
@@ -65,6 +67,7 @@ class Passage:
             section=hit.section,
             text=(hit.text if text is None else text).strip(),
             score=hit.score,
+            chunk_index=hit.chunk_index,
         )
 
 
@@ -95,56 +98,60 @@ def trim(text: str, limit: int) -> str:
     return (cut[:space] if space > 0 else cut).rstrip() + " …"
 
 
-def select_passages(
-    hits: Sequence[Hit], *, max_passages: int, budget_chars: int, first_n: int = 1
-) -> list[Passage]:
-    """The passages for the prompt, numbered from `first_n`, in relevance order."""
-    candidates: list[Hit] = []
-    seen: list[set[str]] = []
-    for hit in hits:
-        if not is_duplicate(hit.text, seen):
-            candidates.append(hit)
-            seen.append(words(hit.text))
+PER_SENTENCE = 2  # each sentence's best passages that the context always carries
 
-    documents = {h.document_id for h in candidates}
-    per_document = max(2, math.ceil(max_passages / max(1, len(documents))))
+
+def select_for_claims(
+    sentence_hits: Sequence[Sequence[Hit]],
+    text_hits: Sequence[Hit],
+    *,
+    max_passages: int,
+    budget_chars: int,
+) -> list[Passage]:
+    """The prompt's passages, numbered from 1: each sentence's best `PER_SENTENCE` passages,
+    taken in turns (sentence 1's best, sentence 2's best, …, then the second best of
+    each), then the passages found for the whole text, best first.
+
+    The list grows with the number of sentences (up to three times `max_passages`) and the
+    character budget grows with it, so a long text keeps evidence for every sentence."""
+    wanted = min(max_passages + len(sentence_hits), 3 * max_passages)
+    budget = budget_chars * wanted // max(1, max_passages)
+    ordered: list[Hit] = []
+    for rank in range(PER_SENTENCE):
+        ordered.extend(hits[rank] for hits in sentence_hits if len(hits) > rank)
+    ordered.extend(text_hits)
+
     picked: list[Hit] = []
-    taken: dict[str, int] = {}
-    # First pass spreads the context over documents; the second fills what is left.
-    for spread in (True, False):
-        for hit in candidates:
-            if len(picked) >= max_passages:
-                break
-            if hit in picked or (spread and taken.get(hit.document_id, 0) >= per_document):
-                continue
-            picked.append(hit)
-            taken[hit.document_id] = taken.get(hit.document_id, 0) + 1
-    picked.sort(key=lambda h: h.score, reverse=True)
+    keys: set[tuple[str, int]] = set()
+    seen: list[set[str]] = []
+    for hit in ordered:
+        if len(picked) >= wanted:
+            break
+        key = (hit.document_id, hit.chunk_index)
+        if key in keys or is_duplicate(hit.text, seen):
+            continue
+        keys.add(key)
+        seen.append(words(hit.text))
+        picked.append(hit)
 
     passages: list[Passage] = []
     used = 0
     for hit in picked:
         text = hit.text.strip()
-        room = budget_chars - used
+        room = budget - used
         if len(text) > room:
             if room < MIN_TRIMMED_CHARS:
                 break
             text = trim(text, room)
-        passages.append(Passage.of(hit, first_n + len(passages), text))
+        passages.append(Passage.of(hit, len(passages) + 1, text))
         used += len(text)
     return passages
 
 
+NO_PASSAGES = "(No passages: nothing in the user's documents speaks to this text.)"
+
+
 def format_context(passages: Sequence[Passage]) -> str:
     if not passages:
-        return "(No passages: none of the user's indexed documents matched this text.)"
+        return NO_PASSAGES
     return "\n\n".join(f"[{p.n}] {p.label}: {p.text}" for p in passages)
-
-
-def renumber(passages: Sequence[Passage], order: Sequence[int]) -> list[Passage]:
-    """The passages whose old numbers are in `order`, renumbered 1.. in that order,
-    then the rest in their old order."""
-    by_n = {p.n: p for p in passages}
-    first = [by_n[n] for n in order if n in by_n]
-    rest = [p for p in passages if p.n not in set(order)]
-    return [replace(p, n=i) for i, p in enumerate([*first, *rest], start=1)]

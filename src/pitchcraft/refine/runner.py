@@ -1,43 +1,84 @@
-"""The refine job: retrieve → prompt → the model's answer, streamed, or the evidence brief."""
+"""The refine job: retrieve → check each claim → prompt → the model's answer, streamed, or the
+evidence brief. The passages the ledger quotes, the prompt's context and the job's sources are
+one numbered list."""
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pitchcraft.core.db import Database
-from pitchcraft.embedding.base import Embedder, EmbeddingError
+from pitchcraft.embedding.base import EmbeddingError
+from pitchcraft.grounding import Claim, check_claims, corrected_draft, split_sentences
+from pitchcraft.grounding import Passage as Evidence
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.models import Job
 from pitchcraft.jobs.worker import Beat, Outcome
 from pitchcraft.llm.base import LLM, LLMError
 from pitchcraft.refine import evidence
-from pitchcraft.refine.citations import clean_citations
-from pitchcraft.refine.context import Passage, format_context, renumber, select_passages
+from pitchcraft.refine.citations import citations_in, clean_citations
+from pitchcraft.refine.context import Passage, format_context, select_for_claims
 from pitchcraft.refine.service import REFINE
 from pitchcraft.search.service import Search
 from pitchcraft.templates.render import BACKGROUNDS, CONTEXT, MARKETING_TEXT, render
 from pitchcraft.vectors.base import VectorStoreLocked
 
-__all__ = ["EVIDENCE_MODE", "LLM_MODE", "REFINE", "Runner", "visible_answer"]
+__all__ = ["EVIDENCE_MODE", "LLM_MODE", "REFINE", "Ledger", "Runner", "visible_answer"]
 
 LLM_MODE, EVIDENCE_MODE = "llm", "evidence"
 PARTIAL_EVERY_S = 0.75
+SENTENCE_HITS = 4  # candidates searched per sentence; the context keeps each one's best two
 _THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The marketing text checked claim by claim against the passages the prompt carries."""
+
+    passages: list[Passage]
+    claims: list[Claim]
+    skipped_sentences: int
+    has_documents: bool  # the user's index held anything at all to compare with
+
+    def claim_dicts(self) -> list[dict[str, Any]]:
+        return [c.as_dict() for c in self.claims]
+
+    def quoted(self) -> set[int]:
+        return {e.n for c in self.claims for e in c.evidence}
 
 
 @dataclass
 class Runner:
     db: Database
     search: Search
-    embedder: Callable[[], Embedder]
     llm: LLM | None
     context_passages: int = 8
     context_budget_chars: int = 6000
+
+    def ledger(self, user_id: int, text: str, backgrounds: Sequence[str]) -> Ledger:
+        """Search for each sentence and for the whole text, choose the context, check the
+        claims against exactly that context."""
+        sentences = split_sentences(text)
+        checked = sentences[: evidence.MAX_SENTENCES]
+        per_sentence = self.search.find_many(user_id, checked, limit=SENTENCE_HITS)
+        whole = self.search.find(user_id, text, backgrounds, limit=self.context_passages * 3)
+        passages = select_for_claims(
+            [o.hits for o in per_sentence],
+            whole.hits,
+            max_passages=self.context_passages,
+            budget_chars=self.context_budget_chars,
+        )
+        claims = check_claims(checked, _evidence(passages))
+        return Ledger(
+            passages=passages,
+            claims=claims,
+            skipped_sentences=len(sentences) - len(checked),
+            has_documents=bool(whole.candidates or any(o.candidates for o in per_sentence)),
+        )
 
     def run(self, job: Job, beat: Beat) -> Outcome:
         """The handler of `refine` jobs."""
@@ -47,14 +88,10 @@ class Runner:
         template = str(job.payload.get("template", ""))
         timings: dict[str, float] = {}
         try:
-            hits = self.search.search(
-                job.user_id, text, backgrounds, limit=self.context_passages * 3
-            )
+            ledger = self.ledger(job.user_id, text, backgrounds)
         except (EmbeddingError, VectorStoreLocked) as exc:
             return Outcome.failed(f"could not search your documents: {exc}")
-        passages = select_passages(
-            hits, max_passages=self.context_passages, budget_chars=self.context_budget_chars
-        )
+        passages = ledger.passages
         prompt = render(
             template,
             {
@@ -66,21 +103,40 @@ class Runner:
         timings["retrieval_ms"] = ms_since(started)
         if not beat(0.3):
             return Outcome.lost()
-        base: dict[str, Any] = {"prompt": prompt, "timings": timings}
+        claims = ledger.claim_dicts()
+        by_verdict = evidence.counts(claims)
+        base: dict[str, Any] = {
+            "prompt": prompt,
+            "timings": timings,
+            "claims": claims,
+            "evidence": {
+                "counts": by_verdict,
+                "summary": evidence.summary(by_verdict),
+                "no_match": ledger.has_documents and not passages,
+            },
+        }
         if self.llm is None:
-            found = evidence.gather(
-                self.search,
-                self.embedder(),
-                user_id=job.user_id,
-                text=text,
-                backgrounds=backgrounds,
+            draft = [asdict(piece) for piece in corrected_draft(ledger.claims)]
+            brief = evidence.brief(
+                claims=claims,
+                skipped_sentences=ledger.skipped_sentences,
+                draft=draft,
                 passages=passages,
-                has_documents=bool(hits),
                 prompt=prompt,
+                has_documents=ledger.has_documents,
             )
-            timings["evidence_ms"] = found.ms
             timings["total_ms"] = ms_since(started)
-            return Outcome.succeeded({**base, "mode": EVIDENCE_MODE, "model": None, **found.result})
+            quoted = ledger.quoted()
+            return Outcome.succeeded(
+                {
+                    **base,
+                    "mode": EVIDENCE_MODE,
+                    "model": None,
+                    "refined_text": brief,
+                    "corrected_draft": draft,
+                    "sources": [p.source(cited=p.n in quoted) for p in passages],
+                }
+            )
         return self._with_model(job, passages, prompt, base, started)
 
     def _with_model(
@@ -102,7 +158,8 @@ class Runner:
                     answer.append(delta)
                     if time.perf_counter() - last_saved >= PARTIAL_EVERY_S:
                         last_saved = time.perf_counter()
-                        if not self._save_partial(job, visible_answer("".join(answer))):
+                        partial = visible_answer("".join(answer))
+                        if not self._save_partial(job, partial, base["claims"]):
                             return Outcome.lost()
         except LLMError as exc:
             base["timings"]["model_ms"] = ms_since(model_started)
@@ -116,26 +173,46 @@ class Runner:
             return Outcome.failed(str(exc), result)
         refined, order = clean_citations(visible_answer("".join(answer)), len(passages))
         base["timings"]["model_ms"] = ms_since(model_started)
-        base["timings"]["total_ms"] = ms_since(started)
         if not refined.strip():
             return Outcome.failed("the language model returned an empty answer")
-        numbered = renumber(passages, order)
-        cited = set(range(1, len(order) + 1))
+        checked_started = time.perf_counter()
+        output_claims = check_output(refined, passages)
+        base["timings"]["output_check_ms"] = ms_since(checked_started)
+        base["timings"]["total_ms"] = ms_since(started)
+        cited = set(order)
         return Outcome.succeeded(
             {
                 **base,
                 "mode": LLM_MODE,
                 "model": self.llm.model,
                 "refined_text": refined,
-                "sources": [p.source(cited=p.n in cited) for p in numbered],
+                "output_claims": [c.as_dict() for c in output_claims],
+                "sources": [p.source(cited=p.n in cited) for p in passages],
             }
         )
 
-    def _save_partial(self, job: Job, text: str) -> bool:
-        """Show the answer as it streams in; False when the job is no longer ours."""
+    def _save_partial(self, job: Job, text: str, claims: list[dict[str, Any]]) -> bool:
+        """Show the answer as it streams in (the ledger is ready before the model starts);
+        False when the job is no longer ours."""
         assert job.locked_by is not None
-        partial = {"mode": LLM_MODE, "partial_text": text}
+        partial = {"mode": LLM_MODE, "partial_text": text, "claims": claims}
         return queue.save_partial(self.db, job.id, worker_id=job.locked_by, result=partial)
+
+
+def check_output(refined: str, passages: Sequence[Passage]) -> list[Claim]:
+    """The model's own sentences, each checked first against the passages it cites."""
+    sentences: list[str] = []
+    cited: list[list[int]] = []
+    for sentence in split_sentences(refined)[: evidence.MAX_SENTENCES]:
+        bare, numbers = citations_in(sentence)
+        if bare:
+            sentences.append(bare)
+            cited.append(numbers)
+    return check_claims(sentences, _evidence(passages), cited=cited)
+
+
+def _evidence(passages: Sequence[Passage]) -> list[Evidence]:
+    return [Evidence(n=p.n, text=p.text, label=p.label) for p in passages]
 
 
 def visible_answer(text: str) -> str:

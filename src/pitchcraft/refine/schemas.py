@@ -4,7 +4,7 @@ read from the job row in one place."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,6 +39,40 @@ class JobAccepted(BaseModel):
     status: str
 
 
+class Quote(BaseModel):
+    n: int = Field(description="The number of the source the quote is taken from.")
+    quote: str = Field(description="Words copied verbatim from that source's snippet.")
+
+
+class Check(BaseModel):
+    kind: Literal["number", "date", "name", "term"]
+    text: str = Field(description="The value or words as the sentence states them.")
+    found: bool
+    document_value: str | None = Field(
+        default=None, description="What the documents state instead, when they differ."
+    )
+
+
+class ClaimOut(BaseModel):
+    """One sentence of a text, checked against the job's sources."""
+
+    text: str
+    verdict: Literal["supported", "partial", "contradicted", "unsupported"]
+    reason: str
+    evidence: list[Quote] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+
+
+class DraftPiece(BaseModel):
+    """A stretch of the corrected draft: kept as written, replaced by the documents' value,
+    or flagged because nothing in the documents states it."""
+
+    op: Literal["equal", "replace", "flag"]
+    text: str
+    new: str | None = None
+    reason: str | None = None
+
+
 class Source(BaseModel):
     n: int | None = None
     document_id: str | None
@@ -49,6 +83,7 @@ class Source(BaseModel):
     snippet: str
     score: float | None
     cited: bool = True
+    chunk_index: int | None = None
 
 
 class Timings(BaseModel):
@@ -72,6 +107,15 @@ class ResultOut(BaseModel):
     backgrounds: list[str]
     template: str | None
     prompt: str | None = None
+    claims: list[ClaimOut] = Field(
+        default_factory=list, description="The submitted text, sentence by sentence, checked."
+    )
+    output_claims: list[ClaimOut] | None = Field(
+        default=None, description="LLM mode: the refined text, sentence by sentence, checked."
+    )
+    corrected_draft: list[DraftPiece] | None = Field(
+        default=None, description="Evidence mode: the text with the documents' values in place."
+    )
     evidence: dict[str, Any] | None = None
     timings: Timings | None = None
     rerun_of: str | None = None
@@ -96,6 +140,9 @@ class ResultOut(BaseModel):
             backgrounds=[str(b) for b in payload.get("backgrounds", [])],
             template=payload.get("template"),
             prompt=result.get("prompt"),
+            claims=_claims(result.get("claims")) or [],
+            output_claims=_claims(result.get("output_claims")),
+            corrected_draft=_draft(result.get("corrected_draft")),
             evidence=result.get("evidence"),
             timings=Timings(**result["timings"]) if result.get("timings") else None,
             rerun_of=payload.get("rerun_of"),
@@ -153,4 +200,18 @@ def _source(raw: Any) -> dict[str, Any]:
         "snippet": str(raw.get("snippet") or ""),
         "score": raw.get("score") if isinstance(raw.get("score"), int | float) else None,
         "cited": bool(raw.get("cited", True)),
+        "chunk_index": raw.get("chunk_index") if isinstance(raw.get("chunk_index"), int) else None,
     }
+
+
+def _claims(raw: Any) -> list[ClaimOut] | None:
+    """Claims as stored; jobs from before the ledger have none."""
+    if not isinstance(raw, list):
+        return None
+    return [ClaimOut.model_validate(c) for c in raw if isinstance(c, dict)]
+
+
+def _draft(raw: Any) -> list[DraftPiece] | None:
+    if not isinstance(raw, list):
+        return None
+    return [DraftPiece.model_validate(p) for p in raw if isinstance(p, dict)]

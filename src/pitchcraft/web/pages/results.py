@@ -58,18 +58,19 @@ def _result_context(job: Job) -> dict[str, Any]:
         "iso": iso,
         "took": took,
         "snippet_chars": SNIPPET_CHARS,
-        "evidence": _evidence(r),
+        "evidence_note": _evidence_note(r),
     }
 
 
-def _evidence(r: ResultOut) -> dict[str, Any] | None:
-    """The evidence brief's structure, when the job has one, for a readable layout."""
-    raw = r.evidence
-    if r.mode != "evidence" or not isinstance(raw, dict):
-        return None
-    sentences = [s for s in raw.get("sentences") or [] if isinstance(s, dict)]
-    backgrounds = [b for b in raw.get("backgrounds") or [] if isinstance(b, dict)]
-    return {"sentences": sentences, "backgrounds": backgrounds}
+def _evidence_note(r: ResultOut) -> str | None:
+    """Said when the user has documents but none of them speaks to the text."""
+    raw = r.evidence if isinstance(r.evidence, dict) else {}
+    if raw.get("no_match"):
+        return (
+            "Nothing in your documents speaks to this text, so no claim could be checked: "
+            "add documents that back it up, then run it again."
+        )
+    return None
 
 
 @router.get("/results/{job_id}", response_class=HTMLResponse)
