@@ -9,8 +9,8 @@ dev-set questions used as marketing text (with its backgrounds):
 Twice: in evidence mode (no LLM configured) and against the test suite's OpenAI-compatible
 server answering at once (zero model latency), so what is left is Pitchcraft's overhead:
 the queue hand-over, retrieval, prompt rendering, the model client and citation clean-up.
-Evidence mode runs one search per sentence and background on purpose (its per-sentence
-evidence), so its ratio to one search is reported with the number of searches it ran.
+Both modes run one search per sentence (the claim ledger's evidence) besides the whole-text
+search, so the ratio to one search is reported with the number of searches a job ran.
 
 Run: .venv/bin/python -m bench.refine [--quick]
 """
@@ -133,12 +133,8 @@ def measure(server: Server, queries: list[tuple[str, list[str]]], limit: int) ->
             timings = job.get("timings") or {}
             retrieval_ms.append(float(timings.get("retrieval_ms") or 0))
             model_ms.append(float(timings.get("model_ms") or 0))
-            evidence = job.get("evidence") or {}
-            searches_per_job.append(
-                1 + len(evidence.get("sentences", [])) + len(evidence.get("backgrounds", []))
-                if evidence
-                else 1
-            )
+            # One search per checked sentence, and one for the whole text.
+            searches_per_job.append(1 + len(job.get("claims") or []))
     return {
         "search": latency_summary(search_s),
         "process_to_result_client": latency_summary(client_s),
