@@ -51,6 +51,7 @@ def repair_mojibake(text: str) -> str:
 
 def normalise(text: str) -> str:
     text = unicodedata.normalize("NFKC", text)
+    text = "".join(ch for ch in text if ch.isspace() or unicodedata.category(ch) != "Cc")
     return re.sub(r"\s+", " ", text).strip()
 
 
