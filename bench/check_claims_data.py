@@ -143,8 +143,8 @@ def check_record(rec: dict, prefix: str, corpus: Path) -> list[str]:
     if verdict not in VERDICTS:
         problems.append(f"verdict {verdict!r} not one of {VERDICTS}")
     text = rec["text"]
-    if not isinstance(text, str) or len(text) < 10 or not text.rstrip().endswith((".", "!")):
-        problems.append("text should be one sentence ending in a full stop")
+    if not isinstance(text, str) or len(text) < 10 or not text.rstrip().endswith((".", "!", "?")):
+        problems.append("text should be one sentence with its closing punctuation")
     if not isinstance(rec["note"], str) or not rec["note"].strip():
         problems.append("note is empty")
     docs = rec["docs"]
