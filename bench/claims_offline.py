@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import pickle
 import statistics
 import time
 import warnings
@@ -50,12 +51,16 @@ class DocChunks:
 class Library:
     """Parsed, chunked and embedded documents, each done once per run."""
 
-    def __init__(self, embedder: Embedder, corpus: Path) -> None:
+    def __init__(self, embedder: Embedder, corpus: Path, cache: Path | None = None) -> None:
         self.embedder = embedder
         self.corpus = corpus
+        self.cache = cache
         self.docs: dict[str, DocChunks] = {}
 
     def get(self, rel: str) -> DocChunks:
+        stored = self.cache / (rel.replace("/", "__") + ".pkl") if self.cache else None
+        if rel not in self.docs and stored is not None and stored.is_file():
+            self.docs[rel] = pickle.loads(stored.read_bytes())  # noqa: S301 - our own file
         if rel not in self.docs:
             path = self.corpus / rel
             parsed = parse_file(path, detect(path, path.name), ocr=False, soffice=None)
@@ -67,6 +72,9 @@ class Library:
             embedded = [f"{c.section}\n{c.text}" if c.section else c.text for c in chunks]
             vectors = np.asarray(self.embedder.embed_documents(embedded), dtype=np.float32)
             self.docs[rel] = DocChunks(texts, labels, vectors)
+            if stored is not None:
+                stored.parent.mkdir(parents=True, exist_ok=True)
+                stored.write_bytes(pickle.dumps(self.docs[rel]))
         return self.docs[rel]
 
     def passages(self, docs: list[str], sentence: str, top: int) -> list[Passage]:
@@ -82,9 +90,11 @@ class Library:
         return [Passage(i + 1, t, lab) for i, (_, t, lab) in enumerate(scored[:top])]
 
 
-def run(set_path: Path, *, top: int, show_wrong: bool, corpus: Path) -> dict[str, Any]:
+def run(
+    set_path: Path, *, top: int, show_wrong: bool, corpus: Path, cache: Path | None = None
+) -> dict[str, Any]:
     rows = [json.loads(line) for line in set_path.read_text().splitlines() if line.strip()]
-    lib = Library(build_embedder(Settings()), corpus)
+    lib = Library(build_embedder(Settings()), corpus, cache)
     confusion: Counter[tuple[str, str]] = Counter()
     times: list[float] = []
     quotes_total = quotes_ok = 0
@@ -156,10 +166,13 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=6, help="passages per claim")
     parser.add_argument("--show-wrong", action="store_true", help="list the misses")
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument(
+        "--cache", type=Path, help="keep parsed and embedded chunks here between runs (tuning)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
-    run(args.set, top=args.top, show_wrong=args.show_wrong, corpus=args.corpus)
+    run(args.set, top=args.top, show_wrong=args.show_wrong, corpus=args.corpus, cache=args.cache)
 
 
 if __name__ == "__main__":

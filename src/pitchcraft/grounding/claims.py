@@ -34,6 +34,7 @@ class UnitMatch:
     conflicts: dict[int, Hit] = field(default_factory=dict)  # item index → the other value
     negated: bool = False
     score: float = 0.0
+    rivals: set[str] = field(default_factory=set)  # other names where the items were found
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Context:
     passages: list[Passage]
     analysed: list[Analysed]
     abbr: dict[str, set[str]]
+    capitalised: set[str] = field(default_factory=set)
+    lower: set[str] = field(default_factory=set)
 
 
 def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tuple[int, int] | None:
@@ -98,6 +101,8 @@ def _same_quantity(claim: Num, doc: Num, row: Row) -> bool:
     """Does `doc` count the same thing as the claim's number (so a different value conflicts)?"""
     if not same_kind(claim, doc):
         return False
+    if claim.unit == "score":
+        return True
     window = _window(row, doc)
     keys = [k for k in (claim.noun, claim.attr) if k]
     return any(alternatives(k) & window for k in keys)
@@ -147,6 +152,9 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
         _align_values(parsed, m, per_row)
     _find_conflicts(parsed, m)
     m.negated = not parsed.negated and _negated_near(m, parsed)
+    claim_stems = {a for it in items for alts in it.stems for a in alts}
+    for r in {h.row for h in m.hits.values()}:
+        m.rivals |= rows[r].names - claim_stems
     m.score = sum(items[i].weight for i in m.hits if not items[i].subject)
     m.score += sum(2.0 for _ in m.conflicts)
 
@@ -235,15 +243,24 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
                     if _same_quantity(item.num, doc, row) and not matches(item.num, doc):
                         m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
                         break
-            elif (
-                item.date is not None
-                and len(row.dates) == 1
-                and _date_conflict(item.date, row.dates[0], parsed, m)
-            ):
-                d = row.dates[0]
-                m.conflicts[idx] = Hit(r, d.start, d.end, d.raw)
+            elif item.date is not None:
+                d = _other_date(item.date, row.dates)
+                if d is not None and _date_conflict(item.date, d, parsed, m):
+                    m.conflicts[idx] = Hit(r, d.start, d.end, d.raw)
             if idx in m.conflicts:
                 break
+
+
+def _other_date(claim: Date, dates: list[Date]) -> Date | None:
+    """The one date of the same precision as the claim's (a day, a month or a year)."""
+    if any(date_matches(claim, d) for d in dates):
+        return None
+    same = [
+        d
+        for d in dates
+        if (d.day is None) == (claim.day is None) and (d.month is None) == (claim.month is None)
+    ]
+    return same[0] if len(same) == 1 else None
 
 
 def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool:
@@ -255,16 +272,23 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
 
 
 def _negated_near(m: UnitMatch, parsed: Parsed) -> bool:
-    """A negation just before the words that match ("just missed out on promotion")."""
+    """Every matched word sits in a clause with a negation before it ("just missed out on
+    promotion", "failed to win"); a negation in another clause does not count."""
     text = m.an.text
-    for idx, hit in m.hits.items():
-        if parsed.items[idx].subject:
-            continue
-        before = text[max(m.unit.rows[hit.row].start, hit.start - 40) : hit.start].lower()
-        tail = re.findall(r"[a-z']+", before)[-4:]
-        if any(w in NEGATIONS or w.endswith("n't") for w in tail):
-            return True
-    return False
+    hits = [h for i, h in m.hits.items() if not parsed.items[i].subject]
+    if not hits:
+        return False
+    for hit in hits:
+        row = m.unit.rows[hit.row]
+        seg_start = max(
+            [row.start]
+            + [k.end() + row.start for k in re.finditer(r"[,;:(]", text[row.start : hit.start])]
+        )
+        before = text[seg_start : hit.start].lower()
+        tokens = re.findall(r"[a-z']+", before)
+        if not any(w in NEGATIONS or w.endswith("n't") for w in tokens):
+            return False
+    return True
 
 
 def _subject_found(item: Item, ctx: Context) -> bool:
@@ -276,7 +300,7 @@ def _subject_found(item: Item, ctx: Context) -> bool:
 
 
 def check_one(sentence: str, ctx: Context, cited: Sequence[int]) -> Claim:
-    parsed = parse_claim(sentence)
+    parsed = parse_claim(sentence, ctx.capitalised, ctx.lower)
     order = sorted(
         range(len(ctx.passages)),
         key=lambda i: (ctx.passages[i].n not in cited, i),
@@ -301,7 +325,13 @@ def check_claims(
     which are tried first."""
     plist = list(passages)
     analysed = [analyse(p.text) for p in plist]
-    ctx = Context(plist, analysed, abbreviations([a.text for a in analysed]))
+    ctx = Context(
+        plist,
+        analysed,
+        abbreviations([a.text for a in analysed]),
+        set().union(*(a.capitalised for a in analysed)),
+        set().union(*(a.lower for a in analysed)),
+    )
     out = []
     for i, sentence in enumerate(sentences):
         c = list(cited[i]) if cited is not None and i < len(cited) else []

@@ -60,7 +60,11 @@ def _clause_of(breaks: list[int], pos: int) -> int:
     return sum(1 for b in breaks if b <= pos)
 
 
-def parse_claim(sentence: str) -> Parsed:
+def parse_claim(
+    sentence: str, capitalised: set[str] | None = None, lower: set[str] | None = None
+) -> Parsed:
+    """Items of a sentence; `capitalised`/`lower` say how the documents write words, which
+    tells a name from a capitalised first word ("Appointing trustees is...")."""
     text = repair(sentence).strip()
     clean = strip_markers(text)
     breaks = [m.start() for m in _CLAUSE_BREAK.finditer(text)]
@@ -90,10 +94,29 @@ def parse_claim(sentence: str) -> Parsed:
             i += 1
             continue
         capital = w[:1].isupper() and (a > 0 or low not in STOPWORDS | FRAMING)
+        # A sentence's first word is a name only if the documents write it as one.
+        if (
+            capital
+            and i == 0
+            and not w.isupper()
+            and not re.search(r"[A-Z]", w[1:])
+            and low not in (capitalised or set())
+            and (
+                low in (lower or set())
+                or low.endswith(("ing", "ly", "ed"))
+                or (i + 1 < len(wl) and not wl[i + 1][0][:1].isupper())
+            )
+        ):
+            capital = False
         if capital and low not in STOPWORDS and low not in FRAMING and low not in HARD_WORDS:
             # A name: a run of capitalised words ("Vatican City", "Norwich City F.C.").
             j = i
-            while j + 1 < len(wl) and wl[j + 1][0][:1].isupper() and free(*wl[j + 1][1:]):
+            while (
+                j + 1 < len(wl)
+                and wl[j + 1][0][:1].isupper()
+                and free(*wl[j + 1][1:])
+                and fold(wl[j + 1][0]) not in STOPWORDS | FRAMING
+            ):
                 if re.search(r"[,;:.]", text[wl[j][2] : wl[j + 1][1]]):
                     break
                 j += 1

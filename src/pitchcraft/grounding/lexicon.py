@@ -35,7 +35,11 @@ makes made making get gets got give gives given take takes took use uses used us
 helped helping let lets see sees saw know knows known come comes came go goes went bring brings
 brought keep keeps kept put puts set sets show shows showed shown feature features featuring
 deliver delivers delivering say says said tell tells told report reports reported way ways
-thing things lot lots really truly simply new great amazing trusted
+thing things lot lots really truly simply new great amazing trusted spent spend spends stood
+stands reached reaches recorded totalled totaled amounted worth valued notes note states
+stated mentions mentioned according confirms confirmed lists listed memo besides thankfully
+fortunately unfortunately importantly notably moreover additionally furthermore indeed
+together currently proudly
 """
 )
 
@@ -76,6 +80,11 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("buy", "purchase", "acquire", "bought"),
     ("launch", "introduce", "launched", "introduced", "release"),
     ("goal", "score", "scored"),
+    ("beat", "defeat", "won", "win", "victory", "overcame", "beaten", "defeated"),
+    ("lost", "lose", "loss"),
+    ("supporter", "fan"),
+    ("appoint", "appointment"),
+    ("supervise", "supervision"),
     ("appearance", "app", "cap"),
     ("join", "sign", "joined", "signed"),
     ("elect", "induct", "elected", "inducted"),

@@ -25,8 +25,18 @@ _WORD_NUM = re.compile(
 _AFTER = re.compile(
     r"\s*(%|per\s?cent\b|percent\b|x\b|\u00d7|times\b)?\s*"
     r"(?:(" + "|".join(sorted(map(re.escape, SCALES), key=len, reverse=True)) + r")\b)?"
-    r"\s*((?:per|a|an|each|every|/)\s*(?:second|minute|hour|day|week|month|year|annum|s|h)\b)?",
+    r"\s*((?:(?:per|a|an|each|every)\s+|/\s*)(?:second|minute|hour|day|week|month|year|annum)\b"
+    r"|/(?:s|h|yr)\b)?",
     re.IGNORECASE,
+)
+_ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
+# A score or result: "2-1", "4\u20133 on aggregate" (not a year range, which dates take).
+_SCORE = re.compile(r"(?<![\w.,\-/])(\d{1,2})\s?[-\u2013]\s?(\d{1,2})(?![\w.,\-/]|\.\d)")
+_SCORE_BEFORE = re.compile(
+    r"\b(?:won|win|lost|lose|beat|beating|defeat\w*|drew|draw|score\w*)\W+\w*\W*$"
+)
+_SCORE_AFTER = re.compile(
+    r"\W*(?:win|victory|defeat|loss|draw|on aggregate|aggregate|home|away|against)"
 )
 _NOUN = re.compile(r"\s*(?:[(\-\u2013]?\s*)?([^\W\d_][\w'-]*)(?:\s+([^\W\d_][\w'-]*))?", re.UNICODE)
 
@@ -104,6 +114,9 @@ def _hedge_before(text: str, start: int) -> str:
 
 def _finish(text: str, start: int, end: int, values: list[float], precision: float) -> Num:
     """The unit, scale, rate, noun and hedge around a number at text[start:end]."""
+    ordinal = _ORDINAL.match(text, end)
+    if ordinal:
+        end = ordinal.end()
     m = _AFTER.match(text, end)
     unit, scale, rate = "", 1.0, ""
     stop = end
@@ -176,6 +189,20 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in spans)
 
+    for m in _SCORE.finditer(text):
+        a, b = m.span()
+        if not free(a, b):
+            continue
+        before = text[max(0, a - 16) : a].lower()
+        after = text[b : b + 16].lower()
+        if not (_SCORE_BEFORE.search(before) or _SCORE_AFTER.match(after)):
+            continue
+        first, second = int(m.group(1)), int(m.group(2))
+        # Scores are compared as a pair, either way round ("lost 3-4" is "lost 4-3").
+        value = float(max(first, second) * 1000 + min(first, second))
+        num = _finish(text, a, b, [value], 1.0)
+        out.append(Num(**{**num.__dict__, "unit": "score"}))
+        spans.append((num.start, num.end))
     for m in _RUN.finditer(text):
         a, b = m.span(1)
         if not free(a, b):

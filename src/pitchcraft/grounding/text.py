@@ -145,6 +145,7 @@ class Row:
     dates: list[Date]
     cells: list[tuple[int, int]]  # spans of the row's entries, for column alignment
     negated: bool
+    names: set[str] = field(default_factory=set)  # stems of capitalised words inside sentences
 
 
 @dataclass
@@ -165,6 +166,8 @@ class Analysed:
     units: list[Unit]
     offsets: list[int] | None  # repaired index → original index, None when unchanged
     stems: set[str]
+    capitalised: set[str] = field(default_factory=set)  # folded words written as names
+    lower: set[str] = field(default_factory=set)  # folded words written in lower case
 
     def to_original(self, a: int, b: int) -> tuple[int, int]:
         if self.offsets is None:
@@ -245,7 +248,12 @@ def _row(text: str, clean: str, a: int, b: int, table: bool) -> Row:
     nums = [Num(**{**n.__dict__, "start": n.start + a, "end": n.end + a}) for n in local]
     wl = _word_list(text, a, b)
     cells = _cells(text, a, b, nums) if table else []
-    return Row(a, b, {w for w, _, _ in wl}, wl, nums, dates, cells, _negated(text[a:b]))
+    names = set()
+    for w, s, _ in words(text[a:b]):
+        before = text[a : a + s].rstrip()
+        if w[:1].isupper() and not w.isupper() and before and before[-1] not in '.!?:;"\u201c(':
+            names.add(stem(w))
+    return Row(a, b, {w for w, _, _ in wl}, wl, nums, dates, cells, _negated(text[a:b]), names)
 
 
 def _is_table_line(line: str) -> bool:
@@ -303,7 +311,15 @@ def analyse(original: str) -> Analysed:
     for u in units:
         u.stems = set().union(*(r.stems for r in u.rows))
         all_stems |= u.stems
-    return Analysed(original, text, units, offsets, all_stems)
+    capitalised, lower = set(), set()
+    for w, a, _ in words(text):
+        if w[:1].islower():
+            lower.add(fold(w))
+            continue
+        before = text[max(0, a - 3) : a].rstrip(" \t\"'\u201c\u2018")
+        if before and before[-1] not in ".!?\n":
+            capitalised.add(fold(w))
+    return Analysed(original, text, units, offsets, all_stems, capitalised, lower)
 
 
 _ABBR_DEF = re.compile(

@@ -93,11 +93,13 @@ def decide(
             if i not in hits:
                 conflicts[i] = h.value or ""
         used.append((best, mine + list(best.conflicts)))
+        # A clause with an item found in the best sentence must be found there entirely.
+        settled = {items[i].clause for i in mine} | {items[i].clause for i in best.conflicts}
         for m in sorted(valid, key=lambda m: -m.score):
             if m is best:
                 continue
             own = [i for i in m.hits if not items[i].subject]
-            new = [i for i in own if i not in hits]
+            new = [i for i in own if i not in hits and items[i].clause not in settled]
             # Another sentence counts only where it states two of the claim's items itself.
             if new and len(own) >= 2:
                 for i in new:
@@ -105,7 +107,9 @@ def decide(
                     conflicts.pop(i, None)
                 used.append((m, new))
     for i, ok in subject_ok.items():
-        if ok:
+        # The subject may be named in another passage, unless the sentence that states the
+        # facts names someone else.
+        if best is not None and (i in best.hits or (ok and not best.rivals)):
             hits[i] = None
     for i in list(conflicts):
         if i in hits:
