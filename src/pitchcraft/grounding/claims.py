@@ -1,0 +1,339 @@
+"""Per-sentence checking: find where the sentence's content co-occurs, then decide a verdict."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from pitchcraft.grounding.dates import Date, date_matches
+from pitchcraft.grounding.extract import Item, Parsed, parse_claim
+from pitchcraft.grounding.lexicon import CATEGORIES, NEGATIONS, alternatives, stem
+from pitchcraft.grounding.model import Claim, Passage
+from pitchcraft.grounding.numbers import Num, matches, same_kind
+from pitchcraft.grounding.text import Analysed, Row, Unit, abbreviations, analyse
+from pitchcraft.grounding.verdict import decide
+
+
+@dataclass
+class Hit:
+    """Where an item is stated in a unit: the row and the span of the words or value."""
+
+    row: int
+    start: int
+    end: int
+    value: str | None = None
+
+
+@dataclass
+class UnitMatch:
+    passage: Passage
+    an: Analysed
+    unit: Unit
+    hits: dict[int, Hit] = field(default_factory=dict)  # item index → where it is stated
+    conflicts: dict[int, Hit] = field(default_factory=dict)  # item index → the other value
+    negated: bool = False
+    score: float = 0.0
+    rivals: set[str] = field(default_factory=set)  # other names where the items were found
+
+
+@dataclass
+class Context:
+    passages: list[Passage]
+    analysed: list[Analysed]
+    abbr: dict[str, set[str]]
+    capitalised: set[str] = field(default_factory=set)
+    lower: set[str] = field(default_factory=set)
+
+
+def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tuple[int, int] | None:
+    for s, a, b in row.words:
+        if s in alts or (s in abbr and alts & abbr[s]):
+            return a, b
+    return None
+
+
+def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None] | None:
+    if item.kind in ("name", "term"):
+        spans = []
+        for alts in item.stems:
+            hit = _word_hit(row, alts, ctx.abbr)
+            if hit is None:
+                return None
+            spans.append(hit)
+        return min(a for a, _ in spans), max(b for _, b in spans), None
+    if item.num is not None:
+        for doc in row.nums:
+            if matches(item.num, doc) and _noun_ok(item.num, doc, row):
+                return doc.start, doc.end, doc.raw
+        return None
+    if item.date is not None:
+        for d in row.dates:
+            if date_matches(item.date, d):
+                return d.start, d.end, d.raw
+        # A bare year may also be read as a number on the other side ("in 2004").
+        if item.date.month is None:
+            for n in row.nums:
+                if n.value == item.date.year and n.unit == "":
+                    return n.start, n.end, n.raw
+    return None
+
+
+def _window(row: Row, doc: Num) -> set[str]:
+    """Stems of the words just around a document number: what it counts."""
+    after = [s for s, a, _ in row.words if doc.end <= a <= doc.end + 40][:3]
+    before = [s for s, _, b in row.words if doc.start - 40 <= b <= doc.start][-4:]
+    return set(after) | set(before)
+
+
+def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:
+    if not claim.noun:
+        return True
+    alts = alternatives(claim.noun)
+    if alts & _window(row, doc):
+        return True
+    if not doc.noun:
+        return bool(alts & row.stems)
+    return bool(claim.attr and alternatives(claim.attr) & _window(row, doc))
+
+
+def _same_quantity(claim: Num, doc: Num, row: Row) -> bool:
+    """Does `doc` count the same thing as the claim's number (so a different value conflicts)?"""
+    if not same_kind(claim, doc):
+        return False
+    if claim.unit == "score":
+        return True
+    window = _window(row, doc)
+    keys = [k for k in (claim.noun, claim.attr) if k]
+    return any(alternatives(k) & window for k in keys)
+
+
+def _cell(row: Row, pos: int) -> int | None:
+    for i, (a, b) in enumerate(row.cells):
+        if a <= pos < b:
+            return i
+    return None
+
+
+def _aligned(r1: Row, c1: int, r2: Row, c2: int) -> bool | None:
+    """Same column? None when the rows' shapes do not tell."""
+    n1, n2 = len(r1.cells), len(r2.cells)
+    if n1 < 3 or n2 < 3:
+        return None
+    if n1 == n2:
+        return c1 == c2
+    if n2 == n1 + 1:
+        return c2 == c1 + 1
+    if n1 == n2 + 1:
+        return c1 == c2 + 1
+    return None
+
+
+def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
+    rows = m.unit.rows
+    per_row: list[dict[int, tuple[int, int, str | None]]] = []
+    for row in rows:
+        found: dict[int, tuple[int, int, str | None]] = {}
+        for idx, item in enumerate(parsed.items):
+            hit = _item_hit(item, row, ctx)
+            if hit is not None:
+                found[idx] = hit
+        per_row.append(found)
+    items = parsed.items
+    for r, found in enumerate(per_row):
+        row = rows[r]
+        for idx, (a, b, value) in found.items():
+            if idx in m.hits:
+                continue
+            if m.unit.table and not _bound(idx, r, per_row, rows, items):
+                continue
+            m.hits[idx] = Hit(r, a, b, value)
+    if m.unit.table:
+        _align_values(parsed, m, per_row)
+    _find_conflicts(parsed, m)
+    m.negated = not parsed.negated and _negated_near(m, parsed)
+    claim_stems = {a for it in items for alts in it.stems for a in alts}
+    for r in {h.row for h in m.hits.values()}:
+        m.rivals |= rows[r].names - claim_stems
+    m.score = sum(items[i].weight for i in m.hits if not items[i].subject)
+    m.score += sum(2.0 for _ in m.conflicts)
+
+
+def _bound(
+    idx: int,
+    r: int,
+    per_row: list[dict[int, tuple[int, int, str | None]]],
+    rows: list[Row],
+    items: list[Item],
+) -> bool:
+    """In a table an item counts only beside another of the sentence's items in its row, in
+    the column of one in another row, or under a row label naming its kind."""
+    found = per_row[r]
+    if len(found) >= 2:
+        return True
+    item = items[idx]
+    for alts in item.stems:
+        category = CATEGORIES.get(next(iter(sorted(alts))), "")
+        if any(CATEGORIES.get(a) for a in alts):
+            category = next(CATEGORIES[a] for a in alts if a in CATEGORIES)
+        if category and stem(category) in rows[r].stems:
+            return True
+    c1 = _cell(rows[r], found[idx][0])
+    if c1 is None:
+        return False
+    for r2, other in enumerate(per_row):
+        if r2 == r:
+            continue
+        for idx2, (a2, _, _) in other.items():
+            if idx2 == idx:
+                continue
+            c2 = _cell(rows[r2], a2)
+            if c2 is not None and _aligned(rows[r], c1, rows[r2], c2):
+                return True
+    return False
+
+
+def _align_values(
+    parsed: Parsed, m: UnitMatch, per_row: list[dict[int, tuple[int, int, str | None]]]
+) -> None:
+    """A table value found in a column other than its name's is not stated for that name; the
+    value in the name's column is what the document says instead."""
+    rows = m.unit.rows
+    names = [
+        (i, r, f[i][0]) for r, f in enumerate(per_row) for i in f if parsed.items[i].kind == "name"
+    ]
+    for idx, item in enumerate(parsed.items):
+        if item.num is None:
+            continue
+        rows_with_attr = [
+            r
+            for r, row in enumerate(rows)
+            if any(k and alternatives(k) & row.stems for k in (item.num.noun, item.num.attr))
+        ]
+        for ni, nr, npos in names:
+            nc = _cell(rows[nr], npos)
+            if nc is None:
+                continue
+            for r in rows_with_attr or ([m.hits[idx].row] if idx in m.hits else []):
+                row = rows[r]
+                target = [
+                    n
+                    for n in row.nums
+                    if (c := _cell(row, n.start)) is not None and _aligned(rows[nr], nc, row, c)
+                ]
+                if not target or r == nr:
+                    continue
+                doc = target[0]
+                if matches(item.num, doc):
+                    m.hits[idx] = Hit(r, doc.start, doc.end, doc.raw)
+                    m.hits.setdefault(ni, Hit(nr, npos, npos + len(parsed.items[ni].text)))
+                elif same_kind(item.num, doc):
+                    m.hits.pop(idx, None)
+                    m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
+                return
+
+
+def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
+    for idx, item in enumerate(parsed.items):
+        if idx in m.hits or idx in m.conflicts:
+            continue
+        for r, row in enumerate(m.unit.rows):
+            if item.num is not None:
+                for doc in row.nums:
+                    if _same_quantity(item.num, doc, row) and not matches(item.num, doc):
+                        m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
+                        break
+            elif item.date is not None:
+                d = _other_date(item.date, row.dates)
+                if d is not None and _date_conflict(item.date, d, parsed, m):
+                    m.conflicts[idx] = Hit(r, d.start, d.end, d.raw)
+            if idx in m.conflicts:
+                break
+
+
+def _other_date(claim: Date, dates: list[Date]) -> Date | None:
+    """The one date of the same precision as the claim's (a day, a month or a year)."""
+    if any(date_matches(claim, d) for d in dates):
+        return None
+    same = [
+        d
+        for d in dates
+        if (d.day is None) == (claim.day is None) and (d.month is None) == (claim.month is None)
+    ]
+    return same[0] if len(same) == 1 else None
+
+
+def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool:
+    """A different date in a sentence that states everything else the claim says."""
+    if date_matches(claim, doc):
+        return False
+    others = [i for i, it in enumerate(parsed.items) if not it.subject and it.date is None]
+    return bool(others) and all(i in m.hits for i in others)
+
+
+def _negated_near(m: UnitMatch, parsed: Parsed) -> bool:
+    """Every matched word sits in a clause with a negation before it ("just missed out on
+    promotion", "failed to win"); a negation in another clause does not count."""
+    text = m.an.text
+    hits = [h for i, h in m.hits.items() if not parsed.items[i].subject]
+    if not hits:
+        return False
+    for hit in hits:
+        row = m.unit.rows[hit.row]
+        seg_start = max(
+            [row.start]
+            + [k.end() + row.start for k in re.finditer(r"[,;:(]", text[row.start : hit.start])]
+        )
+        before = text[seg_start : hit.start].lower()
+        tokens = re.findall(r"[a-z']+", before)
+        if not any(w in NEGATIONS or w.endswith("n't") for w in tokens):
+            return False
+    return True
+
+
+def _subject_found(item: Item, ctx: Context) -> bool:
+    for p, an in zip(ctx.passages, ctx.analysed, strict=True):
+        label = {stem(w) for w in re.findall(r"[^\W\d_]+", p.label)}
+        if all(alts & (an.stems | label) for alts in item.stems):
+            return True
+    return False
+
+
+def check_one(sentence: str, ctx: Context, cited: Sequence[int]) -> Claim:
+    parsed = parse_claim(sentence, ctx.capitalised, ctx.lower)
+    order = sorted(
+        range(len(ctx.passages)),
+        key=lambda i: (ctx.passages[i].n not in cited, i),
+    )
+    matches_: list[UnitMatch] = []
+    for i in order:
+        for unit in ctx.analysed[i].units:
+            m = UnitMatch(ctx.passages[i], ctx.analysed[i], unit)
+            _match_unit(parsed, m, ctx)
+            if m.hits or m.conflicts:
+                matches_.append(m)
+    subject_ok = {i: _subject_found(it, ctx) for i, it in enumerate(parsed.items) if it.subject}
+    return decide(sentence, parsed, matches_, subject_ok)
+
+
+def check_claims(
+    sentences: Sequence[str],
+    passages: Sequence[Passage],
+    cited: Sequence[Sequence[int]] | None = None,
+) -> list[Claim]:
+    """One Claim per sentence, in order; `cited[i]` are the passage numbers sentence i cites,
+    which are tried first."""
+    plist = list(passages)
+    analysed = [analyse(p.text) for p in plist]
+    ctx = Context(
+        plist,
+        analysed,
+        abbreviations([a.text for a in analysed]),
+        set().union(*(a.capitalised for a in analysed)),
+        set().union(*(a.lower for a in analysed)),
+    )
+    out = []
+    for i, sentence in enumerate(sentences):
+        c = list(cited[i]) if cited is not None and i < len(cited) else []
+        out.append(check_one(sentence, ctx, c))
+    return out

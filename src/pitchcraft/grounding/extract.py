@@ -1,0 +1,167 @@
+"""A sentence's checkable content: numbers, dates, names and content words, by clause."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pitchcraft.grounding.dates import MONTHS, Date, find_dates
+from pitchcraft.grounding.lexicon import (
+    FRAMING,
+    HARD_WORDS,
+    HEDGES,
+    NEGATIONS,
+    NUMBER_WORDS,
+    SCALES,
+    STOPWORDS,
+    alternatives,
+    fold,
+    words,
+)
+from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
+from pitchcraft.grounding.text import repair
+
+_CLAUSE_BREAK = re.compile(r"[,;:\u2014\u2013]\s|\s(?:and|but|while|whereas|with|which|who)\s")
+_UNIT_WORDS = frozenset({"percent", "cent", "per", "x", "times"} | set(SCALES))
+
+
+@dataclass
+class Item:
+    """One thing to find: a number, a date, a name or a content word."""
+
+    kind: str  # "number" | "date" | "name" | "term"
+    text: str
+    start: int
+    end: int
+    clause: int
+    hard: bool = False
+    subject: bool = False
+    stems: tuple[frozenset[str], ...] = ()  # per word, the stems that state it
+    num: Num | None = None
+    date: Date | None = None
+
+    @property
+    def weight(self) -> float:
+        if self.kind in ("number", "date"):
+            return 3.0
+        if self.kind == "name" or self.hard:
+            return 2.0
+        return 1.0
+
+
+@dataclass
+class Parsed:
+    text: str  # repaired
+    items: list[Item]
+    negated: bool
+
+
+def _clause_of(breaks: list[int], pos: int) -> int:
+    return sum(1 for b in breaks if b <= pos)
+
+
+def parse_claim(
+    sentence: str, capitalised: set[str] | None = None, lower: set[str] | None = None
+) -> Parsed:
+    """Items of a sentence; `capitalised`/`lower` say how the documents write words, which
+    tells a name from a capitalised first word ("Appointing trustees is...")."""
+    text = repair(sentence).strip()
+    clean = strip_markers(text)
+    breaks = [m.start() for m in _CLAUSE_BREAK.finditer(text)]
+    dates = find_dates(clean)
+    nums = find_numbers(clean, [(d.start, d.end) for d in dates])
+    items: list[Item] = []
+    taken: list[tuple[int, int]] = []
+    for d in dates:
+        items.append(Item("date", d.raw, d.start, d.end, _clause_of(breaks, d.start), date=d))
+        taken.append((d.start, d.end))
+    for n in nums:
+        items.append(Item("number", n.raw, n.start, n.end, _clause_of(breaks, n.start), num=n))
+        taken.append((n.start, n.end))
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in taken)
+
+    wl = words(text)
+    negated = False
+    i = 0
+    while i < len(wl):
+        w, a, b = wl[i]
+        low = fold(w)
+        if low in NEGATIONS or low.endswith("n't"):
+            negated = True
+        if not free(a, b) or low in MONTHS or low in NUMBER_WORDS or low in HEDGES:
+            i += 1
+            continue
+        capital = w[:1].isupper() and (a > 0 or low not in STOPWORDS | FRAMING)
+        # A sentence's first word is a name only if the documents write it as one.
+        if (
+            capital
+            and i == 0
+            and not w.isupper()
+            and not re.search(r"[A-Z]", w[1:])
+            and low not in (capitalised or set())
+            and (
+                low in (lower or set())
+                or low.endswith(("ing", "ly", "ed"))
+                or (i + 1 < len(wl) and not wl[i + 1][0][:1].isupper())
+            )
+        ):
+            capital = False
+        if capital and low not in STOPWORDS and low not in FRAMING and low not in HARD_WORDS:
+            # A name: a run of capitalised words ("Vatican City", "Norwich City F.C.").
+            j = i
+            while (
+                j + 1 < len(wl)
+                and wl[j + 1][0][:1].isupper()
+                and free(*wl[j + 1][1:])
+                and fold(wl[j + 1][0]) not in STOPWORDS | FRAMING
+            ):
+                if re.search(r"[,;:.]", text[wl[j][2] : wl[j + 1][1]]):
+                    break
+                j += 1
+            parts = [x[0] for x in wl[i : j + 1]]
+            stems = tuple(alternatives(p) for p in parts)
+            items.append(
+                Item(
+                    "name",
+                    " ".join(parts),
+                    a,
+                    wl[j][2],
+                    _clause_of(breaks, a),
+                    stems=stems,
+                )
+            )
+            i = j + 1
+            continue
+        hard = low in HARD_WORDS
+        if hard or (
+            low not in STOPWORDS
+            and low not in FRAMING
+            and low not in _UNIT_WORDS
+            and len(low) > 1
+            and low not in NEGATIONS
+        ):
+            items.append(
+                Item(
+                    "term",
+                    w,
+                    a,
+                    b,
+                    _clause_of(breaks, a),
+                    hard=hard,
+                    stems=tuple(alternatives(p) for p in w.split("-") if p)
+                    if "-" in w and not hard
+                    else (alternatives(w),),
+                )
+            )
+        i += 1
+    items.sort(key=lambda it: it.start)
+    names = [it for it in items if it.kind == "name"]
+    if names:
+        # The sentence's subject (usually the company or product) may be named in one passage
+        # and its facts stated in another.
+        first = names[0]
+        if first.start < len(text) // 2 or len(names) == 1:
+            first.subject = True
+    return Parsed(text, items, negated)

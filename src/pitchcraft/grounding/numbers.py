@@ -1,0 +1,262 @@
+"""Numbers as values: separators, footnote digits, scales, units, hedges and number words."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pitchcraft.grounding.lexicon import HEDGES, NUMBER_WORDS, SCALES, STOPWORDS, stem
+
+# A run of digits with the separators numbers are written with (space only before 3 digits).
+_RUN = re.compile(
+    r"(?<![\w.,\-/])(?<![A-Za-z]-)"
+    r"(\d{1,3}(?:[ \u00a0\u202f\u2009]\d{3})+(?![\d,.]\d)|\d(?:[\d,.]*\d)?)"
+)
+# Reference markers: "[84]", "[11, 37]", "President.2", "pillars.3".
+_MARKERS = re.compile(
+    r"\[\d{1,3}(?:\s*[,\u2013-]\s*\d{1,3})*\]|(?<=[a-z][.,;:)\"\u201d\u2019])\d{1,2}\b"
+)
+_WORD_NUM = re.compile(
+    r"\b(?:a |one )?("
+    + "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True))
+    + r")\b",
+    re.IGNORECASE,
+)
+_AFTER = re.compile(
+    r"\s*(%|per\s?cent\b|percent\b|x\b|\u00d7|times\b)?\s*"
+    r"(?:(" + "|".join(sorted(map(re.escape, SCALES), key=len, reverse=True)) + r")\b)?"
+    r"\s*((?:(?:per|a|an|each|every)\s+|/\s*)(?:second|minute|hour|day|week|month|year|annum)\b"
+    r"|/(?:s|h|yr)\b)?",
+    re.IGNORECASE,
+)
+_ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
+# A score or result: "2-1", "4\u20133 on aggregate" (not a year range, which dates take).
+_SCORE = re.compile(r"(?<![\w.,\-/])(\d{1,2})\s?[-\u2013]\s?(\d{1,2})(?![\w.,\-/]|\.\d)")
+_SCORE_BEFORE = re.compile(
+    r"\b(?:won|win|lost|lose|beat|beating|defeat\w*|drew|draw|score\w*)\W+\w*\W*$"
+)
+_SCORE_AFTER = re.compile(
+    r"\W*(?:win|victory|defeat|loss|draw|on aggregate|aggregate|home|away|against)"
+)
+_NOUN = re.compile(r"\s*(?:[(\-\u2013]?\s*)?([^\W\d_][\w'-]*)(?:\s+([^\W\d_][\w'-]*))?", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+    alts: tuple[float, ...]  # every reading of the digits (ambiguous separators)
+    raw: str  # as written, with its unit
+    start: int
+    end: int
+    unit: str  # "%", "x", "" (a count) — a rate adds "/t"
+    noun: str  # stem of the word it counts ("bottles" → "bottl"), "" if none
+    hedge: str  # "", "approx", "over", "under"
+    precision: float  # the step the writer rounded to (83 million → 1e6)
+    attr: str = ""  # stem of the word naming the quantity before it ("population of 453")
+    rounded: bool = False  # written with a scale word ("83 million"), so it may be rounded
+
+
+def strip_markers(text: str) -> str:
+    """Blank out reference markers, keeping offsets."""
+    return _MARKERS.sub(lambda m: " " * len(m.group()), text)
+
+
+def _readings(digits: str) -> tuple[list[float], float]:
+    """All plausible values of a digit run, and the precision of the first."""
+    s = re.sub(r"[ \u00a0\u202f\u2009]", "", digits)
+    if "," in s and "." in s:
+        dec = "." if s.rfind(".") > s.rfind(",") else ","
+        th = "," if dec == "." else "."
+        integer, _, frac = s.replace(th, "").partition(dec)
+        return [float(f"{integer}.{frac}")], 10.0 ** -len(frac)
+    for sep in (",", "."):
+        if sep not in s:
+            continue
+        groups = s.split(sep)
+        head, tail = groups[0], groups[1:]
+        if (
+            1 <= len(head) <= 3
+            and all(len(g) in (2, 3) for g in tail[:-1])
+            and len(tail[-1]) in (3, 4)
+            and (len(tail) > 1 or len(tail[-1]) == 3 or sep == ",")
+        ):
+            if len(tail[-1]) == 4:
+                # A footnote digit glued to the number: "83,190,5562" is 83,190,556 + note 2.
+                joined = head + "".join(tail[:-1]) + tail[-1][:3]
+                return [float(joined), float(head + "".join(tail))], 1.0
+            whole = float(head + "".join(tail))
+            if len(tail) == 1 and (sep == "." or len(tail[0]) != 3):
+                return [float(f"{head}.{tail[0]}"), whole], 10.0 ** -len(tail[0])
+            return [whole], 1.0
+        if len(groups) == 2:
+            return [float(f"{head}.{tail[0]}")], 10.0 ** -len(tail[0])
+        return [float(g) for g in groups if g], 1.0
+    return [float(s)], _round_step(s)
+
+
+def _round_step(s: str) -> float:
+    """83000 was likely rounded to the thousand; 83190 to one."""
+    stripped = s.rstrip("0")
+    return float(10 ** (len(s) - len(stripped))) if stripped else 1.0
+
+
+def _hedge_before(text: str, start: int) -> str:
+    before = text[max(0, start - 20) : start].lower().rstrip(" `₹$€£~")
+    if text[max(0, start - 1) : start] == "~":
+        return "approx"
+    for phrase, kind in HEDGES.items():
+        if before.endswith(phrase) and (
+            len(before) == len(phrase) or not before[-len(phrase) - 1].isalnum()
+        ):
+            return kind
+    return ""
+
+
+def _finish(text: str, start: int, end: int, values: list[float], precision: float) -> Num:
+    """The unit, scale, rate, noun and hedge around a number at text[start:end]."""
+    ordinal = _ORDINAL.match(text, end)
+    if ordinal:
+        end = ordinal.end()
+    m = _AFTER.match(text, end)
+    unit, scale, rate = "", 1.0, ""
+    stop = end
+    if m:
+        if m.group(1):
+            u = m.group(1).lower()
+            unit = "%" if u.startswith("%") or "cent" in u else "x"
+            stop = m.end(1)
+        if m.group(2):
+            scale = SCALES[m.group(2).lower()]
+            stop = m.end(2)
+        if m.group(3):
+            rate = "/t"
+            stop = m.end(3)
+    if text[max(0, start - 1) : start] == "%":
+        unit = "%"
+    noun = ""
+    n = _NOUN.match(text, stop)
+    if n and not rate:
+        for g in (n.group(1), n.group(2)):
+            if g and g.lower() not in STOPWORDS:
+                noun = stem(g)
+                break
+            if g and g.lower() not in ("of", "the"):
+                break
+        noun_end = n.end(1)
+        if noun:
+            after = re.match(r"\s*(?:per|a|an|each|/)\s*(\w+)", text[noun_end:])
+            if after and after.group(1).lower() in (
+                "second",
+                "minute",
+                "hour",
+                "day",
+                "week",
+                "month",
+                "year",
+            ):
+                rate = "/t"
+    raw_start = start - 1 if text[max(0, start - 1) : start] in "`₹$€£" and start else start
+    scaled = [v * scale for v in values]
+    return Num(
+        value=scaled[0],
+        alts=tuple(scaled),
+        raw=text[raw_start:stop].strip(),
+        start=raw_start,
+        end=stop,
+        unit=unit + rate,
+        noun=noun,
+        hedge=_hedge_before(text, raw_start),
+        precision=precision * scale,
+        rounded=scale > 1,
+        attr=_attr_before(text, raw_start),
+    )
+
+
+def _attr_before(text: str, start: int) -> str:
+    """The nearest content word before a number, within a few words."""
+    before = re.findall(r"[^\W\d_][\w'-]*", text[max(0, start - 40) : start])
+    for w in reversed(before[-4:]):
+        if w.lower() not in STOPWORDS and w.lower() not in HEDGES:
+            return stem(w)
+    return ""
+
+
+def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[Num]:
+    """The numbers stated in `text` (already stripped of markers), outside `skip` spans."""
+    spans = list(skip or [])
+    out: list[Num] = []
+
+    def free(a: int, b: int) -> bool:
+        return all(b <= s or a >= e for s, e in spans)
+
+    for m in _SCORE.finditer(text):
+        a, b = m.span()
+        if not free(a, b):
+            continue
+        before = text[max(0, a - 16) : a].lower()
+        after = text[b : b + 16].lower()
+        if not (_SCORE_BEFORE.search(before) or _SCORE_AFTER.match(after)):
+            continue
+        first, second = int(m.group(1)), int(m.group(2))
+        # Scores are compared as a pair, either way round ("lost 3-4" is "lost 4-3").
+        value = float(max(first, second) * 1000 + min(first, second))
+        num = _finish(text, a, b, [value], 1.0)
+        out.append(Num(**{**num.__dict__, "unit": "score"}))
+        spans.append((num.start, num.end))
+    for m in _RUN.finditer(text):
+        a, b = m.span(1)
+        if not free(a, b):
+            continue
+        values, precision = _readings(m.group(1))
+        if not values:
+            continue
+        num = _finish(text, a, b, values, precision)
+        out.append(num)
+        spans.append((num.start, num.end))
+    for m in _WORD_NUM.finditer(text):
+        a, b = m.span()
+        if not free(a, b):
+            continue
+        value = float(NUMBER_WORDS[m.group(1).lower()])
+        out.append(_finish(text, a, b, [value], 1.0))
+        spans.append((a, b))
+    out.sort(key=lambda n: n.start)
+    return out
+
+
+def same_kind(claim: Num, doc: Num) -> bool:
+    """Both percentages, both multipliers, both rates or both counts."""
+    return claim.unit == doc.unit
+
+
+def matches(claim: Num, doc: Num) -> bool:
+    """Does the document's number state the claim's number (hedges and rounding allowed)?"""
+    if not same_kind(claim, doc):
+        return False
+    for c in claim.alts:
+        for d in doc.alts:
+            if _close(c, d, claim):
+                return True
+    return False
+
+
+def _close(c: float, d: float, claim: Num) -> bool:
+    if claim.hedge == "over":
+        return d >= c and d <= c * 1.5 + claim.precision
+    if claim.hedge == "under":
+        return d <= c and d >= c * 0.5 - claim.precision
+    if abs(c - d) < 1e-9 * max(1.0, abs(d)):
+        return True
+    if claim.hedge == "approx":
+        return abs(c - d) <= max(claim.precision, 0.05 * abs(d))
+    # An unhedged round number stands for the exact one ("83 million" for 83,190,556).
+    if claim.rounded:
+        return abs(c - d) <= claim.precision / 2
+    return False
+
+
+def conflicts(claim: Num, doc: Num) -> bool:
+    """The same kind of quantity of the same thing, with a value the claim's does not match."""
+    if not same_kind(claim, doc) or matches(claim, doc):
+        return False
+    return bool(claim.noun and doc.noun and claim.noun == doc.noun)

@@ -1,0 +1,365 @@
+"""Text shapes: mojibake repair with offsets back to the original, sentence splitting, and the
+units (sentences, table blocks) a claim's content must co-occur in."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import ftfy
+
+from pitchcraft.grounding.dates import Date, find_dates
+from pitchcraft.grounding.lexicon import NEGATIONS, fold, stem, words
+from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
+
+_ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "no",
+        "nos",
+        "vs",
+        "etc",
+        "inc",
+        "ltd",
+        "co",
+        "corp",
+        "fig",
+        "figs",
+        "eg",
+        "ie",
+        "approx",
+        "est",
+        "dept",
+        "univ",
+        "jan",
+        "feb",
+        "mar",
+        "apr",
+        "jun",
+        "jul",
+        "aug",
+        "sep",
+        "sept",
+        "oct",
+        "nov",
+        "dec",
+        "al",
+        "p",
+        "pp",
+        "vol",
+        "ed",
+        "eds",
+        "rev",
+        "gen",
+        "col",
+        "lt",
+        "sr",
+        "jr",
+        "u.s",
+        "e.g",
+        "i.e",
+    ]
+)
+_BULLET = re.compile(r"^\s*(?:[-*•·▪◦‣\u2013]|\d{1,2}[.)]|[a-z][.)])\s+")
+_SENT_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)\]]*\s+(?=[\"\u201c\u2018(\[]?[A-Z0-9])")
+_TABLE_LINE_MAX = 70
+
+
+def repair(text: str) -> str:
+    """Mojibake and odd Unicode fixed ("â€“" → "-"); ASCII passes through untouched."""
+    return text if text.isascii() else ftfy.fix_text(text)
+
+
+def _split_prose(text: str, offset: int = 0) -> list[tuple[int, int]]:
+    """Sentence spans of one paragraph, not breaking after abbreviations or initials."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENT_END.finditer(text):
+        before = text[start : m.start()]
+        last = re.search(r"([\w.]+)[.!?][\"\u201d\u2019)\]]*$", before)
+        if last:
+            word = last.group(1).lower()
+            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+                continue
+        if before.strip():
+            spans.append((offset + start, offset + m.start()))
+        start = m.end()
+    if text[start:].strip():
+        spans.append((offset + start, offset + len(text.rstrip())))
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    """Marketing text → sentences: bullets and line breaks end an item, abbreviations and
+    decimals do not end a sentence, wrapped lines are joined."""
+    text = repair(text).replace("\r\n", "\n").replace("\r", "\n")
+    items: list[str] = []
+    current = ""
+    for raw in text.split("\n"):
+        line = raw.strip()
+        bullet = _BULLET.match(raw)
+        if not line:
+            if current:
+                items.append(current)
+            current = ""
+            continue
+        if bullet:
+            if current:
+                items.append(current)
+            current = raw[bullet.end() :].strip()
+            continue
+        joins = current and (
+            line[0].islower() or not current.rstrip().endswith((".", "!", "?", ":"))
+        )
+        if joins and not (len(current) < 60 and not current.endswith(",") and line[0].isupper()):
+            current = f"{current} {line}"
+        else:
+            if current:
+                items.append(current)
+            current = line
+    if current:
+        items.append(current)
+    out: list[str] = []
+    for item in items:
+        for a, b in _split_prose(item):
+            sentence = item[a:b].strip()
+            if re.search(r"\w", sentence):
+                out.append(sentence)
+    return out
+
+
+@dataclass
+class Row:
+    start: int
+    end: int
+    stems: set[str]
+    words: list[tuple[str, int, int]]  # (stem, start, end) in the repaired text
+    nums: list[Num]
+    dates: list[Date]
+    cells: list[tuple[int, int]]  # spans of the row's entries, for column alignment
+    negated: bool
+    names: set[str] = field(default_factory=set)  # stems of capitalised words inside sentences
+
+
+@dataclass
+class Unit:
+    """A passage sentence, or a block of table rows read together."""
+
+    start: int
+    end: int
+    rows: list[Row]
+    table: bool
+    stems: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Analysed:
+    original: str
+    text: str  # repaired
+    units: list[Unit]
+    offsets: list[int] | None  # repaired index → original index, None when unchanged
+    stems: set[str]
+    capitalised: set[str] = field(default_factory=set)  # folded words written as names
+    lower: set[str] = field(default_factory=set)  # folded words written in lower case
+
+    def to_original(self, a: int, b: int) -> tuple[int, int]:
+        if self.offsets is None:
+            return a, b
+        return self.offsets[a], self.offsets[min(b, len(self.offsets) - 1)]
+
+
+def _offset_map(original: str, fixed: str) -> list[int]:
+    """Repaired index → original index (a repaired run maps to the start of what it replaced)."""
+    out = [0] * (len(fixed) + 1)
+    matcher = difflib.SequenceMatcher(None, fixed, original, autojunk=False)
+    for tag, i1, i2, j1, _j2 in matcher.get_opcodes():
+        for k in range(i1, i2):
+            out[k] = j1 + (k - i1) if tag == "equal" else j1
+    out[len(fixed)] = len(original)
+    return out
+
+
+def _word_list(text: str, a: int, b: int) -> list[tuple[str, int, int]]:
+    """Stemmed words of text[a:b]; a word broken by a hyphen at a line end ("ef- ficient") is
+    joined again."""
+    raw = [(w, s + a, e + a) for w, s, e in words(text[a:b])]
+    out: list[tuple[str, int, int]] = []
+    i = 0
+    while i < len(raw):
+        w, s, e = raw[i]
+        if i + 1 < len(raw):
+            nw, ns, ne = raw[i + 1]
+            gap = text[e:ns]
+            if re.fullmatch(r"-\s+", gap) and nw[:1].islower() and w[-1:].islower():
+                out.append((stem(w + nw), s, ne))
+                i += 2
+                continue
+        for part in re.split(r"[-']", w) if "-" in w else []:
+            if part:
+                out.append((stem(part), s, e))
+        out.append((stem(w), s, e))
+        i += 1
+    return out
+
+
+def _negated(text: str) -> bool:
+    low = fold(text)
+    if re.search(r"n't\b|\bjust missed\b|\bmissed out\b|\bfailed to\b", low):
+        return True
+    return any(w in NEGATIONS for w in re.findall(r"[a-z']+", low))
+
+
+def _cells(text: str, a: int, b: int, nums: list[Num]) -> list[tuple[int, int]]:
+    """Entries of a table row in order: numbers, and runs of words between separators."""
+    spans = [(n.start, n.end) for n in nums]
+    line = text[a:b]
+    for m in re.finditer(r"[^|\d\U0001F000-\U0001FFFF\u2600-\u27BF`]+", line):
+        seg_a, seg_b = m.start() + a, m.end() + a
+        if any(seg_a < e and seg_b > s for s, e in spans):
+            continue
+        chunk = text[seg_a:seg_b]
+        if re.search(r"[^\W\d_]", chunk):
+            lead = len(chunk) - len(chunk.lstrip())
+            spans.append((seg_a + lead, seg_a + len(chunk.rstrip())))
+    # Separate capitalised names that only spaces divide ("Germany Austria France").
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(spans):
+        seg = text[s:e]
+        if re.fullmatch(r"(?:[A-Z][\w.'-]*\s*)+", seg) and "|" not in seg:
+            parts = list(re.finditer(r"[A-Z][\w.'-]*(?:\s+(?:City|Town|Republic|States))?", seg))
+            if len(parts) > 1:
+                out.extend((s + p.start(), s + p.end()) for p in parts)
+                continue
+        out.append((s, e))
+    return out
+
+
+def _row(text: str, clean: str, a: int, b: int, table: bool) -> Row:
+    dates = find_dates(clean[a:b])
+    dates = [Date(d.year, d.month, d.day, d.raw, d.start + a, d.end + a, d.until) for d in dates]
+    local = find_numbers(clean[a:b], [(d.start - a, d.end - a) for d in dates])
+    nums = [Num(**{**n.__dict__, "start": n.start + a, "end": n.end + a}) for n in local]
+    wl = _word_list(text, a, b)
+    cells = _cells(text, a, b, nums) if table else []
+    names = set()
+    for w, s, _ in words(text[a:b]):
+        before = text[a : a + s].rstrip()
+        if w[:1].isupper() and not w.isupper() and before and before[-1] not in '.!?:;"\u201c(':
+            names.add(stem(w))
+    return Row(a, b, {w for w, _, _ in wl}, wl, nums, dates, cells, _negated(text[a:b]), names)
+
+
+def _is_table_line(line: str) -> bool:
+    s = line.strip()
+    if "|" in s:
+        return True
+    return len(s) < _TABLE_LINE_MAX and not s.endswith((".", "!", "?", ";", ",", ":"))
+
+
+@lru_cache(maxsize=512)
+def analyse(original: str) -> Analysed:
+    """Split a passage into units; cached, as every sentence is checked against it."""
+    text = repair(original)
+    offsets = None if text == original else _offset_map(original, text)
+    clean = strip_markers(text)
+    units: list[Unit] = []
+    lines: list[tuple[int, int]] = []
+    pos = 0
+    for line in text.split("\n"):
+        if line.strip():
+            lines.append((pos, pos + len(line)))
+        pos += len(line) + 1
+    i = 0
+    while i < len(lines):
+        a, b = lines[i]
+        if _is_table_line(text[a:b]):
+            j = i
+            while j + 1 < len(lines) and _is_table_line(text[lines[j + 1][0] : lines[j + 1][1]]):
+                if text[lines[j + 1][0]].islower():
+                    break
+                j += 1
+            block = lines[i : j + 1]
+            for k in range(0, len(block), 8):
+                window = block[max(0, k - 2) : k + 10]
+                rows = [_row(text, clean, s, e, True) for s, e in window]
+                units.append(Unit(window[0][0], window[-1][1], rows, True))
+                if k + 10 >= len(block):
+                    break
+            i = j + 1
+            continue
+        # Prose: join wrapped lines until one ends a sentence and the next does not continue it.
+        j = i
+        while j + 1 < len(lines):
+            cur = text[lines[j][0] : lines[j][1]].rstrip()
+            nxt = text[lines[j + 1][0] : lines[j + 1][1]].lstrip()
+            if nxt[:1].islower() or (not cur.endswith((".", "!", "?", ":")) and len(cur) >= 50):
+                j += 1
+                continue
+            break
+        pa, pb = lines[i][0], lines[j][1]
+        for s, e in _split_prose(text[pa:pb], pa):
+            units.append(Unit(s, e, [_row(text, clean, s, e, False)], False))
+        i = j + 1
+    all_stems: set[str] = set()
+    for u in units:
+        u.stems = set().union(*(r.stems for r in u.rows))
+        all_stems |= u.stems
+    capitalised, lower = set(), set()
+    for w, a, _ in words(text):
+        if w[:1].islower():
+            lower.add(fold(w))
+            continue
+        before = text[max(0, a - 3) : a].rstrip(" \t\"'\u201c\u2018")
+        if before and before[-1] not in ".!?\n":
+            capitalised.add(fold(w))
+    return Analysed(original, text, units, offsets, all_stems, capitalised, lower)
+
+
+_ABBR_DEF = re.compile(
+    r"((?:[A-Z][\w-]*[\s-]+(?:[a-z]{1,3}\s+)?){1,6})\(\s*([A-Z][A-Za-z]{1,7})\s*\)"
+)
+
+
+def abbreviations(texts: list[str]) -> dict[str, set[str]]:
+    """Abbreviations the documents define ("Deep Learning (DL)") → the stems they stand for."""
+    out: dict[str, set[str]] = {}
+    for text in texts:
+        for m in _ABBR_DEF.finditer(text):
+            long_words = re.findall(r"[A-Za-z]+", m.group(1))
+            abbr = m.group(2)
+            letters = [w[0].lower() for w in long_words if w[0].isupper()]
+            caps = [c.lower() for c in abbr if c.isupper()]
+            if len(caps) >= 2 and "".join(letters).endswith("".join(caps)):
+                chosen = [w for w in long_words if w[0].isupper()][-len(caps) :]
+                out[stem(abbr)] = {stem(w) for w in chosen}
+    return out
+
+
+def quote_span(an: Analysed, a: int, b: int, focus: list[tuple[int, int]]) -> str:
+    """A verbatim quote (8-300 chars) of the original text around `focus`, within [a, b)."""
+    if focus:
+        fa = min(s for s, _ in focus)
+        fb = max(e for _, e in focus)
+    else:
+        fa, fb = a, b
+    if b - a > 300:
+        # Keep the matched words, with as much of their unit around them as fits.
+        room = max(0, 300 - (fb - fa))
+        a = max(a, fa - room // 2)
+        b = min(b, max(fb, a + 300))
+        if b - a > 300:
+            a, b = fa, min(fb, fa + 300)
+    oa, ob = an.to_original(a, b)
+    quote = an.original[oa:ob].strip()
+    if len(quote) < 8:
+        oa = max(0, oa - 20)
+        ob = min(len(an.original), ob + 20)
+        quote = an.original[oa:ob].strip()
+    return quote[:300].strip()

@@ -1,0 +1,168 @@
+"""From where a sentence's items were found to a verdict, a reason, evidence and checks."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
+from pitchcraft.grounding.text import quote_span
+
+if TYPE_CHECKING:
+    from pitchcraft.grounding.claims import UnitMatch
+    from pitchcraft.grounding.extract import Item, Parsed
+
+
+def _where(m: UnitMatch) -> str:
+    return m.passage.label or f"Passage {m.passage.n}"
+
+
+def _listing(texts: list[str]) -> str:
+    texts = list(dict.fromkeys(texts))
+    if len(texts) <= 1:
+        return "".join(texts)
+    return ", ".join(texts[:-1]) + " and " + texts[-1]
+
+
+def _statement(text: str) -> str:
+    s = text.strip().rstrip(".!?")
+    return s[:1].lower() + s[1:] if s[:2].istitle() and not s[:1].isupper() else s
+
+
+def evidence_for(m: UnitMatch, idxs: list[int]) -> Evidence:
+    spans = [(m.hits[i].start, m.hits[i].end) for i in idxs if i in m.hits]
+    spans += [(m.conflicts[i].start, m.conflicts[i].end) for i in idxs if i in m.conflicts]
+    return Evidence(m.passage.n, quote_span(m.an, m.unit.start, m.unit.end, spans))
+
+
+def _checks(
+    items: list[Item], hits: dict[int, str | None], conflicts: dict[int, str]
+) -> list[Check]:
+    out = []
+    for idx, item in enumerate(items):
+        value = conflicts.get(idx) if idx in conflicts else hits.get(idx)
+        if item.kind == "number":
+            out.append(Check("number", item.text, idx in hits, value))
+        elif item.kind == "date":
+            out.append(Check("date", item.text, idx in hits, value))
+        elif item.kind == "name":
+            out.append(Check("name", item.text, idx in hits, None))
+        else:
+            out.append(Check("term", item.text, idx in hits, None))
+    return out
+
+
+def decide(
+    sentence: str, parsed: Parsed, found: list[UnitMatch], subject_ok: dict[int, bool]
+) -> Claim:
+    items = parsed.items
+    content = [i for i, it in enumerate(items) if not it.subject]
+    if not content:
+        return Claim(
+            sentence,
+            "unsupported",
+            "This sentence states nothing your documents could back.",
+            [],
+            _checks(items, {}, {}),
+        )
+    valid = [m for m in found if not m.negated and any(not items[i].subject for i in m.hits)]
+    valid += [m for m in found if not m.negated and m.conflicts and m not in valid]
+    negated = [m for m in found if m.negated]
+    best = max(valid, key=lambda m: m.score, default=None)
+
+    # A passage that states the same thing negated ("failed to", "just missed out").
+    for m in negated:
+        covered = [i for i in content if i in m.hits]
+        if len(covered) == len(content) and (best is None or m.score >= best.score):
+            quote = evidence_for(m, covered)
+            return Claim(
+                sentence,
+                "contradicted",
+                f"{_where(m)} says otherwise: \u201c{quote.quote}\u201d.",
+                [quote],
+                _checks(items, {}, {i: quote.quote for i in covered[:1]}),
+            )
+
+    hits: dict[int, str | None] = {}
+    conflicts: dict[int, str] = {}
+    used: list[tuple[UnitMatch, list[int]]] = []
+    if best is not None:
+        mine = [i for i in best.hits if not items[i].subject]
+        for i in mine:
+            hits[i] = best.hits[i].value
+        for i, h in best.conflicts.items():
+            if i not in hits:
+                conflicts[i] = h.value or ""
+        used.append((best, mine + list(best.conflicts)))
+        # A clause with an item found in the best sentence must be found there entirely.
+        settled = {items[i].clause for i in mine} | {items[i].clause for i in best.conflicts}
+        for m in sorted(valid, key=lambda m: -m.score):
+            if m is best:
+                continue
+            own = [i for i in m.hits if not items[i].subject]
+            new = [i for i in own if i not in hits and items[i].clause not in settled]
+            # Another sentence counts only where it states two of the claim's items itself.
+            if new and len(own) >= 2:
+                for i in new:
+                    hits[i] = m.hits[i].value
+                    conflicts.pop(i, None)
+                used.append((m, new))
+    for i, ok in subject_ok.items():
+        # The subject may be named in another passage, unless the sentence that states the
+        # facts names someone else.
+        if best is not None and (i in best.hits or (ok and not best.rivals)):
+            hits[i] = None
+    for i in list(conflicts):
+        if i in hits:
+            del conflicts[i]
+    evidence = [evidence_for(m, idxs) for m, idxs in used]
+    evidence = list(dict.fromkeys(evidence))
+    checks = _checks(items, hits, conflicts)
+    verdict, reason = _verdict(sentence, items, content, hits, conflicts, used)
+    if verdict == "unsupported":
+        evidence = []
+    return Claim(sentence, verdict, reason, evidence, checks)
+
+
+def _verdict(
+    sentence: str,
+    items: list[Item],
+    content: list[int],
+    hits: dict[int, str | None],
+    conflicts: dict[int, str],
+    used: list[tuple[UnitMatch, list[int]]],
+) -> tuple[Verdict, str]:
+    where = _where(used[0][0]) if used else "Your documents"
+    hit = [i for i in content if i in hits]
+    missing = [i for i in content if i not in hits and i not in conflicts]
+    substantive = [i for i in hit if items[i].kind != "name"]
+    if conflicts:
+        wrong = _listing([items[i].text for i in conflicts])
+        value = _listing([v for v in conflicts.values() if v])
+        reason = f"{where} says {value}, not {wrong}."
+        clauses = {items[i].clause for i in conflicts}
+        beside = [
+            i
+            for i in substantive + [i for i in hit if items[i].kind == "name"]
+            if items[i].clause not in clauses
+        ]
+        if beside:
+            right = _listing([items[i].text for i in beside])
+            return "partial", f"{where} states {right}, but it says {value}, not {wrong}."
+        return "contradicted", reason
+    if not hit or not substantive:
+        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
+    hard_missing = [i for i in missing if items[i].kind != "term" or items[i].hard]
+    soft_missing = [i for i in missing if i not in hard_missing]
+    terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
+    if not hard_missing and len(soft_missing) <= len(terms) // 6:
+        return "supported", f"{where} states this."
+    numbers = [i for i in content if items[i].kind in ("number", "date")]
+    found_weight = sum(items[i].weight for i in hit)
+    total_weight = sum(items[i].weight for i in content)
+    if numbers and not any(i in hits for i in numbers) and found_weight < 0.5 * total_weight:
+        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
+    if found_weight < 2 or (len(substantive) < 2 and found_weight < 0.34 * total_weight):
+        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
+    right = _listing([items[i].text for i in hit])
+    lacking = _listing([items[i].text for i in missing])
+    return "partial", f"{where} states {right}, but nothing in your documents states {lacking}."
