@@ -31,6 +31,7 @@ class Passage:
     section: str | None
     text: str
     score: float
+    chunk_index: int | None = None  # where the source viewer finds its neighbours
 
     @property
     def label(self) -> str:
@@ -53,6 +54,7 @@ class Passage:
             "snippet": self.text,
             "score": round(self.score, 6),
             "cited": cited,
+            "chunk_index": self.chunk_index,
         }
 
     @classmethod
@@ -65,6 +67,7 @@ class Passage:
             section=hit.section,
             text=(hit.text if text is None else text).strip(),
             score=hit.score,
+            chunk_index=hit.chunk_index,
         )
 
 
