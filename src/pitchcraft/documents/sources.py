@@ -17,9 +17,10 @@ import filetype  # type: ignore[import-untyped]
 from pitchcraft.core.errors import AppError, NotFound
 from pitchcraft.documents import preview
 from pitchcraft.documents.models import Document
-from pitchcraft.documents.preview.office import NEEDS_LIBREOFFICE, soffice_binary
+from pitchcraft.documents.preview.office import NEEDS_LIBREOFFICE
 from pitchcraft.documents.service import Documents
 from pitchcraft.documents.storage import FileStore
+from pitchcraft.ingestion.parsers.ppt import find_soffice
 from pitchcraft.vectors.base import MAX_PASSAGES, Hit, VectorIndex
 
 MEDIA_TYPES = {
@@ -86,7 +87,7 @@ class Sources:
     documents: Documents
     store: FileStore
     index: Callable[[], VectorIndex]
-    soffice: str | None = None
+    soffice: str | None = None  # SOFFICE_PATH; unset means `soffice` on PATH, if any
     timeout_s: float = 60.0
     memory_mb: int = 2048
 
@@ -124,7 +125,9 @@ class Sources:
             )
         if page < 1:
             raise _no_page(page)
-        if doc.file_type == "ppt" and soffice_binary(self.soffice) is None:
+        # LibreOffice as the parser finds it: the configured binary, else one on PATH.
+        soffice = find_soffice(self.soffice) if doc.file_type in ("pptx", "ppt") else None
+        if doc.file_type == "ppt" and soffice is None:
             # Not a missing page: the slide exists, this server cannot draw it.
             raise PreviewFailed(f"{doc.filename}: {NEEDS_LIBREOFFICE}.")
         path = self._path(doc)
@@ -135,7 +138,7 @@ class Sources:
                 doc.file_type,
                 page,
                 text,
-                soffice=self.soffice,
+                soffice=soffice,
                 width=width,
                 timeout_s=self.timeout_s,
                 memory_mb=self.memory_mb,
