@@ -24,6 +24,7 @@ from sqlalchemy import select
 from pitchcraft.documents import preview as pv
 from pitchcraft.jobs.models import Job
 from pitchcraft.web.app import create_app
+from pitchcraft.web.pages.format import mark
 from tests.conftest import CORPUS, PgSchema, auth, make_settings, register
 from tests.docs_helpers import upload, wait_final
 
@@ -281,3 +282,20 @@ def test_deleted_document_leaves_the_passage(world: World) -> None:
     assert "page.png" not in page.text and "/file" not in page.text
     png = world.page(f"/results/{job['job_id']}/sources/{copy['n']}/page.png")
     assert png.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("text", "quote", "expected", "found"),
+    [
+        ("Three trucks\nwere used.", "trucks were", "Three <mark>trucks\nwere</mark> used.", True),
+        ("A TOTAL of 3", "a total", "<mark>A TOTAL</mark> of 3", True),
+        ("<b>bold</b> & co", "bold</b>", "&lt;b&gt;<mark>bold&lt;/b&gt;</mark> &amp; co", True),
+        ("<i>x</i>", "absent", "&lt;i&gt;x&lt;/i&gt;", False),
+        ("plain", None, "plain", False),
+        ("a.b", ".", "a<mark>.</mark>b", True),
+    ],
+)
+def test_marking_a_quote_escapes_everything(
+    text: str, quote: str | None, expected: str, found: bool
+) -> None:
+    assert mark(text, quote) == (expected, found)
