@@ -71,13 +71,15 @@ def world(
                 "handbook": (HANDBOOK.name, HANDBOOK.read_bytes()),
                 "norwich": (NORWICH.name, NORWICH.read_bytes()),
                 "locked": (LOCKED.name, LOCKED.read_bytes()),
+                "broken": ("broken.pdf", MEMO.read_bytes()[:1500]),  # cut short
             }
             entries = upload(c, token, *files.values())
             docs = {what: e["id"] for what, e in zip(files, entries, strict=True)}
             names = {what: e["filename"] for what, e in zip(files, entries, strict=True)}
             for what, doc_id in docs.items():
                 status = wait_final(c, token, doc_id)["status"]
-                assert status == ("failed" if what == "locked" else "indexed"), (what, status)
+                failed = what in ("locked", "broken")
+                assert status == ("failed" if failed else "indexed"), (what, status)
             yield World(c, token, other, docs, names)
     finally:
         if schema:
@@ -181,6 +183,9 @@ def test_pages_that_do_not_exist_and_documents_without_pages(world: World) -> No
     r = preview(world, "locked", 1)
     assert r.status_code == 422 and r.json()["code"] == "preview_failed", r.text
     assert "password" in r.json()["detail"]
+    r = preview(world, "broken", 1, "anything")
+    assert r.status_code == 422 and r.json()["code"] == "preview_failed", r.text
+    assert "damaged or truncated" in r.json()["detail"]
 
 
 def test_another_users_document_is_not_found(world: World) -> None:
