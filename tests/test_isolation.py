@@ -202,6 +202,20 @@ def api_upload(w: World) -> None:
     assert w.b_api("DELETE", f"/api/v1/documents/{entry['id']}").status_code == 204
 
 
+def api_document_part(path: str, code: str = "document_not_found") -> Callable[[World], None]:
+    """One of A's documents by its address (file, page, passage): 404 for B, A's still there."""
+
+    def check(w: World) -> None:
+        target = path.format(a_doc=w.a_doc)
+        r = w.b_api("GET", target)
+        assert r.status_code == 404, (target, r.status_code, r.text[:300])
+        assert r.json()["code"] == code
+        assert_no_leak(r, target)
+        assert w.a_api("GET", target).status_code in {200, 422}  # A's own: served or "no pages"
+
+    return check
+
+
 def api_search(w: World) -> None:
     for query in B_PROBES:
         r = w.b_api("POST", "/api/v1/search", json={"query": query, "limit": 50})
@@ -325,6 +339,15 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("GET", "/api/v1/documents"): api_list("/api/v1/documents"),
     ("GET", "/api/v1/documents/{document_id}"): api_get_document,
     ("DELETE", "/api/v1/documents/{document_id}"): api_delete_document,
+    ("GET", "/api/v1/documents/{document_id}/file"): api_document_part(
+        "/api/v1/documents/{a_doc}/file"
+    ),
+    ("GET", "/api/v1/documents/{document_id}/pages/{page}/preview"): api_document_part(
+        "/api/v1/documents/{a_doc}/pages/1/preview"
+    ),
+    ("GET", "/api/v1/documents/{document_id}/passages/{chunk_index}/context"): api_document_part(
+        "/api/v1/documents/{a_doc}/passages/0/context"
+    ),
     ("POST", "/api/v1/search"): api_search,
     ("GET", "/api/v1/rag/prompt-template"): api_get_template,
     ("POST", "/api/v1/rag/prompt-template"): api_save_template,
@@ -358,6 +381,11 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("GET", "/results/{job_id}"): page("/results/{a_job}", status=404),
     ("GET", "/results/{job_id}/live"): page("/results/{a_job}/live", status=404),
     ("POST", "/results/{job_id}/rerun"): page_post("/results/{a_job}/rerun", {}, expect={404}),
+    ("GET", "/results/{job_id}/sources/{n}"): page("/results/{a_job}/sources/1", status=404),
+    ("GET", "/results/{job_id}/sources/{n}/page.png"): page(
+        "/results/{a_job}/sources/1/page.png", status=404
+    ),
+    ("GET", "/documents/{document_id}/file"): page("/documents/{a_doc}/file", status=404),
     ("GET", "/history"): page("/history"),
     ("GET", "/history/list"): page("/history/list"),
 }

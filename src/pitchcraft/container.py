@@ -16,6 +16,7 @@ from pitchcraft.core.db import Database
 from pitchcraft.core.persistence import PathReport, ensure_persistent
 from pitchcraft.core.system import stored_jwt_secret
 from pitchcraft.documents.service import Documents
+from pitchcraft.documents.sources import Sources
 from pitchcraft.documents.storage import FileStore
 from pitchcraft.embedding import build_embedder
 from pitchcraft.embedding.base import Embedder, SparseEncoder
@@ -66,6 +67,7 @@ class Container:
     embedder: Lazy[Embedder]
     sparse: Lazy[SparseEncoder]
     documents: Documents
+    sources: Sources
     search: Search
     templates: Templates
     refine: Refine
@@ -129,6 +131,13 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     documents = Documents(db=db, store=store, index=index, notify=wakeup)
     if settings.clear_documents_on_login:
         accounts.on_login.append(documents.clear_user)
+    sources = Sources(
+        documents=documents,
+        store=store,
+        index=index,
+        soffice=settings.soffice_path,
+        memory_mb=settings.parse_memory_mb,
+    )
     search = Search(index=index, embedder=embedder, sparse=sparse)
     templates = Templates(db)
     llm = build_llm(settings)
@@ -142,6 +151,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         embedder=embedder,
         sparse=sparse,
         documents=documents,
+        sources=sources,
         search=search,
         templates=templates,
         refine=refine,

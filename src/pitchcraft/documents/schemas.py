@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel
 
 from pitchcraft.documents.models import Document
+from pitchcraft.documents.sources import InContext
 
 
 class DocumentOut(BaseModel):
@@ -38,4 +39,39 @@ class DocumentOut(BaseModel):
             notes=d.notes,
             created_at=d.created_at,
             indexed_at=d.indexed_at,
+        )
+
+
+class PassageOut(BaseModel):
+    chunk_index: int
+    text: str
+    focus: bool
+    page: int | None
+    section: str | None
+
+
+class PassageContextOut(BaseModel):
+    """A passage and its neighbours, in document order; `focus` marks the passage asked for."""
+
+    document_id: str
+    filename: str
+    chunk_index: int
+    passages: list[PassageOut]
+
+    @classmethod
+    def of(cls, c: InContext) -> PassageContextOut:
+        return cls(
+            document_id=c.document_id,
+            filename=c.filename,
+            chunk_index=c.chunk_index,
+            passages=[
+                PassageOut(
+                    chunk_index=p.chunk_index,
+                    text=p.text,
+                    focus=p.focus,
+                    page=p.page,
+                    section=p.section,
+                )
+                for p in c.passages
+            ],
         )

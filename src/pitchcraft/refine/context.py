@@ -31,7 +31,7 @@ class Passage:
     section: str | None
     text: str
     score: float
-    chunk_index: int | None = None
+    chunk_index: int | None = None  # where the source viewer finds its neighbours
 
     @property
     def label(self) -> str:

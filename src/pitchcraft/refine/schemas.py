@@ -83,6 +83,7 @@ class Source(BaseModel):
     snippet: str
     score: float | None
     cited: bool = True
+    # The passage's place in its document; None for sources saved before it was kept.
     chunk_index: int | None = None
 
 
@@ -200,8 +201,12 @@ def _source(raw: Any) -> dict[str, Any]:
         "snippet": str(raw.get("snippet") or ""),
         "score": raw.get("score") if isinstance(raw.get("score"), int | float) else None,
         "cited": bool(raw.get("cited", True)),
-        "chunk_index": raw.get("chunk_index") if isinstance(raw.get("chunk_index"), int) else None,
+        "chunk_index": _whole(raw.get("chunk_index")),
     }
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _claims(raw: Any) -> list[ClaimOut] | None:

@@ -71,6 +71,17 @@ class Hit:
     score: float
 
 
+MAX_PASSAGES = 256  # chunk indexes one `passages` call may ask for
+
+
+def wanted_chunks(chunk_indexes: Sequence[int]) -> list[int]:
+    """The distinct non-negative chunk indexes asked for (ValueError past MAX_PASSAGES)."""
+    wanted = sorted({int(i) for i in chunk_indexes if int(i) >= 0})
+    if len(wanted) > MAX_PASSAGES:
+        raise ValueError(f"at most {MAX_PASSAGES} passages at a time, not {len(wanted)}")
+    return wanted
+
+
 class VectorStoreLocked(RuntimeError):
     """The embedded index is held by another process (Qdrant Edge locks each shard's WAL).
 
@@ -109,6 +120,10 @@ class VectorIndex(Protocol):
 
     def document_ids(self, user_id: int) -> set[str]:
         """Every document id that has points in the user's collection."""
+
+    def passages(self, user_id: int, document_id: str, chunk_indexes: Sequence[int]) -> list[Hit]:
+        """The document's passages with these chunk indexes, in chunk order, score 0; an
+        index with no passage (out of range, or no collection) is simply left out."""
 
     def optimize(self, user_id: int) -> None:
         """Called once a document is fully indexed: build the ANN index where the backend

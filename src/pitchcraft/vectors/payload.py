@@ -9,6 +9,7 @@ from typing import Any, TypedDict
 from pitchcraft.vectors.base import Hit, IndexPoint, SparseVec
 
 DOCUMENT_ID = "document_id"
+CHUNK_INDEX = "chunk_index"
 
 
 class _Passage(TypedDict):
@@ -26,13 +27,19 @@ def payload_of(point: IndexPoint) -> dict[str, Any]:
         "filename": point.filename,
         "page": point.page,
         "section": point.section,
-        "chunk_index": point.chunk_index,
+        CHUNK_INDEX: point.chunk_index,
         "text": point.text,
     }
 
 
 def hit_from(payload: dict[str, Any], score: float) -> Hit:
     return Hit(**_passage(payload), score=float(score))
+
+
+def in_chunk_order(hits: Sequence[Hit]) -> list[Hit]:
+    """Hits by chunk index, each index once (a re-indexed document never has two)."""
+    by_index = {h.chunk_index: h for h in hits}
+    return [by_index[i] for i in sorted(by_index)]
 
 
 def point_from(
@@ -49,6 +56,6 @@ def _passage(payload: dict[str, Any]) -> _Passage:
         filename=str(payload.get("filename", "")),
         page=int(page) if page is not None else None,
         section=str(section) if section is not None else None,
-        chunk_index=int(payload.get("chunk_index", 0)),
+        chunk_index=int(payload.get(CHUNK_INDEX, 0)),
         text=str(payload.get("text", "")),
     )

@@ -37,9 +37,17 @@ from pitchcraft.vectors.base import (
     SparseVec,
     check_sparse,
     dense_values,
+    wanted_chunks,
 )
 from pitchcraft.vectors.fusion import hybrid_search
-from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of, point_from
+from pitchcraft.vectors.payload import (
+    CHUNK_INDEX,
+    DOCUMENT_ID,
+    hit_from,
+    in_chunk_order,
+    payload_of,
+    point_from,
+)
 from pitchcraft.vectors.qdrant_edge_shards import EdgeShards
 
 log = logging.getLogger(__name__)
@@ -141,6 +149,24 @@ class EdgeIndex:
                 return set()
             facets = shard.facet(qe.FacetRequest(key=DOCUMENT_ID, limit=points, exact=True))
             return {str(hit.value) for hit in facets.hits if hit.count > 0}
+
+    def passages(self, user_id: int, document_id: str, chunk_indexes: Sequence[int]) -> list[Hit]:
+        wanted = wanted_chunks(chunk_indexes)
+        if not wanted:
+            return []
+        flt = qe.Filter(
+            must=[
+                qe.FieldCondition(key=DOCUMENT_ID, match=qe.MatchValue(document_id)),
+                qe.FieldCondition(key=CHUNK_INDEX, match=qe.MatchAny(wanted)),
+            ]
+        )
+        with self._shards.borrow(user_id) as shard:
+            if shard is None:
+                return []
+            records, _ = shard.scroll(
+                qe.ScrollRequest(limit=len(wanted), filter=flt, with_payload=True)
+            )
+        return in_chunk_order([hit_from(r.payload or {}, 0.0) for r in records])
 
     def optimize(self, user_id: int) -> None:
         if user_id in self._optimized:

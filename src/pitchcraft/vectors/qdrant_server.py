@@ -29,9 +29,16 @@ from pitchcraft.vectors.base import (
     check_sparse,
     collection_name,
     dense_values,
+    wanted_chunks,
 )
 from pitchcraft.vectors.fusion import hybrid_search
-from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of
+from pitchcraft.vectors.payload import (
+    CHUNK_INDEX,
+    DOCUMENT_ID,
+    hit_from,
+    in_chunk_order,
+    payload_of,
+)
 
 UPSERT_BATCH = 256
 
@@ -186,6 +193,30 @@ class ServerIndex:
                 return set()
             raise
         return {str(hit.value) for hit in facets.hits if hit.count > 0}
+
+    def passages(self, user_id: int, document_id: str, chunk_indexes: Sequence[int]) -> list[Hit]:
+        wanted = wanted_chunks(chunk_indexes)
+        if not wanted:
+            return []
+        flt = models.Filter(
+            must=[
+                models.FieldCondition(key=DOCUMENT_ID, match=models.MatchValue(value=document_id)),
+                models.FieldCondition(key=CHUNK_INDEX, match=models.MatchAny(any=wanted)),
+            ]
+        )
+        try:
+            records, _ = self.client.scroll(
+                collection_name(user_id),
+                scroll_filter=flt,
+                limit=len(wanted),
+                with_payload=True,
+                with_vectors=False,
+            )
+        except (UnexpectedResponse, ValueError) as exc:
+            if _missing_collection(exc):
+                return []
+            raise
+        return in_chunk_order([hit_from(r.payload or {}, 0.0) for r in records])
 
     def optimize(self, user_id: int) -> None:
         """Nothing to do: a Qdrant server optimises its collections in the background."""

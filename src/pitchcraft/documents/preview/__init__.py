@@ -50,6 +50,7 @@ __all__ = [
     "PreviewError",
     "highlight_mask",
     "is_highlight",
+    "numbered_in_context",
     "page_count",
     "passage_in_context",
     "render_page",
@@ -190,20 +191,28 @@ def passage_in_context(
     """Passage `index` among up to `radius` neighbours on each side, as (text, is_focus), for
     documents without pages. Text a neighbour shares with the passage next to it (chunking's
     overlap) is left out of the neighbour, so nothing reads twice; the focus stays whole."""
+    return [(text, focus) for _, text, focus in numbered_in_context(passages, index, radius)]
+
+
+def numbered_in_context(
+    passages: Sequence[str], index: int, radius: int = 1
+) -> list[tuple[int, str, bool]]:
+    """`passage_in_context` with each passage's position in `passages`, for callers that
+    show where each one comes from."""
     if not 0 <= index < len(passages):
         raise IndexError(f"passage {index} out of range (there are {len(passages)})")
     radius = max(0, radius)
     first, last = max(0, index - radius), min(len(passages), index + radius + 1)
-    out: list[tuple[str, bool]] = [(passages[index], True)]
+    out: list[tuple[int, str, bool]] = [(index, passages[index], True)]
     for i in range(index - 1, first - 1, -1):  # outwards, each against the one after it
         text = passages[i]
         shared = _overlap(text, passages[i + 1])
-        out.insert(0, (text[: len(text) - shared].rstrip(), False))
+        out.insert(0, (i, text[: len(text) - shared].rstrip(), False))
     for i in range(index + 1, last):
         text = passages[i]
         shared = _overlap(passages[i - 1], text)
-        out.append((text[shared:].lstrip(), False))
-    return [(text, focus) for text, focus in out if focus or text]
+        out.append((i, text[shared:].lstrip(), False))
+    return [(i, text, focus) for i, text, focus in out if focus or text]
 
 
 def _overlap(before: str, after: str) -> int:

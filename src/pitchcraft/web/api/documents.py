@@ -1,11 +1,16 @@
-"""/documents: upload, list, get, delete."""
+"""/documents: upload, list, get, delete; the original file, page previews, passages."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
 
-from pitchcraft.documents.schemas import DocumentOut
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import FileResponse
+
+from pitchcraft.documents.schemas import DocumentOut, PassageContextOut
+from pitchcraft.documents.sources import DEFAULT_RADIUS, MAX_HIGHLIGHT_CHARS, MAX_RADIUS
 from pitchcraft.web.deps import ContainerDep, CurrentUser
+from pitchcraft.web.downloads import FILE_RESPONSES, PNG_RESPONSES, file_response, png_response
 from pitchcraft.web.uploads import upload_for
 
 router = APIRouter(prefix="/documents", tags=["documents"])
@@ -59,3 +64,53 @@ def get_document(document_id: str, user: CurrentUser, container: ContainerDep) -
 def delete_document(document_id: str, user: CurrentUser, container: ContainerDep) -> Response:
     container.documents.delete(user.id, document_id)
     return Response(status_code=204)
+
+
+@router.get(
+    "/{document_id}/file",
+    response_class=FileResponse,
+    responses=FILE_RESPONSES,
+    summary="The original file, as uploaded (an attachment)",
+)
+def download_document(document_id: str, user: CurrentUser, container: ContainerDep) -> Response:
+    return file_response(container.sources.original(user.id, document_id))
+
+
+@router.get(
+    "/{document_id}/pages/{page}/preview",
+    response_class=Response,
+    responses=PNG_RESPONSES,
+    summary="A page (slide) as a PNG, the passage in `highlight` highlighted",
+    description=(
+        "PDF pages are drawn by PyMuPDF; slides by LibreOffice when the server has it, else "
+        "their text boxes are drawn at their places. 404 for a page the document does not "
+        "have; 422 (`document_has_no_pages`) for a Word, text, Markdown or HTML document, "
+        "and (`preview_failed`) for a file that cannot be drawn."
+    ),
+)
+def preview_page(
+    document_id: str,
+    page: int,
+    user: CurrentUser,
+    container: ContainerDep,
+    highlight: Annotated[str | None, Query(max_length=MAX_HIGHLIGHT_CHARS)] = None,
+    width: Annotated[int, Query(ge=200, le=2000)] = 1200,
+) -> Response:
+    png = container.sources.page_image(user.id, document_id, page, highlight, width=width)
+    return png_response(png)
+
+
+@router.get(
+    "/{document_id}/passages/{chunk_index}/context",
+    response_model=PassageContextOut,
+    summary="A passage with its neighbouring passages, in document order",
+)
+def passage_context(
+    document_id: str,
+    chunk_index: int,
+    user: CurrentUser,
+    container: ContainerDep,
+    radius: Annotated[int, Query(ge=0, le=MAX_RADIUS)] = DEFAULT_RADIUS,
+) -> PassageContextOut:
+    found = container.sources.in_context(user.id, document_id, chunk_index, radius)
+    return PassageContextOut.of(found)

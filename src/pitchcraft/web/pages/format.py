@@ -97,3 +97,17 @@ def where(source: Source) -> str:
         unit = "slide" if source.filename.lower().endswith((".pptx", ".ppt")) else "page"
         return f"{source.filename}, {unit} {source.page}"
     return source.filename or "unknown source"
+
+
+def mark(text: str, quote: str | None) -> tuple[Markup, bool]:
+    """The text, escaped, with the first place that reads as `quote` (whatever the case and
+    spacing) in <mark>; and whether it was found."""
+    words = (quote or "").split()
+    if not words:
+        return Markup(escape(text)), False  # noqa: S704 (escaped)
+    pattern = r"\s+".join(re.escape(w) for w in words)
+    found = re.search(pattern, text, flags=re.IGNORECASE)
+    if found is None:
+        return Markup(escape(text)), False  # noqa: S704 (escaped)
+    before, hit, after = text[: found.start()], found.group(0), text[found.end() :]
+    return Markup(f"{escape(before)}<mark>{escape(hit)}</mark>{escape(after)}"), True  # noqa: S704
