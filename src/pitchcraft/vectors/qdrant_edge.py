@@ -39,7 +39,13 @@ from pitchcraft.vectors.base import (
     dense_values,
 )
 from pitchcraft.vectors.fusion import hybrid_search
-from pitchcraft.vectors.payload import DOCUMENT_ID, hit_from, payload_of, point_from
+from pitchcraft.vectors.payload import (
+    DOCUMENT_ID,
+    cosine_to,
+    hit_from,
+    payload_of,
+    point_from,
+)
 from pitchcraft.vectors.qdrant_edge_shards import EdgeShards
 
 log = logging.getLogger(__name__)
@@ -236,7 +242,10 @@ class EdgeIndex:
                 if shard is None:
                     return []
                 results = shard.query_batch(qe.QueryBatchRequest(requests))
-            return [[hit_from(p.payload or {}, p.score) for p in scored] for scored in results]
+            return [
+                [hit_from(p.payload or {}, p.score, cosine_to(dense, p.vector)) for p in scored]
+                for scored in results
+            ]
 
         return hybrid_search(run_batch, self._request, dense, sparse, limit)
 
@@ -255,9 +264,12 @@ class EdgeIndex:
     def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> qe.QueryRequest:
         """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
         if isinstance(vector, SparseVec):
+            # With each BM25 candidate's dense vector: its similarity to the query.
             query = qe.Query.Nearest(_sparse(vector), using=SPARSE)
-        else:
-            query = qe.Query.Nearest(dense_values(vector, self.dim), using=DENSE)
+            return qe.QueryRequest(
+                limit=candidates, query=query, with_payload=True, with_vector=[DENSE]
+            )
+        query = qe.Query.Nearest(dense_values(vector, self.dim), using=DENSE)
         return qe.QueryRequest(limit=candidates, query=query, with_payload=True)
 
     def _point(self, p: IndexPoint) -> qe.Point:
