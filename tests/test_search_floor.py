@@ -20,6 +20,7 @@ from pitchcraft.search.relevance import (
     above_floor,
     content_words,
     matched,
+    query_words,
     relevance,
 )
 from pitchcraft.search.service import Search, SearchOutcome
@@ -67,13 +68,32 @@ def test_matched_counts_words_and_word_starts() -> None:
 
 
 def test_relevance_is_cosine_plus_the_share_of_content_words() -> None:
-    words = ["heron", "firewall", "rules"]
-    assert relevance(words, hit("Heron firewall", 0.3)) == pytest.approx(0.3 + 2 / 4)
-    assert relevance(words, hit("nothing", None)) is None
+    groups = query_words("heron firewall rules")
+    assert groups == [["heron", "firewall", "rules"]]
+    assert relevance(groups, hit("Heron firewall", 0.3)) == pytest.approx(0.3 + 2 / 4)
+    assert relevance(groups, hit("nothing", None)) is None
+
+
+def test_a_text_of_several_claims_is_judged_by_its_best_matching_sentence() -> None:
+    text = (
+        "Our product protects your company from ransomware attacks. Call now! "
+        "Our bakery sells the best sourdough bread in Lisbon."
+    )
+    groups = query_words(text)
+    # The short sentence joins the one before it.
+    assert groups == [
+        ["product", "protects", "company", "ransomware", "attacks", "call"],
+        ["bakery", "sells", "best", "sourdough", "bread", "lisbon"],
+    ]
+    passage = hit("Shield stops ransomware attacks on your company's laptops.", 0.25)
+    assert relevance(groups, passage) == pytest.approx(0.25 + 3 / 7)
+    # A question is one sentence: all its words count together.
+    assert query_words("Is it ok? Yes") == [["ok", "yes"]]
+    assert query_words("") == [[]]
 
 
 def test_the_floor_keeps_fused_order_and_hits_without_similarity() -> None:
-    words = content_words("heron firewall")
+    words = query_words("heron firewall")
     hits = [
         hit("unrelated", 0.1, score=3.0, index=0),
         hit("the heron firewall", 0.2, score=2.0, index=1),

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pitchcraft.embedding.base import Embedder, SparseEncoder
-from pitchcraft.search.relevance import RELEVANCE_FLOOR, above_floor, content_words
+from pitchcraft.search.relevance import RELEVANCE_FLOOR, above_floor, query_words
 from pitchcraft.vectors.base import Hit, VectorIndex
 
 
@@ -63,5 +63,5 @@ class Search:
         )
         # Lexical evidence counts the query's own words: backgrounds name a field
         # ("gaming", "legal"), rarely words of the passage.
-        kept = above_floor(content_words(query), hits, self.floor)
+        kept = above_floor(query_words(query), hits, self.floor)
         return SearchOutcome(hits=kept, no_match=not kept, candidates=len(hits))
