@@ -137,7 +137,8 @@ def select_passages(
 
 def format_context(passages: Sequence[Passage]) -> str:
     if not passages:
-        return "(No passages: none of the user's indexed documents matched this text.)"
+        # The search's relevance floor left nothing: say so rather than pass on noise.
+        return "(No passages: nothing in the user's documents speaks to this text.)"
     return "\n\n".join(f"[{p.n}] {p.label}: {p.text}" for p in passages)
 
 

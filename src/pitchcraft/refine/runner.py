@@ -21,7 +21,7 @@ from pitchcraft.refine.context import Passage, format_context, renumber, select_
 from pitchcraft.refine.service import REFINE
 from pitchcraft.search.service import Search
 from pitchcraft.templates.render import BACKGROUNDS, CONTEXT, MARKETING_TEXT, render
-from pitchcraft.vectors.base import VectorStoreLocked
+from pitchcraft.vectors.base import Hit, VectorStoreLocked
 
 __all__ = ["EVIDENCE_MODE", "LLM_MODE", "REFINE", "Runner", "visible_answer"]
 
@@ -47,13 +47,13 @@ class Runner:
         template = str(job.payload.get("template", ""))
         timings: dict[str, float] = {}
         try:
-            hits = self.search.search(
-                job.user_id, text, backgrounds, limit=self.context_passages * 3
-            )
+            hits, candidates = self._context_hits(job.user_id, text, backgrounds)
         except (EmbeddingError, VectorStoreLocked) as exc:
             return Outcome.failed(f"could not search your documents: {exc}")
         passages = select_passages(
-            hits, max_passages=self.context_passages, budget_chars=self.context_budget_chars
+            hits,
+            max_passages=self.context_passages,
+            budget_chars=self.context_budget_chars,
         )
         prompt = render(
             template,
@@ -75,13 +75,31 @@ class Runner:
                 text=text,
                 backgrounds=backgrounds,
                 passages=passages,
-                has_documents=bool(hits),
+                # Documents with nothing relevant to the whole text still get searched
+                # sentence by sentence.
+                has_documents=candidates > 0,
                 prompt=prompt,
             )
             timings["evidence_ms"] = found.ms
             timings["total_ms"] = ms_since(started)
             return Outcome.succeeded({**base, "mode": EVIDENCE_MODE, "model": None, **found.result})
         return self._with_model(job, passages, prompt, base, started)
+
+    def _context_hits(
+        self, user_id: int, text: str, backgrounds: list[str]
+    ) -> tuple[list[Hit], int]:
+        """The passages above the relevance floor for the whole text, then for each of its
+        sentences (one embedding batch): a passage that speaks to one claim of a text of
+        several is context for it, though its similarity to the whole text is diluted.
+        Also the number of candidates before the floor (0: nothing searchable)."""
+        whole = self.search.find(user_id, text, backgrounds, limit=self.context_passages * 3)
+        hits = list(whole.hits)
+        sentences = evidence.split_sentences(text)[: evidence.MAX_SENTENCES]
+        if len(sentences) > 1:
+            # Copies of a passage found twice are dropped by select_passages.
+            for outcome in self.search.find_many(user_id, sentences, limit=4):
+                hits.extend(outcome.hits)
+        return hits, whole.candidates
 
     def _with_model(
         self,
