@@ -175,7 +175,8 @@ def test_model_failures_end_the_job_with_a_reason(
 
 def test_the_answer_streams_into_the_job(client: TestClient, token: str, llm: FakeLLM) -> None:
     llm.ok("Word " * 40 + "done [1].", delay=0.1)
-    job_id = process(client, token, marketing_text="Stream this.")
+    # About the brochure, so that the context has a passage [1] to cite.
+    job_id = process(client, token, marketing_text="Stream this: we stop ransomware.")
     partials: list[str] = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

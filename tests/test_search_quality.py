@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 from qdrant_client import models
@@ -86,7 +87,10 @@ def test_hybrid_search_asks_the_adapter_for_both_lists_in_one_batch() -> None:
     candidates, sent in one batch; the dense list alone for a query without BM25 terms;
     nothing at all for a limit below 1 or a user without a collection."""
     batches: list[list[tuple[str, int]]] = []
-    dense_hits, sparse_hits = [hit("d", i) for i in range(5)], [hit("s", i) for i in range(5)]
+    dense_hits = [hit("d", i, score=0.9 - i / 10) for i in range(5)]
+    sparse_hits = [hit("s", i) for i in range(5)]
+    # A dense candidate's score is its cosine: fused, it is the hit's similarity.
+    with_similarity = [replace(h, similarity=h.score) for h in dense_hits]
 
     def request(vector: Sequence[float] | SparseVec, candidates: int) -> tuple[str, int]:
         return ("sparse" if isinstance(vector, SparseVec) else "dense", candidates)
@@ -98,8 +102,10 @@ def test_hybrid_search_asks_the_adapter_for_both_lists_in_one_batch() -> None:
     sparse = SparseVec([3], [1.0])
     fused = hybrid_search(run_batch, request, [1.0], sparse, 4)
     assert batches == [[("dense", candidates_for(4)), ("sparse", candidates_for(4))]]
-    assert fused == fuse(dense_hits, sparse_hits, 4)
-    assert hybrid_search(run_batch, request, [1.0], SparseVec([], []), 3) == fuse(dense_hits, [], 3)
+    assert fused == fuse(with_similarity, sparse_hits, 4)
+    assert {h.similarity for h in fused if h.document_id == "d"} <= {0.9, 0.8, 0.7, 0.6, 0.5}
+    alone = hybrid_search(run_batch, request, [1.0], SparseVec([], []), 3)
+    assert alone == fuse(with_similarity, [], 3)
     assert batches[-1] == [("dense", candidates_for(3))]
     assert hybrid_search(run_batch, request, [1.0], sparse, 0) == []
     assert len(batches) == 2  # a limit below 1 sends nothing

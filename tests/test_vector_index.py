@@ -250,6 +250,27 @@ def test_fusion_weights_and_scores(index: VectorIndex) -> None:
     assert SPARSE_WEIGHT > DENSE_WEIGHT
 
 
+def test_every_hit_carries_its_cosine_similarity(index: VectorIndex) -> None:
+    """The relevance floor's absolute scale: a dense candidate's similarity is its dense
+    score; a passage only BM25 found (far from the query in dense space) gets its cosine
+    from the dense vector the adapter fetched with it."""
+    rng = np.random.default_rng(33)
+    q = unit(rng.standard_normal(DIM))
+    close = _near_query(rng, q, 0.8)
+    far = _near_query(rng, q, -0.3)
+    fillers = [
+        point("filler", i, _near_query(rng, q, 0.6 - i * 0.01), f"unrelated remark {100 + i}")
+        for i in range(30)
+    ]
+    index.upsert(13, [*fillers, point("close", 0, close, "a note"), point("far", 0, far, "zyx")])
+    hits = query(index, 13, q, "zyx", limit=40)
+    by_doc = {h.document_id: h for h in hits}
+    assert by_doc["close"].similarity == pytest.approx(0.8, abs=1e-3)
+    assert by_doc["far"].similarity == pytest.approx(-0.3, abs=1e-3)  # from BM25 alone
+    for h in hits:
+        assert h.similarity is not None
+
+
 def test_identical_and_near_identical_passages_are_collapsed(index: VectorIndex) -> None:
     """The same passage in two files (or an OCR'd copy with a few words misread) is returned
     once; the results after it are other passages. Short passages that differ in a number

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import ftfy
+
 # Control characters (except tab and newline), C1 controls, soft hyphens, BOMs and zero-width
 # spaces; the replacement character (a glyph without a Unicode mapping) becomes a space.
 _JUNK = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u200b\ufeff]")
@@ -38,3 +40,20 @@ def clean_text(text: str) -> str:
 
 def has_text(text: str) -> bool:
     return bool(text) and not text.isspace()
+
+
+def repair_mojibake(text: str) -> str:
+    """Text that was decoded with the wrong encoding somewhere upstream put right with
+    ftfy: UTF-8 read as cp1252 and saved again turns the dash of "1997-2004" (an en dash)
+    into "a-circumflex" and two C1 control characters. Only the encoding is repaired:
+    quotes, ligatures, widths, HTML entities and the Unicode normal form stay as written.
+    Runs before `clean_text`, which would drop the C1 characters the repair needs."""
+    return ftfy.fix_text(
+        text,
+        unescape_html=False,
+        uncurl_quotes=False,
+        fix_latin_ligatures=False,
+        fix_character_width=False,
+        fix_line_breaks=False,
+        normalization=None,
+    )

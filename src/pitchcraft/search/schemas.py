@@ -27,8 +27,17 @@ class SearchResult(BaseModel):
     page: int | None
     section: str | None
     snippet: str
-    score: float
+    score: float = Field(
+        description="The fused rank score: orders the results of one search, not comparable "
+        "across searches."
+    )
 
 
 class SearchOut(BaseModel):
-    results: list[SearchResult]
+    results: list[SearchResult] = Field(
+        description="The relevant passages, best first (fused rank order)."
+    )
+    no_match: bool = Field(
+        description="True when nothing in the user's documents is relevant to the query "
+        "(results is then empty): every candidate was below the relevance floor."
+    )

@@ -62,6 +62,10 @@ def check_sparse(point: IndexPoint) -> None:
 
 @dataclass(frozen=True)
 class Hit:
+    """One search result. `score` is the fused rank score (only comparable within one
+    search); `similarity` is the cosine of the query's and the passage's dense vectors, an
+    absolute scale (None where the index did not report it)."""
+
     document_id: str
     filename: str
     page: int | None
@@ -69,6 +73,7 @@ class Hit:
     chunk_index: int
     text: str
     score: float
+    similarity: float | None = None
 
 
 MAX_PASSAGES = 256  # chunk indexes one `passages` call may ask for
@@ -139,7 +144,8 @@ class VectorIndex(Protocol):
     ) -> list[Hit]:
         """Hybrid search: dense and sparse candidates fused (reciprocal rank fusion).
 
-        Scores are the fused scores, higher is better. Empty list when the user has none.
+        Scores are the fused scores, higher is better; each hit's `similarity` is the
+        cosine of `dense` and the passage's dense vector. Empty list when the user has none.
         """
 
     def healthy(self) -> str:

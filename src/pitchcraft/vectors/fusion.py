@@ -22,6 +22,10 @@ construction; each adapter only builds and runs its own requests.
    same page, or one passage repeated with slightly different chunk boundaries.
    Consecutive overlapping chunks of a page share only their overlap and are kept: the
    answer is often in the neighbour of the best-scoring chunk.
+
+Every fused hit keeps its cosine similarity to the query (`Hit.similarity`): a dense
+candidate's score is that cosine; the adapters ask for the dense vector of each BM25
+candidate and compute it (search/relevance.py judges relevance on that absolute scale).
 """
 
 from __future__ import annotations
@@ -61,7 +65,8 @@ def hybrid_search(
     """The fused top `limit` for a query's dense and sparse vectors.
 
     `request(vector, candidates)` builds the adapter's request for the `candidates`
-    nearest neighbours of one vector (dense, or sparse under the BM25 name);
+    nearest neighbours of one vector (dense, or sparse under the BM25 name; a sparse
+    request also returns each point's dense vector, for the hits' `similarity`);
     `run_batch(requests)` runs them in one call and returns one list of hits per
     request, best first, or no list at all when the user has no collection. A query
     without BM25 terms (an empty sparse vector) fetches the dense list alone.
@@ -75,7 +80,9 @@ def hybrid_search(
     lists = run_batch(requests)
     if not lists:
         return []
-    return fuse(lists[0], lists[1] if len(lists) > 1 else [], limit)
+    # Dense scores are cosine similarities (unit vectors, Cosine distance).
+    dense_hits = [replace(h, similarity=h.score) for h in lists[0]]
+    return fuse(dense_hits, lists[1] if len(lists) > 1 else [], limit)
 
 
 def candidates_for(limit: int) -> int:
@@ -97,6 +104,7 @@ class _Passage:
     best: float  # its best single-list contribution (which copy represents the passage)
     score: float
     order: int  # first appearance, for a stable tie-break
+    similarity: float | None = None  # to the query, from whichever list reported it
     words: frozenset[str] | None = None  # computed only for the passages compared
 
     def word_set(self) -> frozenset[str]:
@@ -131,9 +139,13 @@ def fuse(
             rank += 1
             passage = passages.get(key)
             if passage is None:
-                passages[key] = _Passage(hit, contribution, contribution, len(passages))
+                passages[key] = _Passage(
+                    hit, contribution, contribution, len(passages), hit.similarity
+                )
                 continue
             passage.score += contribution
+            if passage.similarity is None:
+                passage.similarity = hit.similarity
             if contribution > passage.best:
                 passage.hit, passage.best = hit, contribution
     ranked = sorted(passages.values(), key=lambda p: (-p.score, p.order))
@@ -146,7 +158,7 @@ def fuse(
         kept.append(passage)
         if len(kept) == limit:
             break
-    return [replace(p.hit, score=p.score) for p in kept]
+    return [replace(p.hit, score=p.score, similarity=p.similarity) for p in kept]
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:

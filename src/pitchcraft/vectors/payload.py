@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from pitchcraft.vectors.base import Hit, IndexPoint, SparseVec
+import numpy as np
+
+from pitchcraft.vectors.base import DENSE, Hit, IndexPoint, SparseVec
 
 DOCUMENT_ID = "document_id"
 CHUNK_INDEX = "chunk_index"
@@ -32,8 +34,19 @@ def payload_of(point: IndexPoint) -> dict[str, Any]:
     }
 
 
-def hit_from(payload: dict[str, Any], score: float) -> Hit:
-    return Hit(**_passage(payload), score=float(score))
+def hit_from(payload: dict[str, Any], score: float, similarity: float | None = None) -> Hit:
+    return Hit(**_passage(payload), score=float(score), similarity=similarity)
+
+
+def cosine_to(query: Sequence[float], vector: Any) -> float | None:
+    """The cosine of a unit-length query and a point's stored dense vector (both Qdrant
+    backends store Cosine vectors normalised, so it is their dot product); None when the
+    point came without its dense vector."""
+    if isinstance(vector, dict):
+        vector = vector.get(DENSE)
+    if not isinstance(vector, list) or len(vector) != len(query):
+        return None
+    return float(np.dot(np.asarray(query, dtype=np.float32), np.asarray(vector, dtype=np.float32)))
 
 
 def in_chunk_order(hits: Sequence[Hit]) -> list[Hit]:

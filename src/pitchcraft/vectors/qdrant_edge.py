@@ -43,6 +43,7 @@ from pitchcraft.vectors.fusion import hybrid_search
 from pitchcraft.vectors.payload import (
     CHUNK_INDEX,
     DOCUMENT_ID,
+    cosine_to,
     hit_from,
     in_chunk_order,
     payload_of,
@@ -262,7 +263,10 @@ class EdgeIndex:
                 if shard is None:
                     return []
                 results = shard.query_batch(qe.QueryBatchRequest(requests))
-            return [[hit_from(p.payload or {}, p.score) for p in scored] for scored in results]
+            return [
+                [hit_from(p.payload or {}, p.score, cosine_to(dense, p.vector)) for p in scored]
+                for scored in results
+            ]
 
         return hybrid_search(run_batch, self._request, dense, sparse, limit)
 
@@ -281,9 +285,12 @@ class EdgeIndex:
     def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> qe.QueryRequest:
         """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
         if isinstance(vector, SparseVec):
+            # With each BM25 candidate's dense vector: its similarity to the query.
             query = qe.Query.Nearest(_sparse(vector), using=SPARSE)
-        else:
-            query = qe.Query.Nearest(dense_values(vector, self.dim), using=DENSE)
+            return qe.QueryRequest(
+                limit=candidates, query=query, with_payload=True, with_vector=[DENSE]
+            )
+        query = qe.Query.Nearest(dense_values(vector, self.dim), using=DENSE)
         return qe.QueryRequest(limit=candidates, query=query, with_payload=True)
 
     def _point(self, p: IndexPoint) -> qe.Point:

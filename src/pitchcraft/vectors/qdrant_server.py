@@ -35,6 +35,7 @@ from pitchcraft.vectors.fusion import hybrid_search
 from pitchcraft.vectors.payload import (
     CHUNK_INDEX,
     DOCUMENT_ID,
+    cosine_to,
     hit_from,
     in_chunk_order,
     payload_of,
@@ -238,7 +239,10 @@ class ServerIndex:
                 if _missing_collection(exc):
                     return []
                 raise
-            return [[hit_from(p.payload or {}, p.score) for p in r.points] for r in responses]
+            return [
+                [hit_from(p.payload or {}, p.score, cosine_to(dense, p.vector)) for p in r.points]
+                for r in responses
+            ]
 
         return hybrid_search(run_batch, self._request, dense, sparse, limit)
 
@@ -254,11 +258,16 @@ class ServerIndex:
     def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> models.QueryRequest:
         """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
         if isinstance(vector, SparseVec):
-            query: models.SparseVector | list[float] = _sparse(vector)
-            using = SPARSE
-        else:
-            query, using = dense_values(vector, self.dim), DENSE
-        return models.QueryRequest(query=query, using=using, limit=candidates, with_payload=True)
+            # With each BM25 candidate's dense vector: its similarity to the query.
+            return models.QueryRequest(
+                query=_sparse(vector),
+                using=SPARSE,
+                limit=candidates,
+                with_payload=True,
+                with_vector=[DENSE],
+            )
+        query = dense_values(vector, self.dim)
+        return models.QueryRequest(query=query, using=DENSE, limit=candidates, with_payload=True)
 
     def _point(self, p: IndexPoint) -> models.PointStruct:
         check_sparse(p)

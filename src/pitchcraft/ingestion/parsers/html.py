@@ -8,7 +8,7 @@ from pathlib import Path
 from bs4 import BeautifulSoup
 from bs4.element import Comment, Doctype, NavigableString, ProcessingInstruction, Tag
 
-from pitchcraft.ingestion.cleanup import clean_line, has_text
+from pitchcraft.ingestion.cleanup import clean_line, has_text, repair_mojibake
 from pitchcraft.ingestion.parsers.text import bom_encoding, decode
 from pitchcraft.ingestion.types import Block, ParsedDocument, ParseFailure
 
@@ -103,7 +103,7 @@ def _decode_html(data: bytes) -> str:
 
 
 def parse(path: Path, *, ocr: bool = False) -> ParsedDocument:
-    soup = BeautifulSoup(_decode_html(path.read_bytes()), "lxml")
+    soup = BeautifulSoup(repair_mojibake(_decode_html(path.read_bytes())), "lxml")
     for tag in soup.find_all(list(_INVISIBLE)):
         if isinstance(tag, Tag) and tag.name != "head":
             tag.decompose()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
-from pitchcraft.ingestion.cleanup import clean_text, has_text
+from pitchcraft.ingestion.cleanup import clean_text, has_text, repair_mojibake
 from pitchcraft.ingestion.types import Block, ParsedDocument, ParseFailure
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
@@ -87,7 +87,7 @@ def _paragraphs(lines: list[str]) -> list[str]:
 
 
 def parse(path: Path, *, ocr: bool = False, markdown: bool = False) -> ParsedDocument:
-    text = clean_text(decode(path.read_bytes()))
+    text = clean_text(repair_mojibake(decode(path.read_bytes())))
     if not has_text(text):
         raise ParseFailure("empty document")
     if not markdown:

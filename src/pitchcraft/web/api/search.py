@@ -12,10 +12,11 @@ router = APIRouter(tags=["search"])
 
 @router.post("/search", response_model=SearchOut)
 def search(body: SearchIn, user: CurrentUser, container: ContainerDep) -> SearchOut:
-    hits = container.search.search(
+    found = container.search.find(
         user.id, body.query, [b[:100] for b in body.backgrounds], body.limit
     )
     return SearchOut(
+        no_match=found.no_match,
         results=[
             SearchResult(
                 document_id=h.document_id,
@@ -25,6 +26,6 @@ def search(body: SearchIn, user: CurrentUser, container: ContainerDep) -> Search
                 snippet=h.text[:SNIPPET_CHARS],
                 score=round(h.score, 6),
             )
-            for h in hits
-        ]
+            for h in found.hits
+        ],
     )

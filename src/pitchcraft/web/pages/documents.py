@@ -98,7 +98,9 @@ def documents_search(
     query: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     query = query.strip()
-    hits = container.search.search(user.id, query, (), 5) if query and "\x00" not in query else []
+    # Only results above the relevance floor: an empty list shows "nothing speaks to this".
+    searchable = query and "\x00" not in query
+    hits = container.search.find(user.id, query, (), 5).hits if searchable else []
     if not request.headers.get("hx-request"):
         # Without JavaScript the form posts normally: answer with the whole page.
         return _page(request, container, user, query=query, hits=hits, searched=True)
