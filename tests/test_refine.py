@@ -185,9 +185,9 @@ def test_evidence_mode_checks_each_claim_against_the_prompt_s_passages(
     right, wrong, invented, bakery = claims
     assert right["verdict"] == "supported", right
     assert wrong["verdict"] == "contradicted", wrong
-    assert [c["document_value"] for c in wrong["checks"] if not c["found"]] == ["30 seconds"] or any(
-        (c["document_value"] or "").startswith("30") for c in wrong["checks"]
-    )
+    assert [c["document_value"] for c in wrong["checks"] if not c["found"]] == [
+        "30 seconds"
+    ] or any((c["document_value"] or "").startswith("30") for c in wrong["checks"])
     assert "30" in wrong["reason"] and "45" in wrong["reason"]
     assert invented["verdict"] == "unsupported", invented
     assert bakery["verdict"] == "unsupported", bakery

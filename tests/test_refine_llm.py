@@ -123,7 +123,9 @@ def test_an_invented_number_in_the_model_s_copy_is_flagged(
     right, invented_value, invented_claim = job["output_claims"]
     assert right["verdict"] == "supported" and right["evidence"][0]["n"] == 1
     assert invented_value["verdict"] == "contradicted", invented_value
-    assert any(c["document_value"] and "30" in c["document_value"] for c in invented_value["checks"])
+    assert any(
+        c["document_value"] and "30" in c["document_value"] for c in invented_value["checks"]
+    )
     assert invented_claim["verdict"] == "unsupported", invented_claim
     assert [c["verdict"] for c in job["claims"]] == ["supported"]
 

@@ -87,7 +87,9 @@ SAME = "Acme Shield blocks ransomware in thirty seconds with behavioural detecti
 def test_every_sentence_keeps_its_best_passages_in_the_context() -> None:
     first = [hit("a", SAME, 0.9, chunk=1), hit("a", "Agents for Linux and macOS.", 0.8, chunk=2)]
     second = [hit("b", "Support answers within one hour.", 0.7, chunk=1)]
-    whole = [hit("c", f"Networking appliance number {i} with SD-WAN.", 0.95, chunk=i) for i in range(20)]
+    whole = [
+        hit("c", f"Networking appliance number {i} with SD-WAN.", 0.95, chunk=i) for i in range(20)
+    ]
     chosen = select_for_claims([first, second], whole, max_passages=3, budget_chars=10_000)
     # Two sentences: room for 3 + 2 passages; the sentences' best come first, in turns.
     assert len(chosen) == 5
