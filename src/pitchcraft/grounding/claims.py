@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 from pitchcraft.grounding.dates import Date, date_matches
 from pitchcraft.grounding.extract import Item, Parsed, parse_claim
-from pitchcraft.grounding.lexicon import CATEGORIES, NEGATIONS, alternatives, stem
+from pitchcraft.grounding.lexicon import ANTONYMS, CATEGORIES, NEGATIONS, alternatives, stem
 from pitchcraft.grounding.model import Claim, Passage
 from pitchcraft.grounding.numbers import Num, matches, same_kind
 from pitchcraft.grounding.text import Analysed, Row, Unit, abbreviations, analyse
 from pitchcraft.grounding.verdict import decide
+
+_NOTE_WORDS = frozenset(stem(w) for w in ("note", "notes", "source", "sources"))
 
 
 @dataclass
@@ -35,6 +37,8 @@ class UnitMatch:
     negated: bool = False
     score: float = 0.0
     rivals: set[str] = field(default_factory=set)  # other names where the items were found
+    negated_hits: dict[int, Hit] = field(default_factory=dict)  # "not considered mandatory"
+    opposites: dict[int, Hit] = field(default_factory=dict)  # "rare" where it says "common"
 
 
 @dataclass
@@ -54,6 +58,10 @@ def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tupl
 
 
 def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None] | None:
+    if item.joined is not None:
+        hit = _word_hit(row, item.joined, ctx.abbr)
+        if hit is not None:
+            return hit[0], hit[1], None
     if item.kind in ("name", "term"):
         spans = []
         for alts in item.stems:
@@ -148,10 +156,15 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
             if m.unit.table and not _bound(idx, r, per_row, rows, items):
                 continue
             m.hits[idx] = Hit(r, a, b, value)
+    if not parsed.negated:
+        for idx in [i for i, h in m.hits.items() if not items[i].subject]:
+            if _negation_before(m, m.hits[idx]):
+                m.negated_hits[idx] = m.hits.pop(idx)
     if m.unit.table:
         _align_values(parsed, m, per_row)
     _find_conflicts(parsed, m)
     m.negated = not parsed.negated and _negated_near(m, parsed)
+    _opposites(parsed, m)
     claim_stems = {a for it in items for alts in it.stems for a in alts}
     for r in {h.row for h in m.hits.values()}:
         m.rivals |= rows[r].names - claim_stems
@@ -170,6 +183,11 @@ def _bound(
     the column of one in another row, or under a row label naming its kind."""
     found = per_row[r]
     if len(found) >= 2:
+        return True
+    # A note under a table ("Note: all figures are for the year ended March 31, 2022") is
+    # about every row.
+    row_text = rows[r].words[0][0] if rows[r].words else ""
+    if row_text in _NOTE_WORDS and items[idx].kind == "date":
         return True
     item = items[idx]
     for alts in item.stems:
@@ -267,28 +285,54 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
     """A different date in a sentence that states everything else the claim says."""
     if date_matches(claim, doc):
         return False
-    others = [i for i, it in enumerate(parsed.items) if not it.subject and it.date is None]
-    return bool(others) and all(i in m.hits for i in others)
+    items = parsed.items
+    others = [i for i, it in enumerate(items) if not it.subject and it.date is None]
+    missing = [i for i in others if i not in m.hits]
+    hard_hits = [i for i in others if i in m.hits and items[i].kind in ("number", "name")]
+    # Everything else is stated here (one ordinary word aside, where two facts pin it down).
+    return bool(others) and (
+        not missing
+        or (
+            len(hard_hits) >= 2
+            and len(missing) == 1
+            and items[missing[0]].kind == "term"
+            and not items[missing[0]].hard
+        )
+    )
+
+
+def _negation_before(m: UnitMatch, hit: Hit) -> bool:
+    """A negation within three words before the hit, in its clause."""
+    row = m.unit.rows[hit.row]
+    before = m.an.text[max(row.start, hit.start - 40) : hit.start].lower()
+    before = re.split(r"[,;:()]", before)[-1]
+    tokens = re.findall(r"[a-z']+", before)[-3:]
+    return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
 
 
 def _negated_near(m: UnitMatch, parsed: Parsed) -> bool:
-    """Every matched word sits in a clause with a negation before it ("just missed out on
-    promotion", "failed to win"); a negation in another clause does not count."""
-    text = m.an.text
-    hits = [h for i, h in m.hits.items() if not parsed.items[i].subject]
-    if not hits:
-        return False
-    for hit in hits:
-        row = m.unit.rows[hit.row]
-        seg_start = max(
-            [row.start]
-            + [k.end() + row.start for k in re.finditer(r"[,;:(]", text[row.start : hit.start])]
-        )
-        before = text[seg_start : hit.start].lower()
-        tokens = re.findall(r"[a-z']+", before)
-        if not any(w in NEGATIONS or w.endswith("n't") for w in tokens):
-            return False
-    return True
+    """Every content item is stated here, and some negated ("just missed out on promotion")."""
+    content = [i for i, it in enumerate(parsed.items) if not it.subject]
+    return any(i in m.negated_hits for i in content) and all(
+        i in m.hits or i in m.negated_hits for i in content
+    )
+
+
+def _opposites(parsed: Parsed, m: UnitMatch) -> None:
+    """Content words whose opposite the unit states ("rare" for "common")."""
+    for idx, item in enumerate(parsed.items):
+        if item.kind != "term" or idx in m.hits or len(item.stems) != 1:
+            continue
+        opposite = set().union(*(ANTONYMS.get(a, frozenset()) for a in item.stems[0]))
+        if not opposite:
+            continue
+        for r, row in enumerate(m.unit.rows):
+            for s, a, b in row.words:
+                if s in opposite:
+                    m.opposites[idx] = Hit(r, a, b, m.an.text[a:b])
+                    break
+            if idx in m.opposites:
+                break
 
 
 def _subject_found(item: Item, ctx: Context) -> bool:

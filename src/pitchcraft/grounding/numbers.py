@@ -29,6 +29,23 @@ _AFTER = re.compile(
     r"|/(?:s|h|yr)\b)?",
     re.IGNORECASE,
 )
+# Words between a number and what it counts ("30 million new subscribers").
+_QUANTITY_ADJECTIVES = frozenset(
+    [
+        "new",
+        "additional",
+        "extra",
+        "total",
+        "active",
+        "unique",
+        "different",
+        "separate",
+        "full",
+        "whole",
+        "more",
+        "fewer",
+    ]
+)
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
 # A score or result: "2-1", "4\u20133 on aggregate" (not a year range, which dates take).
 _SCORE = re.compile(r"(?<![\w.,\-/])(\d{1,2})\s?[-\u2013]\s?(\d{1,2})(?![\w.,\-/]|\.\d)")
@@ -137,10 +154,10 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
     n = _NOUN.match(text, stop)
     if n and not rate:
         for g in (n.group(1), n.group(2)):
-            if g and g.lower() not in STOPWORDS:
+            if g and g.lower() not in STOPWORDS and g.lower() not in _QUANTITY_ADJECTIVES:
                 noun = stem(g)
                 break
-            if g and g.lower() not in ("of", "the"):
+            if g and g.lower() in ("of", "per"):
                 break
         noun_end = n.end(1)
         if noun:

@@ -72,9 +72,19 @@ _SENT_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)\]]*\s+(?=[\"\u201c\u2018(\[]
 _TABLE_LINE_MAX = 70
 
 
+# What is left of UTF-8 read as Latin-1 once a parser has dropped the C1 control characters:
+# "1990\u00e21993" was "1990\u20131993", "\u00c2\u00a3" was "\u00a3".
+_DASH_RESIDUE = re.compile(r"(?<=[\d\s])\u00e2(?=[\d\s])")
+_A_RESIDUE = re.compile(r"\u00c2(?=[\u00a0-\u00bf])")
+
+
 def repair(text: str) -> str:
-    """Mojibake and odd Unicode fixed ("â€“" → "-"); ASCII passes through untouched."""
-    return text if text.isascii() else ftfy.fix_text(text)
+    """Mojibake and odd Unicode fixed; ASCII passes through untouched."""
+    if text.isascii():
+        return text
+    fixed = ftfy.fix_text(text)
+    fixed = _DASH_RESIDUE.sub("\u2013", fixed)
+    return _A_RESIDUE.sub("", fixed)
 
 
 def _split_prose(text: str, offset: int = 0) -> list[tuple[int, int]]:

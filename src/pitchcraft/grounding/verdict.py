@@ -71,8 +71,9 @@ def decide(
 
     # A passage that states the same thing negated ("failed to", "just missed out").
     for m in negated:
-        covered = [i for i in content if i in m.hits]
+        covered = [i for i in content if i in m.hits or i in m.negated_hits]
         if len(covered) == len(content) and (best is None or m.score >= best.score):
+            m.hits.update(m.negated_hits)
             quote = evidence_for(m, covered)
             return Claim(
                 sentence,
@@ -114,6 +115,14 @@ def decide(
     for i in list(conflicts):
         if i in hits:
             del conflicts[i]
+    # A word whose opposite the best sentence states, beside everything else stated there.
+    if best is not None and not conflicts:
+        opposite = [i for i in content if i not in hits and i in best.opposites]
+        rest = [i for i in content if i not in opposite]
+        if opposite and all(i in hits for i in rest) and len(rest) >= 1:
+            for i in opposite:
+                conflicts[i] = best.opposites[i].value or ""
+                best.conflicts[i] = best.opposites[i]
     evidence = [evidence_for(m, idxs) for m, idxs in used]
     evidence = list(dict.fromkeys(evidence))
     checks = _checks(items, hits, conflicts)
@@ -132,9 +141,21 @@ def _verdict(
     used: list[tuple[UnitMatch, list[int]]],
 ) -> tuple[Verdict, str]:
     where = _where(used[0][0]) if used else "Your documents"
+    # A phrase whose head word is missing states nothing ("largest private sector employer").
+    heads: dict[int, int] = {}
+    for i in content:
+        if items[i].kind == "term":
+            heads[items[i].phrase] = i
+    for i in content:
+        it = items[i]
+        if it.kind == "term" and i in hits and heads.get(it.phrase, i) not in hits:
+            head = heads[it.phrase]
+            if head not in conflicts and not items[head].hard:
+                del hits[i]
     hit = [i for i in content if i in hits]
     missing = [i for i in content if i not in hits and i not in conflicts]
-    substantive = [i for i in hit if items[i].kind != "name"]
+    missing += [i for i in range(len(items)) if items[i].subject and i not in hits]
+    substantive = [i for i in hit if items[i].kind != "name" and not items[i].hard]
     if conflicts:
         wrong = _listing([items[i].text for i in conflicts])
         value = _listing([v for v in conflicts.values() if v])
@@ -161,7 +182,8 @@ def _verdict(
     total_weight = sum(items[i].weight for i in content)
     if numbers and not any(i in hits for i in numbers) and found_weight < 0.5 * total_weight:
         return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
-    if found_weight < 2 or (len(substantive) < 2 and found_weight < 0.34 * total_weight):
+    facts = [i for i in hit if items[i].kind in ("number", "date")]
+    if found_weight < 2 or (not facts and len(substantive) < 2):
         return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
     right = _listing([items[i].text for i in hit])
     lacking = _listing([items[i].text for i in missing])
