@@ -48,6 +48,7 @@ class Context:
     abbr: dict[str, set[str]]
     capitalised: set[str] = field(default_factory=set)
     lower: set[str] = field(default_factory=set)
+    lower_stems: set[str] = field(default_factory=set)
 
 
 def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tuple[int, int] | None:
@@ -102,7 +103,8 @@ def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:
         return True
     if not doc.noun:
         return bool(alts & row.stems)
-    return bool(claim.attr and alternatives(claim.attr) & _window(row, doc))
+    window = _window(row, doc)
+    return any(alternatives(k) & window for k in claim.attr.split())
 
 
 def _same_quantity(claim: Num, doc: Num, row: Row) -> bool:
@@ -112,7 +114,7 @@ def _same_quantity(claim: Num, doc: Num, row: Row) -> bool:
     if claim.unit == "score":
         return True
     window = _window(row, doc)
-    keys = [k for k in (claim.noun, claim.attr) if k]
+    keys = [k for k in (claim.noun, *claim.attr.split()) if k]
     return any(alternatives(k) & window for k in keys)
 
 
@@ -167,7 +169,7 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
     _opposites(parsed, m)
     claim_stems = {a for it in items for alts in it.stems for a in alts}
     for r in {h.row for h in m.hits.values()}:
-        m.rivals |= rows[r].names - claim_stems
+        m.rivals |= rows[r].names - claim_stems - ctx.lower_stems
     m.score = sum(items[i].weight for i in m.hits if not items[i].subject)
     m.score += sum(2.0 for _ in m.conflicts)
 
@@ -226,7 +228,9 @@ def _align_values(
         rows_with_attr = [
             r
             for r, row in enumerate(rows)
-            if any(k and alternatives(k) & row.stems for k in (item.num.noun, item.num.attr))
+            if any(
+                k and alternatives(k) & row.stems for k in (item.num.noun, *item.num.attr.split())
+            )
         ]
         for ni, nr, npos in names:
             nc = _cell(rows[nr], npos)
@@ -288,12 +292,11 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
     items = parsed.items
     others = [i for i, it in enumerate(items) if not it.subject and it.date is None]
     missing = [i for i in others if i not in m.hits]
-    hard_hits = [i for i in others if i in m.hits and items[i].kind in ("number", "name")]
-    # Everything else is stated here (one ordinary word aside, where two facts pin it down).
+    # Everything else is stated here (one ordinary word aside, if something else is).
     return bool(others) and (
         not missing
         or (
-            len(hard_hits) >= 2
+            len(others) >= 2
             and len(missing) == 1
             and items[missing[0]].kind == "term"
             and not items[missing[0]].hard
@@ -302,18 +305,20 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
 
 
 def _negation_before(m: UnitMatch, hit: Hit) -> bool:
-    """A negation within three words before the hit, in its clause."""
+    """A negation within five words before the hit, in its clause."""
     row = m.unit.rows[hit.row]
     before = m.an.text[max(row.start, hit.start - 40) : hit.start].lower()
     before = re.split(r"[,;:()]", before)[-1]
-    tokens = re.findall(r"[a-z']+", before)[-3:]
+    tokens = re.findall(r"[a-z']+", before)[-5:]
     return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
 
 
 def _negated_near(m: UnitMatch, parsed: Parsed) -> bool:
-    """Every content item is stated here, and some negated ("just missed out on promotion")."""
+    """Every content item is stated here, and most of them negated ("just missed out on
+    promotion"); one negated word among many stated ones may be a side remark."""
     content = [i for i, it in enumerate(parsed.items) if not it.subject]
-    return any(i in m.negated_hits for i in content) and all(
+    negated = [i for i in content if i in m.negated_hits]
+    return 2 * len(negated) >= len(content) > 0 and all(
         i in m.hits or i in m.negated_hits for i in content
     )
 
@@ -376,6 +381,7 @@ def check_claims(
         set().union(*(a.capitalised for a in analysed)),
         set().union(*(a.lower for a in analysed)),
     )
+    ctx.lower_stems = {stem(w) for w in ctx.lower}
     out = []
     for i, sentence in enumerate(sentences):
         c = list(cited[i]) if cited is not None and i < len(cited) else []

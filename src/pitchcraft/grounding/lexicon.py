@@ -224,6 +224,10 @@ HEDGES: dict[str, str] = {
     "up to": "under",
     "at most": "under",
     "within": "under",
+    "crossed": "over",
+    "exceeded": "over",
+    "topped": "over",
+    "surpassed": "over",
 }
 
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*|[€$₹%]", re.UNICODE)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pitchcraft.grounding.lexicon import HEDGES, NUMBER_WORDS, SCALES, STOPWORDS, stem
+from pitchcraft.grounding.lexicon import FRAMING, HEDGES, NUMBER_WORDS, SCALES, STOPWORDS, stem
 
 # A run of digits with the separators numbers are written with (space only before 3 digits).
 _RUN = re.compile(
@@ -49,6 +49,7 @@ _QUANTITY_ADJECTIVES = frozenset(
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
 # A score or result: "2-1", "4\u20133 on aggregate" (not a year range, which dates take).
 _SCORE = re.compile(r"(?<![\w.,\-/])(\d{1,2})\s?[-\u2013]\s?(\d{1,2})(?![\w.,\-/]|\.\d)")
+_FEET = re.compile(r"\b(\d)\s?(?:ft|feet|foot|')\s?(\d{1,2})\s?(?:in|inches|\"|'')(?!\w)")
 _SCORE_BEFORE = re.compile(
     r"\b(?:won|win|lost|lose|beat|beating|defeat\w*|drew|draw|score\w*)\W+\w*\W*$"
 )
@@ -190,12 +191,15 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
 
 
 def _attr_before(text: str, start: int) -> str:
-    """The nearest content word before a number, within a few words."""
+    """The nearest content words before a number (up to two, space-separated), within a few
+    words: "population of 453", "EXPORTS 2,54,970 crore", "exported goods worth ..."."""
     before = re.findall(r"[^\W\d_][\w'-]*", text[max(0, start - 40) : start])
+    out: list[str] = []
     for w in reversed(before[-4:]):
-        if w.lower() not in STOPWORDS and w.lower() not in HEDGES:
-            return stem(w)
-    return ""
+        low = w.lower()
+        if low not in STOPWORDS and low not in HEDGES and low not in FRAMING:
+            out.append(stem(w))
+    return " ".join(out[:2])
 
 
 def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[Num]:
@@ -206,6 +210,13 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in spans)
 
+    for m in _FEET.finditer(text):
+        a, b = m.span()
+        if free(a, b):
+            inches = float(int(m.group(1)) * 12 + int(m.group(2)))
+            num = _finish(text, a, b, [inches], 1.0)
+            out.append(Num(**{**num.__dict__, "unit": "in"}))
+            spans.append((a, b))
     for m in _SCORE.finditer(text):
         a, b = m.span()
         if not free(a, b):
@@ -238,6 +249,20 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
         out.append(_finish(text, a, b, [value], 1.0))
         spans.append((a, b))
     out.sort(key=lambda n: n.start)
+    return _ranges(text, out)
+
+
+def _ranges(text: str, nums: list[Num]) -> list[Num]:
+    """In "16-17%" or "5 to 10 hours" the first number has the second one's unit and noun."""
+    out = list(nums)
+    for k in range(len(out) - 1):
+        a, b = out[k], out[k + 1]
+        if (
+            not a.unit
+            and not a.noun
+            and re.fullmatch(r"\s*(?:[-\u2013]|to)\s*", text[a.end : b.start])
+        ):
+            out[k] = Num(**{**a.__dict__, "unit": b.unit, "noun": b.noun})
     return out
 
 

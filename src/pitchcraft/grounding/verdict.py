@@ -166,7 +166,7 @@ def _verdict(
             for i in substantive + [i for i in hit if items[i].kind == "name"]
             if items[i].clause not in clauses
         ]
-        if beside:
+        if any(items[i].kind != "name" and not items[i].hard for i in beside):
             right = _listing([items[i].text for i in beside])
             return "partial", f"{where} states {right}, but it says {value}, not {wrong}."
         return "contradicted", reason
