@@ -10,7 +10,7 @@ from pitchcraft.grounding.dates import Date, date_matches
 from pitchcraft.grounding.extract import Item, Parsed, parse_claim
 from pitchcraft.grounding.lexicon import ANTONYMS, CATEGORIES, NEGATIONS, alternatives, stem
 from pitchcraft.grounding.model import Claim, Passage
-from pitchcraft.grounding.numbers import Num, matches, same_kind
+from pitchcraft.grounding.numbers import Num, comparable, matches, same_kind
 from pitchcraft.grounding.text import Analysed, Row, Unit, abbreviations, analyse
 from pitchcraft.grounding.verdict import decide
 
@@ -113,8 +113,17 @@ def _same_quantity(claim: Num, doc: Num, row: Row) -> bool:
         return False
     if claim.unit == "score":
         return True
+    if not comparable(claim, doc):
+        return False
     window = _window(row, doc)
-    keys = [k for k in (claim.noun, *claim.attr.split()) if k]
+    if claim.currency and claim.currency == doc.currency:
+        # Two sums of money in one currency in one sentence: the same sum, unless the words
+        # around them say otherwise.
+        return len([n for n in row.nums if n.currency == claim.currency]) == 1 or bool(
+            {a for k in claim.attr.split() for a in alternatives(k)} & _window(row, doc)
+        )
+    # What the claim's number counts: the word after it, else the words before it.
+    keys = [claim.noun] if claim.noun else claim.attr.split()
     return any(alternatives(k) & window for k in keys)
 
 
@@ -171,6 +180,9 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
     for r in {h.row for h in m.hits.values()}:
         m.rivals |= rows[r].names - claim_stems - ctx.lower_stems
     m.score = sum(items[i].weight for i in m.hits if not items[i].subject)
+    if not any(items[i].kind != "name" and not items[i].hard for i in m.hits):
+        # Names alone are the topic, not a statement about it.
+        m.score /= 2
     m.score += sum(2.0 for _ in m.conflicts)
 
 

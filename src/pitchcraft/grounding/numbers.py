@@ -46,6 +46,8 @@ _QUANTITY_ADJECTIVES = frozenset(
         "fewer",
     ]
 )
+# The rupee sign often comes out of PDFs as a backtick.
+_CURRENCY_SIGNS = {"`": "INR", "\u20b9": "INR", "$": "USD", "\u20ac": "EUR", "\u00a3": "GBP"}
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
 # A score or result: "2-1", "4\u20133 on aggregate" (not a year range, which dates take).
 _SCORE = re.compile(r"(?<![\w.,\-/])(\d{1,2})\s?[-\u2013]\s?(\d{1,2})(?![\w.,\-/]|\.\d)")
@@ -70,8 +72,9 @@ class Num:
     noun: str  # stem of the word it counts ("bottles" → "bottl"), "" if none
     hedge: str  # "", "approx", "over", "under"
     precision: float  # the step the writer rounded to (83 million → 1e6)
-    attr: str = ""  # stem of the word naming the quantity before it ("population of 453")
+    attr: str = ""  # stems of the words naming the quantity before it ("population of 453")
     rounded: bool = False  # written with a scale word ("83 million"), so it may be rounded
+    currency: str = ""  # "INR", "GBP", ... when the number is an amount of money
 
 
 def strip_markers(text: str) -> str:
@@ -158,7 +161,7 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
             if g and g.lower() not in STOPWORDS and g.lower() not in _QUANTITY_ADJECTIVES:
                 noun = stem(g)
                 break
-            if g and g.lower() in ("of", "per"):
+            if g and g.lower() in STOPWORDS and g.lower() not in ("the", "a", "an", "other"):
                 break
         noun_end = n.end(1)
         if noun:
@@ -173,7 +176,17 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
                 "year",
             ):
                 rate = "/t"
-    raw_start = start - 1 if text[max(0, start - 1) : start] in "`₹$€£" and start else start
+    raw_start = start - 1 if text[max(0, start - 1) : start] in _CURRENCY_SIGNS and start else start
+    currency = _CURRENCY_SIGNS.get(text[raw_start : raw_start + 1], "")
+    if not currency:
+        word = re.match(
+            r"\s*(rupees?|dollars?|euros?|pounds?|inr|usd|eur|gbp)\b", text[stop:], re.I
+        )
+        if word:
+            currency = word.group(1).lower()[:3].replace("inr", "rup").replace("usd", "dol")
+            currency = {"rup": "INR", "dol": "USD", "eur": "EUR", "pou": "GBP", "gbp": "GBP"}[
+                currency
+            ]
     scaled = [v * scale for v in values]
     return Num(
         value=scaled[0],
@@ -187,6 +200,7 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
         precision=precision * scale,
         rounded=scale > 1,
         attr=_attr_before(text, raw_start),
+        currency=currency,
     )
 
 
@@ -295,6 +309,13 @@ def _close(c: float, d: float, claim: Num) -> bool:
     if claim.rounded:
         return abs(c - d) <= claim.precision / 2
     return False
+
+
+def comparable(claim: Num, doc: Num) -> bool:
+    """Close enough in size to be two readings of one quantity (not a page number beside a
+    turnover)."""
+    a, b = abs(claim.value), abs(doc.value)
+    return a == b or (min(a, b) > 0 and max(a, b) / min(a, b) <= 50)
 
 
 def conflicts(claim: Num, doc: Num) -> bool:

@@ -10,7 +10,7 @@ from functools import lru_cache
 
 import ftfy
 
-from pitchcraft.grounding.dates import Date, find_dates
+from pitchcraft.grounding.dates import MONTHS, Date, find_dates
 from pitchcraft.grounding.lexicon import NEGATIONS, fold, stem, words
 from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
 
@@ -261,7 +261,13 @@ def _row(text: str, clean: str, a: int, b: int, table: bool) -> Row:
     names = set()
     for w, s, _ in words(text[a:b]):
         before = text[a : a + s].rstrip()
-        if w[:1].isupper() and not w.isupper() and before and before[-1] not in '.!?:;"\u201c(':
+        if (
+            w[:1].isupper()
+            and not w.isupper()
+            and before
+            and before[-1] not in '.!?:;"\u201c('
+            and fold(w) not in MONTHS
+        ):
             names.add(stem(w))
     return Row(a, b, {w for w, _, _ in wl}, wl, nums, dates, cells, _negated(text[a:b]), names)
 

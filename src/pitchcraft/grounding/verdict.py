@@ -161,7 +161,8 @@ def _verdict(
         value = _listing([v for v in conflicts.values() if v])
         reason = f"{where} says {value}, not {wrong}."
         clauses = {items[i].clause for i in conflicts}
-        beside = [
+        # Another number stated rightly is a separate fact ("3 trucks ... 300 laptops").
+        beside = [i for i in hit if items[i].kind == "number"] + [
             i
             for i in substantive + [i for i in hit if items[i].kind == "name"]
             if items[i].clause not in clauses
