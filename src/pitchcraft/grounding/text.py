@@ -196,6 +196,27 @@ def _offset_map(original: str, fixed: str) -> list[int]:
     return out
 
 
+def _repair_mapped(original: str) -> tuple[str, list[int] | None]:
+    """The repaired text and its offsets into the original; repaired line by line, so only
+    the few lines that change are aligned (aligning a whole passage is slow)."""
+    if original.isascii():
+        return original, None
+    fixed_lines: list[str] = []
+    offsets: list[int] = []
+    pos = 0
+    for line in original.splitlines(keepends=True):
+        fixed = repair(line)
+        if fixed == line:
+            offsets.extend(range(pos, pos + len(line)))
+        else:
+            offsets.extend(pos + k for k in _offset_map(line, fixed)[:-1])
+        fixed_lines.append(fixed)
+        pos += len(line)
+    offsets.append(len(original))
+    text = "".join(fixed_lines)
+    return text, (None if text == original else offsets)
+
+
 def _word_list(text: str, a: int, b: int) -> list[tuple[str, int, int]]:
     """Stemmed words of text[a:b]; a word broken by a hyphen at a line end ("ef- ficient") is
     joined again."""
@@ -282,8 +303,7 @@ def _is_table_line(line: str) -> bool:
 @lru_cache(maxsize=512)
 def analyse(original: str) -> Analysed:
     """Split a passage into units; cached, as every sentence is checked against it."""
-    text = repair(original)
-    offsets = None if text == original else _offset_map(original, text)
+    text, offsets = _repair_mapped(original)
     clean = strip_markers(text)
     units: list[Unit] = []
     lines: list[tuple[int, int]] = []

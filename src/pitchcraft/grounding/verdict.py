@@ -90,8 +90,12 @@ def decide(
         mine = [i for i in best.hits if not items[i].subject]
         for i in mine:
             hits[i] = best.hits[i].value
+        # A different value in a sentence about someone else is no contradiction.
+        elsewhere = best.rivals and any(
+            it.subject and i not in best.hits for i, it in enumerate(items)
+        )
         for i, h in best.conflicts.items():
-            if i not in hits:
+            if i not in hits and not elsewhere:
                 conflicts[i] = h.value or ""
         used.append((best, mine + list(best.conflicts)))
         # A clause with an item found in the best sentence must be found there entirely.
