@@ -90,8 +90,12 @@ def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None]
 
 def _window(row: Row, doc: Num) -> set[str]:
     """Stems of the words just around a document number: what it counts."""
-    after = [s for s, a, _ in row.words if doc.end <= a <= doc.end + 40][:3]
-    before = [s for s, _, b in row.words if doc.start - 40 <= b <= doc.start][-4:]
+    # Up to the neighbouring numbers: in "10,000 blankets, and 200 laptops" the laptops are
+    # counted by the 200.
+    nxt = min([n.start for n in row.nums if n.start >= doc.end] + [doc.end + 40])
+    prv = max([n.end for n in row.nums if n.end <= doc.start] + [doc.start - 40])
+    after = [s for s, a, _ in row.words if doc.end <= a < nxt][:3]
+    before = [s for s, _, b in row.words if prv < b <= doc.start][-4:]
     return set(after) | set(before)
 
 

@@ -62,6 +62,10 @@ class Parsed:
     negated: bool
 
 
+def _bare(word: str) -> str:
+    return word[:-2] if word.endswith("'s") else word
+
+
 def _clause_of(breaks: list[int], pos: int) -> int:
     return sum(1 for b in breaks if b <= pos)
 
@@ -109,12 +113,8 @@ def parse_claim(
             and i == 0
             and not w.isupper()
             and not re.search(r"[A-Z]", w[1:])
-            and low not in (capitalised or set())
-            and (
-                low in (lower or set())
-                or low.endswith(("ing", "ly", "ed"))
-                or (i + 1 < len(wl) and not wl[i + 1][0][:1].isupper())
-            )
+            and _bare(low) not in (capitalised or set())
+            and (_bare(low) in (lower or set()) or low.endswith(("ing", "ly")))
         ):
             capital = False
         if capital and low not in STOPWORDS and low not in FRAMING and low not in HARD_WORDS:

@@ -22,9 +22,11 @@ _WORD_NUM = re.compile(
     + r")\b",
     re.IGNORECASE,
 )
+_SCALE_WORDS = "|".join(sorted(map(re.escape, SCALES), key=len, reverse=True))
+# After a number: a unit, one or two scale words ("lakh crore"), a rate.
 _AFTER = re.compile(
     r"\s*(%|per\s?cent\b|percent\b|x\b|\u00d7|times\b)?\s*"
-    r"(?:(" + "|".join(sorted(map(re.escape, SCALES), key=len, reverse=True)) + r")\b)?"
+    r"(?:(" + _SCALE_WORDS + r")\b(?:\s+(" + _SCALE_WORDS + r")\b)?)?"
     r"\s*((?:(?:per|a|an|each|every)\s+|/\s*)(?:second|minute|hour|day|week|month|year|annum)\b"
     r"|/(?:s|h|yr)\b)?",
     re.IGNORECASE,
@@ -150,8 +152,11 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
             scale = SCALES[m.group(2).lower()]
             stop = m.end(2)
         if m.group(3):
-            rate = "/t"
+            scale *= SCALES[m.group(3).lower()]
             stop = m.end(3)
+        if m.group(4):
+            rate = "/t"
+            stop = m.end(4)
     if text[max(0, start - 1) : start] == "%":
         unit = "%"
     noun = ""

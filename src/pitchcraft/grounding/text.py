@@ -293,10 +293,18 @@ def _row(text: str, clean: str, a: int, b: int, table: bool) -> Row:
     return Row(a, b, {w for w, _, _ in wl}, wl, nums, dates, cells, _negated(text[a:b]), names)
 
 
-def _is_table_line(line: str) -> bool:
+def _next_line(text: str, lines: list[tuple[int, int]], i: int) -> str:
+    return text[lines[i + 1][0] : lines[i + 1][1]] if i + 1 < len(lines) else ""
+
+
+def _is_table_line(line: str, following: str = "") -> bool:
+    """A short line that ends no sentence: a table row, a heading, a label. A line broken
+    mid-word or mid-sentence (the next starts in lower case) is prose."""
     s = line.strip()
     if "|" in s:
         return True
+    if s.endswith("-") or following.strip()[:1].islower():
+        return False
     return len(s) < _TABLE_LINE_MAX and not s.endswith((".", "!", "?", ";", ",", ":"))
 
 
@@ -315,9 +323,11 @@ def analyse(original: str) -> Analysed:
     i = 0
     while i < len(lines):
         a, b = lines[i]
-        if _is_table_line(text[a:b]):
+        if _is_table_line(text[a:b], _next_line(text, lines, i)):
             j = i
-            while j + 1 < len(lines) and _is_table_line(text[lines[j + 1][0] : lines[j + 1][1]]):
+            while j + 1 < len(lines) and _is_table_line(
+                text[lines[j + 1][0] : lines[j + 1][1]], _next_line(text, lines, j + 1)
+            ):
                 if text[lines[j + 1][0]].islower():
                     break
                 j += 1
@@ -350,30 +360,31 @@ def analyse(original: str) -> Analysed:
     capitalised, lower = set(), set()
     for w, a, _ in words(text):
         if w[:1].islower():
-            lower.add(fold(w))
+            lower.add(fold(w).removesuffix("'s"))
             continue
         before = text[max(0, a - 3) : a].rstrip(" \t\"'\u201c\u2018")
         if before and before[-1] not in ".!?\n":
-            capitalised.add(fold(w))
+            capitalised.add(fold(w).removesuffix("'s"))
     return Analysed(original, text, units, offsets, all_stems, capitalised, lower)
 
 
-_ABBR_DEF = re.compile(
-    r"((?:[A-Z][\w-]*[\s-]+(?:[a-z]{1,3}\s+)?){1,6})\(\s*([A-Z][A-Za-z]{1,7})\s*\)"
-)
+_ABBR_DEF = re.compile(r"\(\s*([A-Z][A-Za-z]{1,7})\s*\)")
 
 
 def abbreviations(texts: list[str]) -> dict[str, set[str]]:
-    """Abbreviations the documents define ("Deep Learning (DL)") → the stems they stand for."""
+    """Abbreviations the documents define ("deep learning (DL)", "Document Image Analysis
+    (DIA)") → the stems of the words they stand for."""
     out: dict[str, set[str]] = {}
     for text in texts:
         for m in _ABBR_DEF.finditer(text):
-            long_words = re.findall(r"[A-Za-z]+", m.group(1))
-            abbr = m.group(2)
-            letters = [w[0].lower() for w in long_words if w[0].isupper()]
+            abbr = m.group(1)
             caps = [c.lower() for c in abbr if c.isupper()]
-            if len(caps) >= 2 and "".join(letters).endswith("".join(caps)):
-                chosen = [w for w in long_words if w[0].isupper()][-len(caps) :]
+            if len(caps) < 2:
+                continue
+            before = re.findall(r"[A-Za-z]+", text[max(0, m.start() - 80) : m.start()])
+            content = [w for w in before if w.lower() not in ("of", "and", "for", "the", "in")]
+            chosen = content[-len(caps) :]
+            if len(chosen) == len(caps) and [w[0].lower() for w in chosen] == caps:
                 out[stem(abbr)] = {stem(w) for w in chosen}
     return out
 

@@ -111,6 +111,15 @@ def decide(
                     hits[i] = m.hits[i].value
                     conflicts.pop(i, None)
                 used.append((m, new))
+        # A number no sentence states rightly may be stated wrongly in one that states what
+        # it counts ("200 laptops" for "300 laptops").
+        for m in valid:
+            if m is best or not any(not items[i].subject for i in m.hits):
+                continue
+            for i, h in m.conflicts.items():
+                if i not in hits and i not in conflicts and items[i].num is not None:
+                    conflicts[i] = h.value or ""
+                    used.append((m, [i, *m.hits]))
     for i, ok in subject_ok.items():
         # The subject may be named in another passage, unless the sentence that states the
         # facts names someone else.
