@@ -8,12 +8,23 @@ from dataclasses import dataclass, field
 
 from pitchcraft.grounding.dates import Date, date_matches
 from pitchcraft.grounding.extract import Item, Parsed, parse_claim
-from pitchcraft.grounding.lexicon import ANTONYMS, CATEGORIES, NEGATIONS, alternatives, stem
+from pitchcraft.grounding.lexicon import (
+    ANTONYMS,
+    CATEGORIES,
+    FRAMING,
+    HARD_WORDS,
+    NEGATIONS,
+    STOPWORDS,
+    alternatives,
+    stem,
+)
 from pitchcraft.grounding.model import Claim, Passage
 from pitchcraft.grounding.numbers import Num, comparable, matches, same_kind
 from pitchcraft.grounding.text import Analysed, Row, Unit, abbreviations, analyse
 from pitchcraft.grounding.verdict import decide
 
+# Capitalised in a heading or a table row, yet no one's name.
+_COMMON_STEMS = frozenset(stem(w) for w in STOPWORDS | FRAMING | HARD_WORDS)
 _NOTE_WORDS = frozenset(stem(w) for w in ("note", "notes", "source", "sources"))
 
 
@@ -111,8 +122,9 @@ def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:
     return any(alternatives(k) & window for k in claim.attr.split())
 
 
-def _same_quantity(claim: Num, doc: Num, row: Row) -> bool:
-    """Does `doc` count the same thing as the claim's number (so a different value conflicts)?"""
+def _same_quantity(claim: Num, doc: Num, row: Row, sums: int = 0) -> bool:
+    """Does `doc` count the same thing as the claim's number (so a different value conflicts)?
+    `sums`: how many sums in the claim's currency the unit states."""
     if not same_kind(claim, doc):
         return False
     if claim.unit == "score":
@@ -123,8 +135,8 @@ def _same_quantity(claim: Num, doc: Num, row: Row) -> bool:
     if claim.currency and claim.currency == doc.currency:
         # Two sums of money in one currency in one sentence: the same sum, unless the words
         # around them say otherwise.
-        return len([n for n in row.nums if n.currency == claim.currency]) == 1 or bool(
-            {a for k in claim.attr.split() for a in alternatives(k)} & _window(row, doc)
+        return sums == 1 or bool(
+            {a for k in (claim.noun, *claim.attr.split()) if k for a in alternatives(k)} & window
         )
     # What the claim's number counts: the word after it, else the words before it.
     keys = [claim.noun] if claim.noun else claim.attr.split()
@@ -182,7 +194,7 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
     _opposites(parsed, m)
     claim_stems = {a for it in items for alts in it.stems for a in alts}
     for r in {h.row for h in m.hits.values()}:
-        m.rivals |= rows[r].names - claim_stems - ctx.lower_stems
+        m.rivals |= rows[r].names - claim_stems - ctx.lower_stems - _COMMON_STEMS
     m.score = sum(items[i].weight for i in m.hits if not items[i].subject)
     if not any(items[i].kind != "name" and not items[i].hard for i in m.hits):
         # Names alone are the topic, not a statement about it.
@@ -275,10 +287,13 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
     for idx, item in enumerate(parsed.items):
         if idx in m.hits or idx in m.conflicts:
             continue
+        sums = 0
+        if item.num is not None and item.num.currency:
+            sums = sum(n.currency == item.num.currency for r in m.unit.rows for n in r.nums)
         for r, row in enumerate(m.unit.rows):
             if item.num is not None:
                 for doc in row.nums:
-                    if _same_quantity(item.num, doc, row) and not matches(item.num, doc):
+                    if _same_quantity(item.num, doc, row, sums) and not matches(item.num, doc):
                         m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
                         break
             elif item.date is not None:
