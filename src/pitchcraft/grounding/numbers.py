@@ -77,6 +77,7 @@ class Num:
     attr: str = ""  # stems of the words naming the quantity before it ("population of 453")
     rounded: bool = False  # written with a scale word ("83 million"), so it may be rounded
     currency: str = ""  # "INR", "GBP", ... when the number is an amount of money
+    ordinal: bool = False  # "45th": names which one, counts nothing
 
 
 def strip_markers(text: str) -> str:
@@ -140,6 +141,7 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
     ordinal = _ORDINAL.match(text, end)
     if ordinal:
         end = ordinal.end()
+    is_ordinal = ordinal is not None
     m = _AFTER.match(text, end)
     unit, scale, rate = "", 1.0, ""
     stop = end
@@ -206,6 +208,7 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
         rounded=scale > 1,
         attr=_attr_before(text, raw_start),
         currency=currency,
+        ordinal=is_ordinal,
     )
 
 

@@ -139,7 +139,8 @@ def decide(
     evidence = [evidence_for(m, idxs) for m, idxs in used]
     evidence = list(dict.fromkeys(evidence))
     checks = _checks(items, hits, conflicts)
-    verdict, reason = _verdict(sentence, items, content, hits, conflicts, used)
+    negated_items = {i for m in found for i in m.negated_hits if i not in hits}
+    verdict, reason = _verdict(sentence, items, content, hits, conflicts, used, negated_items)
     if verdict == "unsupported":
         evidence = []
     return Claim(sentence, verdict, reason, evidence, checks)
@@ -152,6 +153,7 @@ def _verdict(
     hits: dict[int, str | None],
     conflicts: dict[int, str],
     used: list[tuple[UnitMatch, list[int]]],
+    negated: set[int],
 ) -> tuple[Verdict, str]:
     where = _where(used[0][0]) if used else "Your documents"
     # A phrase whose head word is missing states nothing ("largest private sector employer").
@@ -175,7 +177,7 @@ def _verdict(
         reason = f"{where} says {value}, not {wrong}."
         clauses = {items[i].clause for i in conflicts}
         # Another number stated rightly is a separate fact ("3 trucks ... 300 laptops").
-        beside = [i for i in hit if items[i].kind == "number"] + [
+        beside = [i for i in hit if items[i].num is not None and not items[i].num.ordinal] + [
             i
             for i in substantive + [i for i in hit if items[i].kind == "name"]
             if items[i].clause not in clauses
@@ -186,7 +188,8 @@ def _verdict(
         return "contradicted", reason
     if not hit or not substantive:
         return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
-    hard_missing = [i for i in missing if items[i].kind != "term" or items[i].hard]
+    # A word a passage states only negated ("not a complete statement") is never let off.
+    hard_missing = [i for i in missing if items[i].kind != "term" or items[i].hard or i in negated]
     soft_missing = [i for i in missing if i not in hard_missing]
     terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
     if not hard_missing and len(soft_missing) <= len(terms) // 6:
