@@ -393,7 +393,24 @@ def check_one(sentence: str, ctx: Context, cited: Sequence[int]) -> Claim:
             if m.hits or m.conflicts:
                 matches_.append(m)
     subject_ok = {i: _subject_found(it, ctx) for i, it in enumerate(parsed.items) if it.subject}
-    return decide(sentence, parsed, matches_, subject_ok)
+    main = {
+        i
+        for i, it in enumerate(parsed.items)
+        if it.kind == "name" and not it.subject and _main_name(it, ctx)
+    }
+    best_passage = max(matches_, key=lambda m: m.score).an if matches_ else None
+    main = {i for i in main if best_passage is not None and _in(parsed.items[i], best_passage)}
+    return decide(sentence, parsed, matches_, subject_ok, main)
+
+
+def _in(item: Item, an: Analysed) -> bool:
+    return all(alts & an.stems for alts in item.stems)
+
+
+def _main_name(item: Item, ctx: Context) -> bool:
+    """Named in at least half of the passages: what the documents are about."""
+    n = sum(_in(item, an) for an in ctx.analysed)
+    return len(ctx.analysed) >= 2 and 2 * n >= len(ctx.analysed)
 
 
 def check_claims(

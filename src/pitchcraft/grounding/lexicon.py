@@ -39,7 +39,7 @@ thing things lot lots really truly simply new great amazing trusted spent spend 
 stands reached reaches recorded totalled totaled amounted worth valued notes note states
 stated mentions mentioned according confirms confirmed lists listed memo besides thankfully
 fortunately unfortunately importantly notably moreover additionally furthermore indeed
-together currently proudly called named dubbed
+together currently proudly called named dubbed overall altogether meanwhile
 """
 )
 

@@ -52,7 +52,11 @@ def _checks(
 
 
 def decide(
-    sentence: str, parsed: Parsed, found: list[UnitMatch], subject_ok: dict[int, bool]
+    sentence: str,
+    parsed: Parsed,
+    found: list[UnitMatch],
+    subject_ok: dict[int, bool],
+    main_names: set[int],
 ) -> Claim:
     items = parsed.items
     content = [i for i, it in enumerate(items) if not it.subject]
@@ -86,10 +90,12 @@ def decide(
     hits: dict[int, str | None] = {}
     conflicts: dict[int, str] = {}
     used: list[tuple[UnitMatch, list[int]]] = []
+    src: dict[int, UnitMatch] = {}  # the unit each hit or conflict comes from
     if best is not None:
         mine = [i for i in best.hits if not items[i].subject]
         for i in mine:
             hits[i] = best.hits[i].value
+            src[i] = best
         # A different value in a sentence about someone else is no contradiction.
         elsewhere = best.rivals and any(
             it.subject and i not in best.hits for i, it in enumerate(items)
@@ -97,6 +103,7 @@ def decide(
         for i, h in best.conflicts.items():
             if i not in hits and not elsewhere:
                 conflicts[i] = h.value or ""
+                src[i] = best
         used.append((best, mine + list(best.conflicts)))
         # A clause with an item found in the best sentence must be found there entirely.
         settled = {items[i].clause for i in mine} | {items[i].clause for i in best.conflicts}
@@ -109,6 +116,7 @@ def decide(
             if new and len(own) >= 2:
                 for i in new:
                     hits[i] = m.hits[i].value
+                    src[i] = m
                     conflicts.pop(i, None)
                 used.append((m, new))
         # A number no sentence states rightly may be stated wrongly in one that states what
@@ -119,12 +127,19 @@ def decide(
             for i, h in m.conflicts.items():
                 if i not in hits and i not in conflicts and items[i].num is not None:
                     conflicts[i] = h.value or ""
+                    src[i] = m
                     used.append((m, [i, *m.hits]))
     for i, ok in subject_ok.items():
         # The subject may be named in another passage, unless the sentence that states the
         # facts names someone else.
         if best is not None and (i in best.hits or (ok and not best.rivals)):
             hits[i] = None
+    if best is not None and not best.rivals:
+        # The documents' own main name (in most passages, and in this one) need not be
+        # repeated in the sentence that states the fact.
+        for i in main_names:
+            if i not in hits and i not in conflicts:
+                hits[i] = None
     for i in list(conflicts):
         if i in hits:
             del conflicts[i]
@@ -140,7 +155,19 @@ def decide(
     evidence = list(dict.fromkeys(evidence))
     checks = _checks(items, hits, conflicts)
     negated_items = {i for m in found for i in m.negated_hits if i not in hits}
-    verdict, reason = _verdict(sentence, items, content, hits, conflicts, used, negated_items)
+    # A number stated rightly in another sentence than the wrong one is a separate fact
+    # ("3 trucks for 15 hours" beside "300 laptops"); in the same sentence it is one fact
+    # ("60 goals in 142 games").
+    apart = [
+        i
+        for i in hits
+        if (num := items[i].num) is not None
+        and not num.ordinal
+        and all(src.get(i) is not src.get(c) for c in conflicts)
+    ]
+    verdict, reason = _verdict(
+        sentence, items, content, hits, conflicts, used, negated_items, apart
+    )
     if verdict == "unsupported":
         evidence = []
     return Claim(sentence, verdict, reason, evidence, checks)
@@ -154,6 +181,7 @@ def _verdict(
     conflicts: dict[int, str],
     used: list[tuple[UnitMatch, list[int]]],
     negated: set[int],
+    apart: list[int],
 ) -> tuple[Verdict, str]:
     where = _where(used[0][0]) if used else "Your documents"
     # A phrase whose head word is missing states nothing ("largest private sector employer").
@@ -176,8 +204,7 @@ def _verdict(
         value = _listing([v for v in conflicts.values() if v])
         reason = f"{where} says {value}, not {wrong}."
         clauses = {items[i].clause for i in conflicts}
-        # Another number stated rightly is a separate fact ("3 trucks ... 300 laptops").
-        beside = [i for i in hit if items[i].num is not None and not items[i].num.ordinal] + [
+        beside = apart + [
             i
             for i in substantive + [i for i in hit if items[i].kind == "name"]
             if items[i].clause not in clauses
