@@ -385,9 +385,15 @@ def check_one(sentence: str, ctx: Context, cited: Sequence[int]) -> Claim:
         range(len(ctx.passages)),
         key=lambda i: (ctx.passages[i].n not in cited, i),
     )
+    wanted = {a for it in parsed.items for alts in it.stems for a in alts}
+    wanted |= {k for k, v in ctx.abbr.items() if v & wanted}
     matches_: list[UnitMatch] = []
     for i in order:
         for unit in ctx.analysed[i].units:
+            if not (unit.stems & wanted) and not any(
+                it.kind in ("number", "date") for it in parsed.items
+            ):
+                continue
             m = UnitMatch(ctx.passages[i], ctx.analysed[i], unit)
             _match_unit(parsed, m, ctx)
             if m.hits or m.conflicts:

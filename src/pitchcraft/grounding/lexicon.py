@@ -233,8 +233,11 @@ HEDGES: dict[str, str] = {
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*|[€$₹%]", re.UNICODE)
 
 
+@lru_cache(maxsize=65536)
 def fold(word: str) -> str:
     """Lower-case without accents ("Zürich" → "zurich")."""
+    if word.isascii():
+        return word.lower()
     nfkd = unicodedata.normalize("NFKD", word.lower().replace("\u2019", "'"))
     return "".join(c for c in nfkd if not unicodedata.combining(c))
 

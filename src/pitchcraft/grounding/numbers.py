@@ -22,6 +22,7 @@ _WORD_NUM = re.compile(
     + r")\b",
     re.IGNORECASE,
 )
+_NUMBER_WORD_SET = frozenset(w for w in NUMBER_WORDS if " " not in w)
 _SCALE_WORDS = "|".join(sorted(map(re.escape, SCALES), key=len, reverse=True))
 # After a number: a unit, one or two scale words ("lakh crore"), a rate.
 _AFTER = re.compile(
@@ -232,14 +233,17 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in spans)
 
-    for m in _FEET.finditer(text):
+    digits = any(c.isdigit() for c in text)
+    # Cheap checks first: most rows have no digits, or no number words.
+    spelled = bool(_NUMBER_WORD_SET & set(re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower())))
+    for m in _FEET.finditer(text) if digits else ():
         a, b = m.span()
         if free(a, b):
             inches = float(int(m.group(1)) * 12 + int(m.group(2)))
             num = _finish(text, a, b, [inches], 1.0)
             out.append(Num(**{**num.__dict__, "unit": "in"}))
             spans.append((a, b))
-    for m in _SCORE.finditer(text):
+    for m in _SCORE.finditer(text) if digits else ():
         a, b = m.span()
         if not free(a, b):
             continue
@@ -253,7 +257,7 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
         num = _finish(text, a, b, [value], 1.0)
         out.append(Num(**{**num.__dict__, "unit": "score"}))
         spans.append((num.start, num.end))
-    for m in _RUN.finditer(text):
+    for m in _RUN.finditer(text) if digits else ():
         a, b = m.span(1)
         if not free(a, b):
             continue
@@ -263,7 +267,7 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
         num = _finish(text, a, b, values, precision)
         out.append(num)
         spans.append((num.start, num.end))
-    for m in _WORD_NUM.finditer(text):
+    for m in _WORD_NUM.finditer(text) if spelled else ():
         a, b = m.span()
         if not free(a, b):
             continue

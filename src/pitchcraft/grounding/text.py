@@ -6,12 +6,12 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import ftfy
 
 from pitchcraft.grounding.dates import MONTHS, Date, find_dates
-from pitchcraft.grounding.lexicon import NEGATIONS, fold, stem, words
+from pitchcraft.grounding.lexicon import fold, stem, words
 from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
 
 _ABBREVIATIONS = frozenset(
@@ -147,15 +147,35 @@ def split_sentences(text: str) -> list[str]:
 
 @dataclass
 class Row:
+    """A table row or a sentence. Numbers, dates and cells are read on first use: most rows
+    share no word with a sentence being checked and are never looked at closely."""
+
     start: int
     end: int
     stems: set[str]
     words: list[tuple[str, int, int]]  # (stem, start, end) in the repaired text
-    nums: list[Num]
-    dates: list[Date]
-    cells: list[tuple[int, int]]  # spans of the row's entries, for column alignment
-    negated: bool
-    names: set[str] = field(default_factory=set)  # stems of capitalised words inside sentences
+    names: set[str]  # stems of capitalised words inside sentences
+    text: str = field(repr=False, default="")  # the whole repaired passage
+    clean: str = field(repr=False, default="")  # the same with reference markers blanked
+    table: bool = False
+
+    @cached_property
+    def dates(self) -> list[Date]:
+        a = self.start
+        found = find_dates(self.clean[a : self.end])
+        return [Date(d.year, d.month, d.day, d.raw, d.start + a, d.end + a, d.until) for d in found]
+
+    @cached_property
+    def nums(self) -> list[Num]:
+        a = self.start
+        skip = [(d.start - a, d.end - a) for d in self.dates]
+        local = find_numbers(self.clean[a : self.end], skip)
+        return [Num(**{**n.__dict__, "start": n.start + a, "end": n.end + a}) for n in local]
+
+    @cached_property
+    def cells(self) -> list[tuple[int, int]]:
+        """Spans of the row's entries, for column alignment."""
+        return _cells(self.text, self.start, self.end, self.nums) if self.table else []
 
 
 @dataclass
@@ -240,13 +260,6 @@ def _word_list(text: str, a: int, b: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def _negated(text: str) -> bool:
-    low = fold(text)
-    if re.search(r"n't\b|\bjust missed\b|\bmissed out\b|\bfailed to\b", low):
-        return True
-    return any(w in NEGATIONS for w in re.findall(r"[a-z']+", low))
-
-
 def _cells(text: str, a: int, b: int, nums: list[Num]) -> list[tuple[int, int]]:
     """Entries of a table row in order: numbers, and runs of words between separators."""
     spans = [(n.start, n.end) for n in nums]
@@ -273,12 +286,7 @@ def _cells(text: str, a: int, b: int, nums: list[Num]) -> list[tuple[int, int]]:
 
 
 def _row(text: str, clean: str, a: int, b: int, table: bool) -> Row:
-    dates = find_dates(clean[a:b])
-    dates = [Date(d.year, d.month, d.day, d.raw, d.start + a, d.end + a, d.until) for d in dates]
-    local = find_numbers(clean[a:b], [(d.start - a, d.end - a) for d in dates])
-    nums = [Num(**{**n.__dict__, "start": n.start + a, "end": n.end + a}) for n in local]
     wl = _word_list(text, a, b)
-    cells = _cells(text, a, b, nums) if table else []
     names = set()
     for w, s, _ in words(text[a:b]):
         before = text[a : a + s].rstrip()
@@ -290,7 +298,7 @@ def _row(text: str, clean: str, a: int, b: int, table: bool) -> Row:
             and fold(w) not in MONTHS
         ):
             names.add(stem(w))
-    return Row(a, b, {w for w, _, _ in wl}, wl, nums, dates, cells, _negated(text[a:b]), names)
+    return Row(a, b, {w for w, _, _ in wl}, wl, names, text, clean, table)
 
 
 def _next_line(text: str, lines: list[tuple[int, int]], i: int) -> str:
