@@ -271,6 +271,8 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
         a, b = m.span()
         if not free(a, b):
             continue
+        if m.group(1)[:1].isupper() and re.search(r"[A-Z][\w.]*\s+$", text[max(0, a - 30) : a]):
+            continue  # part of a name: "Division Three", "Formula One"
         value = float(NUMBER_WORDS[m.group(1).lower()])
         out.append(_finish(text, a, b, [value], 1.0))
         spans.append((a, b))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
+from pitchcraft.grounding.lexicon import stem
 from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
 from pitchcraft.grounding.text import quote_span
 
@@ -23,9 +25,14 @@ def _listing(texts: list[str]) -> str:
     return ", ".join(texts[:-1]) + " and " + texts[-1]
 
 
-def _statement(text: str) -> str:
+def _statement(text: str, items: list[Item]) -> str:
+    """The sentence as the object of "Nothing in your documents states ..."."""
     s = text.strip().rstrip(".!?")
-    return s[:1].lower() + s[1:] if s[:2].istitle() and not s[:1].isupper() else s
+    starts_with_name = any(it.kind == "name" and it.start == 0 for it in items)
+    first = s.split(" ", 1)[0]
+    if starts_with_name or first.isupper() or any(c.isupper() for c in first[1:]):
+        return s
+    return s[:1].lower() + s[1:]
 
 
 def evidence_for(m: UnitMatch, idxs: list[int]) -> Evidence:
@@ -166,14 +173,45 @@ def decide(
         and all(src.get(i) is not src.get(c) for c in conflicts)
     ]
     verdict, reason = _verdict(
-        sentence, items, content, hits, conflicts, used, negated_items, apart
+        parsed.text, sentence, items, content, hits, conflicts, used, negated_items, apart
     )
     if verdict == "unsupported":
         evidence = []
     return Claim(sentence, verdict, reason, evidence, checks)
 
 
+def _noun_after(item: Item, text: str) -> re.Match[str] | None:
+    """The word after a number in the sentence, when it is what the number counts."""
+    if item.num is None or not item.num.noun:
+        return None
+    m = re.match(r"\s+([^\W\d_][\w'-]*)", text[item.end :])
+    return m if m and stem(m.group(1)) == item.num.noun else None
+
+
+def _with_noun(value: str, item: Item, text: str) -> str:
+    """The document's value with what the sentence counts: "20,000 bottles", not "20,000"."""
+    m = _noun_after(item, text)
+    return f"{value} {m.group(1)}" if m and not value.endswith(m.group(1)) else value
+
+
+def _shown(idxs: list[int], items: list[Item], text: str) -> str:
+    """Items as the sentence has them, a number with what it counts ("15 hours")."""
+    nouns = set()
+    for i in idxs:
+        m = _noun_after(items[i], text)
+        if m:
+            nouns.add(items[i].end + m.start(1))
+    return _listing(
+        [
+            _with_noun(items[i].text, items[i], text)
+            for i in idxs
+            if not (items[i].kind == "term" and items[i].start in nouns)
+        ]
+    )
+
+
 def _verdict(
+    text: str,
     sentence: str,
     items: list[Item],
     content: list[int],
@@ -201,7 +239,7 @@ def _verdict(
     substantive = [i for i in hit if items[i].kind != "name" and not items[i].hard]
     if conflicts:
         wrong = _listing([items[i].text for i in conflicts])
-        value = _listing([v for v in conflicts.values() if v])
+        value = _listing([_with_noun(v, items[i], text) for i, v in conflicts.items() if v])
         reason = f"{where} says {value}, not {wrong}."
         clauses = {items[i].clause for i in conflicts}
         beside = apart + [
@@ -210,11 +248,11 @@ def _verdict(
             if items[i].clause not in clauses
         ]
         if any(items[i].kind != "name" and not items[i].hard for i in beside):
-            right = _listing([items[i].text for i in beside])
+            right = _shown(beside, items, text)
             return "partial", f"{where} states {right}, but it says {value}, not {wrong}."
         return "contradicted", reason
     if not hit or not substantive:
-        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
+        return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
     # A word a passage states only negated ("not a complete statement") is never let off.
     hard_missing = [i for i in missing if items[i].kind != "term" or items[i].hard or i in negated]
     soft_missing = [i for i in missing if i not in hard_missing]
@@ -225,10 +263,10 @@ def _verdict(
     found_weight = sum(items[i].weight for i in hit)
     total_weight = sum(items[i].weight for i in content)
     if numbers and not any(i in hits for i in numbers) and found_weight < 0.5 * total_weight:
-        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
+        return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
     facts = [i for i in hit if items[i].kind in ("number", "date")]
     if found_weight < 2 or (not facts and len(substantive) < 2):
-        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
-    right = _listing([items[i].text for i in hit])
-    lacking = _listing([items[i].text for i in missing])
+        return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
+    right = _shown(hit, items, text)
+    lacking = _shown(missing, items, text)
     return "partial", f"{where} states {right}, but nothing in your documents states {lacking}."
