@@ -60,7 +60,8 @@ class Library:
     def get(self, rel: str) -> DocChunks:
         stored = self.cache / (rel.replace("/", "__") + ".pkl") if self.cache else None
         if rel not in self.docs and stored is not None and stored.is_file():
-            self.docs[rel] = pickle.loads(stored.read_bytes())  # noqa: S301 - our own file
+            texts, labels, vectors = pickle.loads(stored.read_bytes())  # noqa: S301 - ours
+            self.docs[rel] = DocChunks(texts, labels, vectors)
         if rel not in self.docs:
             path = self.corpus / rel
             parsed = parse_file(path, detect(path, path.name), ocr=False, soffice=None)
@@ -74,7 +75,7 @@ class Library:
             self.docs[rel] = DocChunks(texts, labels, vectors)
             if stored is not None:
                 stored.parent.mkdir(parents=True, exist_ok=True)
-                stored.write_bytes(pickle.dumps(self.docs[rel]))
+                stored.write_bytes(pickle.dumps((texts, labels, vectors)))
         return self.docs[rel]
 
     def passages(self, docs: list[str], sentence: str, top: int) -> list[Passage]:

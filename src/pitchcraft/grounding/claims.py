@@ -8,11 +8,24 @@ from dataclasses import dataclass, field
 
 from pitchcraft.grounding.dates import Date, date_matches
 from pitchcraft.grounding.extract import Item, Parsed, parse_claim
-from pitchcraft.grounding.lexicon import CATEGORIES, NEGATIONS, alternatives, stem
+from pitchcraft.grounding.lexicon import (
+    ANTONYMS,
+    CATEGORIES,
+    FRAMING,
+    HARD_WORDS,
+    NEGATIONS,
+    STOPWORDS,
+    alternatives,
+    stem,
+)
 from pitchcraft.grounding.model import Claim, Passage
-from pitchcraft.grounding.numbers import Num, matches, same_kind
+from pitchcraft.grounding.numbers import Num, comparable, matches, same_kind
 from pitchcraft.grounding.text import Analysed, Row, Unit, abbreviations, analyse
 from pitchcraft.grounding.verdict import decide
+
+# Capitalised in a heading or a table row, yet no one's name.
+_COMMON_STEMS = frozenset(stem(w) for w in STOPWORDS | FRAMING | HARD_WORDS)
+_NOTE_WORDS = frozenset(stem(w) for w in ("note", "notes", "source", "sources"))
 
 
 @dataclass
@@ -35,6 +48,8 @@ class UnitMatch:
     negated: bool = False
     score: float = 0.0
     rivals: set[str] = field(default_factory=set)  # other names where the items were found
+    negated_hits: dict[int, Hit] = field(default_factory=dict)  # "not considered mandatory"
+    opposites: dict[int, Hit] = field(default_factory=dict)  # "rare" where it says "common"
 
 
 @dataclass
@@ -44,6 +59,7 @@ class Context:
     abbr: dict[str, set[str]]
     capitalised: set[str] = field(default_factory=set)
     lower: set[str] = field(default_factory=set)
+    lower_stems: set[str] = field(default_factory=set)
 
 
 def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tuple[int, int] | None:
@@ -54,6 +70,10 @@ def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tupl
 
 
 def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None] | None:
+    if item.joined is not None:
+        hit = _word_hit(row, item.joined, ctx.abbr)
+        if hit is not None:
+            return hit[0], hit[1], None
     if item.kind in ("name", "term"):
         spans = []
         for alts in item.stems:
@@ -81,8 +101,12 @@ def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None]
 
 def _window(row: Row, doc: Num) -> set[str]:
     """Stems of the words just around a document number: what it counts."""
-    after = [s for s, a, _ in row.words if doc.end <= a <= doc.end + 40][:3]
-    before = [s for s, _, b in row.words if doc.start - 40 <= b <= doc.start][-4:]
+    # Up to the neighbouring numbers: in "10,000 blankets, and 200 laptops" the laptops are
+    # counted by the 200.
+    nxt = min([n.start for n in row.nums if n.start >= doc.end] + [doc.end + 40])
+    prv = max([n.end for n in row.nums if n.end <= doc.start] + [doc.start - 40])
+    after = [s for s, a, _ in row.words if doc.end <= a < nxt][:3]
+    before = [s for s, _, b in row.words if prv < b <= doc.start][-4:]
     return set(after) | set(before)
 
 
@@ -94,17 +118,28 @@ def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:
         return True
     if not doc.noun:
         return bool(alts & row.stems)
-    return bool(claim.attr and alternatives(claim.attr) & _window(row, doc))
+    window = _window(row, doc)
+    return any(alternatives(k) & window for k in claim.attr.split())
 
 
-def _same_quantity(claim: Num, doc: Num, row: Row) -> bool:
-    """Does `doc` count the same thing as the claim's number (so a different value conflicts)?"""
+def _same_quantity(claim: Num, doc: Num, row: Row, sums: int = 0) -> bool:
+    """Does `doc` count the same thing as the claim's number (so a different value conflicts)?
+    `sums`: how many sums in the claim's currency the unit states."""
     if not same_kind(claim, doc):
         return False
     if claim.unit == "score":
         return True
+    if not comparable(claim, doc):
+        return False
     window = _window(row, doc)
-    keys = [k for k in (claim.noun, claim.attr) if k]
+    if claim.currency and claim.currency == doc.currency:
+        # Two sums of money in one currency in one sentence: the same sum, unless the words
+        # around them say otherwise.
+        return sums == 1 or bool(
+            {a for k in (claim.noun, *claim.attr.split()) if k for a in alternatives(k)} & window
+        )
+    # What the claim's number counts: the word after it, else the words before it.
+    keys = [claim.noun] if claim.noun else claim.attr.split()
     return any(alternatives(k) & window for k in keys)
 
 
@@ -148,14 +183,22 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
             if m.unit.table and not _bound(idx, r, per_row, rows, items):
                 continue
             m.hits[idx] = Hit(r, a, b, value)
+    if not parsed.negated:
+        for idx in [i for i, h in m.hits.items() if not items[i].subject]:
+            if _negation_before(m, m.hits[idx]):
+                m.negated_hits[idx] = m.hits.pop(idx)
     if m.unit.table:
         _align_values(parsed, m, per_row)
     _find_conflicts(parsed, m)
     m.negated = not parsed.negated and _negated_near(m, parsed)
+    _opposites(parsed, m)
     claim_stems = {a for it in items for alts in it.stems for a in alts}
     for r in {h.row for h in m.hits.values()}:
-        m.rivals |= rows[r].names - claim_stems
+        m.rivals |= rows[r].names - claim_stems - ctx.lower_stems - _COMMON_STEMS
     m.score = sum(items[i].weight for i in m.hits if not items[i].subject)
+    if not any(items[i].kind != "name" and not items[i].hard for i in m.hits):
+        # Names alone are the topic, not a statement about it.
+        m.score /= 2
     m.score += sum(2.0 for _ in m.conflicts)
 
 
@@ -170,6 +213,11 @@ def _bound(
     the column of one in another row, or under a row label naming its kind."""
     found = per_row[r]
     if len(found) >= 2:
+        return True
+    # A note under a table ("Note: all figures are for the year ended March 31, 2022") is
+    # about every row.
+    row_text = rows[r].words[0][0] if rows[r].words else ""
+    if row_text in _NOTE_WORDS and items[idx].kind == "date":
         return True
     item = items[idx]
     for alts in item.stems:
@@ -208,7 +256,9 @@ def _align_values(
         rows_with_attr = [
             r
             for r, row in enumerate(rows)
-            if any(k and alternatives(k) & row.stems for k in (item.num.noun, item.num.attr))
+            if any(
+                k and alternatives(k) & row.stems for k in (item.num.noun, *item.num.attr.split())
+            )
         ]
         for ni, nr, npos in names:
             nc = _cell(rows[nr], npos)
@@ -237,10 +287,13 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
     for idx, item in enumerate(parsed.items):
         if idx in m.hits or idx in m.conflicts:
             continue
+        sums = 0
+        if item.num is not None and item.num.currency:
+            sums = sum(n.currency == item.num.currency for r in m.unit.rows for n in r.nums)
         for r, row in enumerate(m.unit.rows):
             if item.num is not None:
                 for doc in row.nums:
-                    if _same_quantity(item.num, doc, row) and not matches(item.num, doc):
+                    if _same_quantity(item.num, doc, row, sums) and not matches(item.num, doc):
                         m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
                         break
             elif item.date is not None:
@@ -267,28 +320,55 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
     """A different date in a sentence that states everything else the claim says."""
     if date_matches(claim, doc):
         return False
-    others = [i for i, it in enumerate(parsed.items) if not it.subject and it.date is None]
-    return bool(others) and all(i in m.hits for i in others)
+    items = parsed.items
+    others = [i for i, it in enumerate(items) if not it.subject and it.date is None]
+    missing = [i for i in others if i not in m.hits]
+    # Everything else is stated here (one ordinary word aside, if something else is).
+    return bool(others) and (
+        not missing
+        or (
+            len(others) >= 2
+            and len(missing) == 1
+            and items[missing[0]].kind == "term"
+            and not items[missing[0]].hard
+        )
+    )
+
+
+def _negation_before(m: UnitMatch, hit: Hit) -> bool:
+    """A negation within five words before the hit, in its clause."""
+    row = m.unit.rows[hit.row]
+    before = m.an.text[max(row.start, hit.start - 40) : hit.start].lower()
+    before = re.split(r"[,;:()]", before)[-1]
+    tokens = re.findall(r"[a-z']+", before)[-5:]
+    return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
 
 
 def _negated_near(m: UnitMatch, parsed: Parsed) -> bool:
-    """Every matched word sits in a clause with a negation before it ("just missed out on
-    promotion", "failed to win"); a negation in another clause does not count."""
-    text = m.an.text
-    hits = [h for i, h in m.hits.items() if not parsed.items[i].subject]
-    if not hits:
-        return False
-    for hit in hits:
-        row = m.unit.rows[hit.row]
-        seg_start = max(
-            [row.start]
-            + [k.end() + row.start for k in re.finditer(r"[,;:(]", text[row.start : hit.start])]
-        )
-        before = text[seg_start : hit.start].lower()
-        tokens = re.findall(r"[a-z']+", before)
-        if not any(w in NEGATIONS or w.endswith("n't") for w in tokens):
-            return False
-    return True
+    """Every content item is stated here, and most of them negated ("just missed out on
+    promotion"); one negated word among many stated ones may be a side remark."""
+    content = [i for i, it in enumerate(parsed.items) if not it.subject]
+    negated = [i for i in content if i in m.negated_hits]
+    return 2 * len(negated) >= len(content) > 0 and all(
+        i in m.hits or i in m.negated_hits for i in content
+    )
+
+
+def _opposites(parsed: Parsed, m: UnitMatch) -> None:
+    """Content words whose opposite the unit states ("rare" for "common")."""
+    for idx, item in enumerate(parsed.items):
+        if item.kind != "term" or idx in m.hits or len(item.stems) != 1:
+            continue
+        opposite = set().union(*(ANTONYMS.get(a, frozenset()) for a in item.stems[0]))
+        if not opposite:
+            continue
+        for r, row in enumerate(m.unit.rows):
+            for s, a, b in row.words:
+                if s in opposite:
+                    m.opposites[idx] = Hit(r, a, b, m.an.text[a:b])
+                    break
+            if idx in m.opposites:
+                break
 
 
 def _subject_found(item: Item, ctx: Context) -> bool:
@@ -305,15 +385,38 @@ def check_one(sentence: str, ctx: Context, cited: Sequence[int]) -> Claim:
         range(len(ctx.passages)),
         key=lambda i: (ctx.passages[i].n not in cited, i),
     )
+    wanted = {a for it in parsed.items for alts in it.stems for a in alts}
+    wanted |= {k for k, v in ctx.abbr.items() if v & wanted}
     matches_: list[UnitMatch] = []
     for i in order:
         for unit in ctx.analysed[i].units:
+            if not (unit.stems & wanted) and not any(
+                it.kind in ("number", "date") for it in parsed.items
+            ):
+                continue
             m = UnitMatch(ctx.passages[i], ctx.analysed[i], unit)
             _match_unit(parsed, m, ctx)
             if m.hits or m.conflicts:
                 matches_.append(m)
     subject_ok = {i: _subject_found(it, ctx) for i, it in enumerate(parsed.items) if it.subject}
-    return decide(sentence, parsed, matches_, subject_ok)
+    main = {
+        i
+        for i, it in enumerate(parsed.items)
+        if it.kind == "name" and not it.subject and _main_name(it, ctx)
+    }
+    best_passage = max(matches_, key=lambda m: m.score).an if matches_ else None
+    main = {i for i in main if best_passage is not None and _in(parsed.items[i], best_passage)}
+    return decide(sentence, parsed, matches_, subject_ok, main)
+
+
+def _in(item: Item, an: Analysed) -> bool:
+    return all(alts & an.stems for alts in item.stems)
+
+
+def _main_name(item: Item, ctx: Context) -> bool:
+    """Named in at least half of the passages: what the documents are about."""
+    n = sum(_in(item, an) for an in ctx.analysed)
+    return len(ctx.analysed) >= 2 and 2 * n >= len(ctx.analysed)
 
 
 def check_claims(
@@ -332,6 +435,7 @@ def check_claims(
         set().union(*(a.capitalised for a in analysed)),
         set().union(*(a.lower for a in analysed)),
     )
+    ctx.lower_stems = {stem(w) for w in ctx.lower}
     out = []
     for i, sentence in enumerate(sentences):
         c = list(cited[i]) if cited is not None and i < len(cited) else []

@@ -90,6 +90,9 @@ def find_dates(text: str) -> list[Date]:
 
 def date_matches(claim: Date, doc: Date) -> bool:
     """The document's date states the claim's (a claim may be less specific)."""
+    if claim.until is not None:
+        # A season or fiscal year ("1996-97") is not stated by one of its years.
+        return doc.year == claim.year and doc.until == claim.until
     years = {doc.year} | ({doc.until} if doc.until else set())
     if claim.year not in years:
         return False

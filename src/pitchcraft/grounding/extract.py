@@ -10,6 +10,7 @@ from pitchcraft.grounding.lexicon import (
     FRAMING,
     HARD_WORDS,
     HEDGES,
+    HONORIFICS,
     NEGATIONS,
     NUMBER_WORDS,
     SCALES,
@@ -21,7 +22,10 @@ from pitchcraft.grounding.lexicon import (
 from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
 from pitchcraft.grounding.text import repair
 
-_CLAUSE_BREAK = re.compile(r"[,;:\u2014\u2013]\s|\s(?:and|but|while|whereas|with|which|who)\s")
+# Clause boundaries; a comma only when a lower-case word follows ("Doylestown, PA" is one).
+_CLAUSE_BREAK = re.compile(
+    r"[,]\s(?=[a-z])|[;:\u2014\u2013]\s|\s(?:and|but|while|whereas|with|which|who|that)\s"
+)
 _UNIT_WORDS = frozenset({"percent", "cent", "per", "x", "times"} | set(SCALES))
 
 
@@ -39,6 +43,8 @@ class Item:
     stems: tuple[frozenset[str], ...] = ()  # per word, the stems that state it
     num: Num | None = None
     date: Date | None = None
+    joined: frozenset[str] | None = None  # "day-to-day" may be written "daytoday"
+    phrase: int = 0  # adjacent content words form a phrase; its last word is its head
 
     @property
     def weight(self) -> float:
@@ -54,6 +60,10 @@ class Parsed:
     text: str  # repaired
     items: list[Item]
     negated: bool
+
+
+def _bare(word: str) -> str:
+    return word[:-2] if word.endswith("'s") else word
 
 
 def _clause_of(breaks: list[int], pos: int) -> int:
@@ -84,6 +94,8 @@ def parse_claim(
 
     wl = words(text)
     negated = False
+    phrase = 0
+    prev_term_end: int | None = None
     i = 0
     while i < len(wl):
         w, a, b = wl[i]
@@ -91,6 +103,7 @@ def parse_claim(
         if low in NEGATIONS or low.endswith("n't"):
             negated = True
         if not free(a, b) or low in MONTHS or low in NUMBER_WORDS or low in HEDGES:
+            prev_term_end = None
             i += 1
             continue
         capital = w[:1].isupper() and (a > 0 or low not in STOPWORDS | FRAMING)
@@ -100,12 +113,8 @@ def parse_claim(
             and i == 0
             and not w.isupper()
             and not re.search(r"[A-Z]", w[1:])
-            and low not in (capitalised or set())
-            and (
-                low in (lower or set())
-                or low.endswith(("ing", "ly", "ed"))
-                or (i + 1 < len(wl) and not wl[i + 1][0][:1].isupper())
-            )
+            and _bare(low) not in (capitalised or set())
+            and (_bare(low) in (lower or set()) or low.endswith(("ing", "ly")))
         ):
             capital = False
         if capital and low not in STOPWORDS and low not in FRAMING and low not in HARD_WORDS:
@@ -117,10 +126,16 @@ def parse_claim(
                 and free(*wl[j + 1][1:])
                 and fold(wl[j + 1][0]) not in STOPWORDS | FRAMING
             ):
-                if re.search(r"[,;:.]", text[wl[j][2] : wl[j + 1][1]]):
+                gap = text[wl[j][2] : wl[j + 1][1]]
+                # "Mukesh D. Ambani": an initial's full stop does not end the name.
+                if re.search(r"[,;:.]", gap) and not (len(wl[j][0]) == 1 and gap.strip() == "."):
                     break
                 j += 1
-            parts = [x[0] for x in wl[i : j + 1]]
+            prev_term_end = None
+            parts = [x[0] for x in wl[i : j + 1] if fold(x[0]) not in HONORIFICS]
+            if not parts:
+                i = j + 1
+                continue
             stems = tuple(alternatives(p) for p in parts)
             items.append(
                 Item(
@@ -134,7 +149,7 @@ def parse_claim(
             )
             i = j + 1
             continue
-        hard = low in HARD_WORDS
+        hard = low in HARD_WORDS or low.endswith("-ever")
         if hard or (
             low not in STOPWORDS
             and low not in FRAMING
@@ -153,8 +168,17 @@ def parse_claim(
                     stems=tuple(alternatives(p) for p in w.split("-") if p)
                     if "-" in w and not hard
                     else (alternatives(w),),
+                    joined=alternatives(w) | alternatives(w.replace("-", "")) if "-" in w else None,
+                    phrase=phrase
+                    if prev_term_end is not None and re.fullmatch(r"[\s-]*", text[prev_term_end:a])
+                    else phrase + 1,
                 )
             )
+            phrase = items[-1].phrase
+            prev_term_end = b
+            i += 1
+            continue
+        prev_term_end = None
         i += 1
     items.sort(key=lambda it: it.start)
     names = [it for it in items if it.kind == "name"]

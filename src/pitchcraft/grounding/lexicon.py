@@ -39,7 +39,7 @@ thing things lot lots really truly simply new great amazing trusted spent spend 
 stands reached reaches recorded totalled totaled amounted worth valued notes note states
 stated mentions mentioned according confirms confirmed lists listed memo besides thankfully
 fortunately unfortunately importantly notably moreover additionally furthermore indeed
-together currently proudly
+together currently proudly called named dubbed overall altogether meanwhile
 """
 )
 
@@ -49,7 +49,8 @@ HARD_WORDS = _set(
     """
 record first only largest biggest best leading top most highest lowest fastest smallest unique
 sole all every always never entire whole fully guaranteed number-one world's world first-ever
-ever greatest oldest newest longest
+ever greatest oldest newest longest youngest strongest cheapest richest earliest latest last
+sole exclusive
 """
 )
 
@@ -83,6 +84,7 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("beat", "defeat", "won", "win", "victory", "overcame", "beaten", "defeated"),
     ("lost", "lose", "loss"),
     ("supporter", "fan"),
+    ("tall", "height"),
     ("appoint", "appointment"),
     ("supervise", "supervision"),
     ("appearance", "app", "cap"),
@@ -94,6 +96,48 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("open-source", "opensource"),
     ("library", "toolkit", "package", "framework"),
 )
+
+# Titles written before names; not names of their own.
+HONORIFICS = _set("shri sri smt mr mrs ms dr prof sir dame lord lady st")
+
+# Opposites: a passage stating one where the sentence says the other contradicts it.
+ANTONYM_PAIRS: tuple[tuple[str, str], ...] = (
+    ("common", "rare"),
+    ("mandatory", "optional"),
+    ("required", "optional"),
+    ("increase", "decrease"),
+    ("rise", "fall"),
+    ("gain", "loss"),
+    ("profit", "loss"),
+    ("first", "last"),
+    ("largest", "smallest"),
+    ("highest", "lowest"),
+    ("before", "after"),
+    ("larger", "smaller"),
+    ("more", "less"),
+    ("win", "lose"),
+    ("won", "lost"),
+    ("easy", "difficult"),
+    ("public", "private"),
+    ("male", "female"),
+    ("strong", "weak"),
+    ("fast", "slow"),
+    ("cheap", "expensive"),
+    ("young", "old"),
+    ("success", "failure"),
+    ("allowed", "forbidden"),
+    ("legal", "illegal"),
+    ("safe", "dangerous"),
+)
+
+
+def _build_antonyms() -> dict[str, frozenset[str]]:
+    out: dict[str, set[str]] = {}
+    for a, b in ANTONYM_PAIRS:
+        out.setdefault(stem(a), set()).add(stem(b))
+        out.setdefault(stem(b), set()).add(stem(a))
+    return {k: frozenset(v) for k, v in out.items()}
+
 
 # A value word implies the attribute a table row names: "uses the euro" is stated by a
 # row labelled "Currency".
@@ -180,13 +224,20 @@ HEDGES: dict[str, str] = {
     "up to": "under",
     "at most": "under",
     "within": "under",
+    "crossed": "over",
+    "exceeded": "over",
+    "topped": "over",
+    "surpassed": "over",
 }
 
 _WORD_RE = re.compile(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*|[€$₹%]", re.UNICODE)
 
 
+@lru_cache(maxsize=65536)
 def fold(word: str) -> str:
     """Lower-case without accents ("Zürich" → "zurich")."""
+    if word.isascii():
+        return word.lower()
     nfkd = unicodedata.normalize("NFKD", word.lower().replace("\u2019", "'"))
     return "".join(c for c in nfkd if not unicodedata.combining(c))
 
@@ -226,6 +277,7 @@ def _build_synonyms() -> dict[str, frozenset[str]]:
 
 
 SYNONYMS = _build_synonyms()
+ANTONYMS = _build_antonyms()
 
 
 def alternatives(word: str) -> frozenset[str]:

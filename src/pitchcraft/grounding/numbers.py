@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pitchcraft.grounding.lexicon import HEDGES, NUMBER_WORDS, SCALES, STOPWORDS, stem
+from pitchcraft.grounding.lexicon import FRAMING, HEDGES, NUMBER_WORDS, SCALES, STOPWORDS, stem
 
 # A run of digits with the separators numbers are written with (space only before 3 digits).
 _RUN = re.compile(
@@ -22,16 +22,39 @@ _WORD_NUM = re.compile(
     + r")\b",
     re.IGNORECASE,
 )
+_NUMBER_WORD_SET = frozenset(w for w in NUMBER_WORDS if " " not in w)
+_SCALE_WORDS = "|".join(sorted(map(re.escape, SCALES), key=len, reverse=True))
+# After a number: a unit, one or two scale words ("lakh crore"), a rate.
 _AFTER = re.compile(
     r"\s*(%|per\s?cent\b|percent\b|x\b|\u00d7|times\b)?\s*"
-    r"(?:(" + "|".join(sorted(map(re.escape, SCALES), key=len, reverse=True)) + r")\b)?"
+    r"(?:(" + _SCALE_WORDS + r")\b(?:\s+(" + _SCALE_WORDS + r")\b)?)?"
     r"\s*((?:(?:per|a|an|each|every)\s+|/\s*)(?:second|minute|hour|day|week|month|year|annum)\b"
     r"|/(?:s|h|yr)\b)?",
     re.IGNORECASE,
 )
+# Words between a number and what it counts ("30 million new subscribers").
+_QUANTITY_ADJECTIVES = frozenset(
+    [
+        "new",
+        "additional",
+        "extra",
+        "total",
+        "active",
+        "unique",
+        "different",
+        "separate",
+        "full",
+        "whole",
+        "more",
+        "fewer",
+    ]
+)
+# The rupee sign often comes out of PDFs as a backtick.
+_CURRENCY_SIGNS = {"`": "INR", "\u20b9": "INR", "$": "USD", "\u20ac": "EUR", "\u00a3": "GBP"}
 _ORDINAL = re.compile(r"(?:st|nd|rd|th)\b")
 # A score or result: "2-1", "4\u20133 on aggregate" (not a year range, which dates take).
 _SCORE = re.compile(r"(?<![\w.,\-/])(\d{1,2})\s?[-\u2013]\s?(\d{1,2})(?![\w.,\-/]|\.\d)")
+_FEET = re.compile(r"\b(\d)\s?(?:ft|feet|foot|')\s?(\d{1,2})\s?(?:in|inches|\"|'')(?!\w)")
 _SCORE_BEFORE = re.compile(
     r"\b(?:won|win|lost|lose|beat|beating|defeat\w*|drew|draw|score\w*)\W+\w*\W*$"
 )
@@ -52,8 +75,10 @@ class Num:
     noun: str  # stem of the word it counts ("bottles" → "bottl"), "" if none
     hedge: str  # "", "approx", "over", "under"
     precision: float  # the step the writer rounded to (83 million → 1e6)
-    attr: str = ""  # stem of the word naming the quantity before it ("population of 453")
+    attr: str = ""  # stems of the words naming the quantity before it ("population of 453")
     rounded: bool = False  # written with a scale word ("83 million"), so it may be rounded
+    currency: str = ""  # "INR", "GBP", ... when the number is an amount of money
+    ordinal: bool = False  # "45th": names which one, counts nothing
 
 
 def strip_markers(text: str) -> str:
@@ -117,6 +142,7 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
     ordinal = _ORDINAL.match(text, end)
     if ordinal:
         end = ordinal.end()
+    is_ordinal = ordinal is not None
     m = _AFTER.match(text, end)
     unit, scale, rate = "", 1.0, ""
     stop = end
@@ -129,18 +155,21 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
             scale = SCALES[m.group(2).lower()]
             stop = m.end(2)
         if m.group(3):
-            rate = "/t"
+            scale *= SCALES[m.group(3).lower()]
             stop = m.end(3)
+        if m.group(4):
+            rate = "/t"
+            stop = m.end(4)
     if text[max(0, start - 1) : start] == "%":
         unit = "%"
     noun = ""
     n = _NOUN.match(text, stop)
     if n and not rate:
         for g in (n.group(1), n.group(2)):
-            if g and g.lower() not in STOPWORDS:
+            if g and g.lower() not in STOPWORDS and g.lower() not in _QUANTITY_ADJECTIVES:
                 noun = stem(g)
                 break
-            if g and g.lower() not in ("of", "the"):
+            if g and g.lower() in STOPWORDS and g.lower() not in ("the", "a", "an", "other"):
                 break
         noun_end = n.end(1)
         if noun:
@@ -155,7 +184,17 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
                 "year",
             ):
                 rate = "/t"
-    raw_start = start - 1 if text[max(0, start - 1) : start] in "`₹$€£" and start else start
+    raw_start = start - 1 if text[max(0, start - 1) : start] in _CURRENCY_SIGNS and start else start
+    currency = _CURRENCY_SIGNS.get(text[raw_start : raw_start + 1], "")
+    if not currency:
+        word = re.match(
+            r"\s*(rupees?|dollars?|euros?|pounds?|inr|usd|eur|gbp)\b", text[stop:], re.I
+        )
+        if word:
+            currency = word.group(1).lower()[:3].replace("inr", "rup").replace("usd", "dol")
+            currency = {"rup": "INR", "dol": "USD", "eur": "EUR", "pou": "GBP", "gbp": "GBP"}[
+                currency
+            ]
     scaled = [v * scale for v in values]
     return Num(
         value=scaled[0],
@@ -169,16 +208,21 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
         precision=precision * scale,
         rounded=scale > 1,
         attr=_attr_before(text, raw_start),
+        currency=currency,
+        ordinal=is_ordinal,
     )
 
 
 def _attr_before(text: str, start: int) -> str:
-    """The nearest content word before a number, within a few words."""
+    """The nearest content words before a number (up to two, space-separated), within a few
+    words: "population of 453", "EXPORTS 2,54,970 crore", "exported goods worth ..."."""
     before = re.findall(r"[^\W\d_][\w'-]*", text[max(0, start - 40) : start])
+    out: list[str] = []
     for w in reversed(before[-4:]):
-        if w.lower() not in STOPWORDS and w.lower() not in HEDGES:
-            return stem(w)
-    return ""
+        low = w.lower()
+        if low not in STOPWORDS and low not in HEDGES and low not in FRAMING:
+            out.append(stem(w))
+    return " ".join(out[:2])
 
 
 def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[Num]:
@@ -189,7 +233,17 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in spans)
 
-    for m in _SCORE.finditer(text):
+    digits = any(c.isdigit() for c in text)
+    # Cheap checks first: most rows have no digits, or no number words.
+    spelled = bool(_NUMBER_WORD_SET & set(re.findall(r"[a-z]+(?:-[a-z]+)?", text.lower())))
+    for m in _FEET.finditer(text) if digits else ():
+        a, b = m.span()
+        if free(a, b):
+            inches = float(int(m.group(1)) * 12 + int(m.group(2)))
+            num = _finish(text, a, b, [inches], 1.0)
+            out.append(Num(**{**num.__dict__, "unit": "in"}))
+            spans.append((a, b))
+    for m in _SCORE.finditer(text) if digits else ():
         a, b = m.span()
         if not free(a, b):
             continue
@@ -203,7 +257,7 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
         num = _finish(text, a, b, [value], 1.0)
         out.append(Num(**{**num.__dict__, "unit": "score"}))
         spans.append((num.start, num.end))
-    for m in _RUN.finditer(text):
+    for m in _RUN.finditer(text) if digits else ():
         a, b = m.span(1)
         if not free(a, b):
             continue
@@ -213,14 +267,30 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
         num = _finish(text, a, b, values, precision)
         out.append(num)
         spans.append((num.start, num.end))
-    for m in _WORD_NUM.finditer(text):
+    for m in _WORD_NUM.finditer(text) if spelled else ():
         a, b = m.span()
         if not free(a, b):
             continue
+        if m.group(1)[:1].isupper() and re.search(r"[A-Z][\w.]*\s+$", text[max(0, a - 30) : a]):
+            continue  # part of a name: "Division Three", "Formula One"
         value = float(NUMBER_WORDS[m.group(1).lower()])
         out.append(_finish(text, a, b, [value], 1.0))
         spans.append((a, b))
     out.sort(key=lambda n: n.start)
+    return _ranges(text, out)
+
+
+def _ranges(text: str, nums: list[Num]) -> list[Num]:
+    """In "16-17%" or "5 to 10 hours" the first number has the second one's unit and noun."""
+    out = list(nums)
+    for k in range(len(out) - 1):
+        a, b = out[k], out[k + 1]
+        if (
+            not a.unit
+            and not a.noun
+            and re.fullmatch(r"\s*(?:[-\u2013]|to)\s*", text[a.end : b.start])
+        ):
+            out[k] = Num(**{**a.__dict__, "unit": b.unit, "noun": b.noun})
     return out
 
 
@@ -253,6 +323,13 @@ def _close(c: float, d: float, claim: Num) -> bool:
     if claim.rounded:
         return abs(c - d) <= claim.precision / 2
     return False
+
+
+def comparable(claim: Num, doc: Num) -> bool:
+    """Close enough in size to be two readings of one quantity (not a page number beside a
+    turnover)."""
+    a, b = abs(claim.value), abs(doc.value)
+    return a == b or (min(a, b) > 0 and max(a, b) / min(a, b) <= 50)
 
 
 def conflicts(claim: Num, doc: Num) -> bool:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import ftfy
 
-from pitchcraft.grounding.dates import Date, find_dates
-from pitchcraft.grounding.lexicon import NEGATIONS, fold, stem, words
+from pitchcraft.grounding.dates import MONTHS, Date, find_dates
+from pitchcraft.grounding.lexicon import fold, stem, words
 from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
 
 _ABBREVIATIONS = frozenset(
@@ -72,9 +72,19 @@ _SENT_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)\]]*\s+(?=[\"\u201c\u2018(\[]
 _TABLE_LINE_MAX = 70
 
 
+# What is left of UTF-8 read as Latin-1 once a parser has dropped the C1 control characters:
+# "1990\u00e21993" was "1990\u20131993", "\u00c2\u00a3" was "\u00a3".
+_DASH_RESIDUE = re.compile(r"(?<=[\d\s])\u00e2(?=[\d\s])")
+_A_RESIDUE = re.compile(r"\u00c2(?=[\u00a0-\u00bf])")
+
+
 def repair(text: str) -> str:
-    """Mojibake and odd Unicode fixed ("â€“" → "-"); ASCII passes through untouched."""
-    return text if text.isascii() else ftfy.fix_text(text)
+    """Mojibake and odd Unicode fixed; ASCII passes through untouched."""
+    if text.isascii():
+        return text
+    fixed = ftfy.fix_text(text)
+    fixed = _DASH_RESIDUE.sub("\u2013", fixed)
+    return _A_RESIDUE.sub("", fixed)
 
 
 def _split_prose(text: str, offset: int = 0) -> list[tuple[int, int]]:
@@ -137,15 +147,35 @@ def split_sentences(text: str) -> list[str]:
 
 @dataclass
 class Row:
+    """A table row or a sentence. Numbers, dates and cells are read on first use: most rows
+    share no word with a sentence being checked and are never looked at closely."""
+
     start: int
     end: int
     stems: set[str]
     words: list[tuple[str, int, int]]  # (stem, start, end) in the repaired text
-    nums: list[Num]
-    dates: list[Date]
-    cells: list[tuple[int, int]]  # spans of the row's entries, for column alignment
-    negated: bool
-    names: set[str] = field(default_factory=set)  # stems of capitalised words inside sentences
+    names: set[str]  # stems of capitalised words inside sentences
+    text: str = field(repr=False, default="")  # the whole repaired passage
+    clean: str = field(repr=False, default="")  # the same with reference markers blanked
+    table: bool = False
+
+    @cached_property
+    def dates(self) -> list[Date]:
+        a = self.start
+        found = find_dates(self.clean[a : self.end])
+        return [Date(d.year, d.month, d.day, d.raw, d.start + a, d.end + a, d.until) for d in found]
+
+    @cached_property
+    def nums(self) -> list[Num]:
+        a = self.start
+        skip = [(d.start - a, d.end - a) for d in self.dates]
+        local = find_numbers(self.clean[a : self.end], skip)
+        return [Num(**{**n.__dict__, "start": n.start + a, "end": n.end + a}) for n in local]
+
+    @cached_property
+    def cells(self) -> list[tuple[int, int]]:
+        """Spans of the row's entries, for column alignment."""
+        return _cells(self.text, self.start, self.end, self.nums) if self.table else []
 
 
 @dataclass
@@ -186,6 +216,27 @@ def _offset_map(original: str, fixed: str) -> list[int]:
     return out
 
 
+def _repair_mapped(original: str) -> tuple[str, list[int] | None]:
+    """The repaired text and its offsets into the original; repaired line by line, so only
+    the few lines that change are aligned (aligning a whole passage is slow)."""
+    if original.isascii():
+        return original, None
+    fixed_lines: list[str] = []
+    offsets: list[int] = []
+    pos = 0
+    for line in original.splitlines(keepends=True):
+        fixed = repair(line)
+        if fixed == line:
+            offsets.extend(range(pos, pos + len(line)))
+        else:
+            offsets.extend(pos + k for k in _offset_map(line, fixed)[:-1])
+        fixed_lines.append(fixed)
+        pos += len(line)
+    offsets.append(len(original))
+    text = "".join(fixed_lines)
+    return text, (None if text == original else offsets)
+
+
 def _word_list(text: str, a: int, b: int) -> list[tuple[str, int, int]]:
     """Stemmed words of text[a:b]; a word broken by a hyphen at a line end ("ef- ficient") is
     joined again."""
@@ -207,13 +258,6 @@ def _word_list(text: str, a: int, b: int) -> list[tuple[str, int, int]]:
         out.append((stem(w), s, e))
         i += 1
     return out
-
-
-def _negated(text: str) -> bool:
-    low = fold(text)
-    if re.search(r"n't\b|\bjust missed\b|\bmissed out\b|\bfailed to\b", low):
-        return True
-    return any(w in NEGATIONS for w in re.findall(r"[a-z']+", low))
 
 
 def _cells(text: str, a: int, b: int, nums: list[Num]) -> list[tuple[int, int]]:
@@ -242,32 +286,40 @@ def _cells(text: str, a: int, b: int, nums: list[Num]) -> list[tuple[int, int]]:
 
 
 def _row(text: str, clean: str, a: int, b: int, table: bool) -> Row:
-    dates = find_dates(clean[a:b])
-    dates = [Date(d.year, d.month, d.day, d.raw, d.start + a, d.end + a, d.until) for d in dates]
-    local = find_numbers(clean[a:b], [(d.start - a, d.end - a) for d in dates])
-    nums = [Num(**{**n.__dict__, "start": n.start + a, "end": n.end + a}) for n in local]
     wl = _word_list(text, a, b)
-    cells = _cells(text, a, b, nums) if table else []
     names = set()
     for w, s, _ in words(text[a:b]):
         before = text[a : a + s].rstrip()
-        if w[:1].isupper() and not w.isupper() and before and before[-1] not in '.!?:;"\u201c(':
+        if (
+            w[:1].isupper()
+            and not w.isupper()
+            and before
+            and before[-1] not in '.!?:;"\u201c('
+            and fold(w) not in MONTHS
+        ):
             names.add(stem(w))
-    return Row(a, b, {w for w, _, _ in wl}, wl, nums, dates, cells, _negated(text[a:b]), names)
+    return Row(a, b, {w for w, _, _ in wl}, wl, names, text, clean, table)
 
 
-def _is_table_line(line: str) -> bool:
+def _next_line(text: str, lines: list[tuple[int, int]], i: int) -> str:
+    return text[lines[i + 1][0] : lines[i + 1][1]] if i + 1 < len(lines) else ""
+
+
+def _is_table_line(line: str, following: str = "") -> bool:
+    """A short line that ends no sentence: a table row, a heading, a label. A line broken
+    mid-word or mid-sentence (the next starts in lower case) is prose."""
     s = line.strip()
     if "|" in s:
         return True
+    if s.endswith("-") or following.strip()[:1].islower():
+        return False
     return len(s) < _TABLE_LINE_MAX and not s.endswith((".", "!", "?", ";", ",", ":"))
 
 
 @lru_cache(maxsize=512)
 def analyse(original: str) -> Analysed:
     """Split a passage into units; cached, as every sentence is checked against it."""
-    text = repair(original)
-    offsets = None if text == original else _offset_map(original, text)
+    text, offsets = _repair_mapped(original)
     clean = strip_markers(text)
     units: list[Unit] = []
     lines: list[tuple[int, int]] = []
@@ -279,9 +331,11 @@ def analyse(original: str) -> Analysed:
     i = 0
     while i < len(lines):
         a, b = lines[i]
-        if _is_table_line(text[a:b]):
+        if _is_table_line(text[a:b], _next_line(text, lines, i)):
             j = i
-            while j + 1 < len(lines) and _is_table_line(text[lines[j + 1][0] : lines[j + 1][1]]):
+            while j + 1 < len(lines) and _is_table_line(
+                text[lines[j + 1][0] : lines[j + 1][1]], _next_line(text, lines, j + 1)
+            ):
                 if text[lines[j + 1][0]].islower():
                     break
                 j += 1
@@ -314,30 +368,31 @@ def analyse(original: str) -> Analysed:
     capitalised, lower = set(), set()
     for w, a, _ in words(text):
         if w[:1].islower():
-            lower.add(fold(w))
+            lower.add(fold(w).removesuffix("'s"))
             continue
         before = text[max(0, a - 3) : a].rstrip(" \t\"'\u201c\u2018")
         if before and before[-1] not in ".!?\n":
-            capitalised.add(fold(w))
+            capitalised.add(fold(w).removesuffix("'s"))
     return Analysed(original, text, units, offsets, all_stems, capitalised, lower)
 
 
-_ABBR_DEF = re.compile(
-    r"((?:[A-Z][\w-]*[\s-]+(?:[a-z]{1,3}\s+)?){1,6})\(\s*([A-Z][A-Za-z]{1,7})\s*\)"
-)
+_ABBR_DEF = re.compile(r"\(\s*([A-Z][A-Za-z]{1,7})\s*\)")
 
 
 def abbreviations(texts: list[str]) -> dict[str, set[str]]:
-    """Abbreviations the documents define ("Deep Learning (DL)") → the stems they stand for."""
+    """Abbreviations the documents define ("deep learning (DL)", "Document Image Analysis
+    (DIA)") → the stems of the words they stand for."""
     out: dict[str, set[str]] = {}
     for text in texts:
         for m in _ABBR_DEF.finditer(text):
-            long_words = re.findall(r"[A-Za-z]+", m.group(1))
-            abbr = m.group(2)
-            letters = [w[0].lower() for w in long_words if w[0].isupper()]
+            abbr = m.group(1)
             caps = [c.lower() for c in abbr if c.isupper()]
-            if len(caps) >= 2 and "".join(letters).endswith("".join(caps)):
-                chosen = [w for w in long_words if w[0].isupper()][-len(caps) :]
+            if len(caps) < 2:
+                continue
+            before = re.findall(r"[A-Za-z]+", text[max(0, m.start() - 80) : m.start()])
+            content = [w for w in before if w.lower() not in ("of", "and", "for", "the", "in")]
+            chosen = content[-len(caps) :]
+            if len(chosen) == len(caps) and [w[0].lower() for w in chosen] == caps:
                 out[stem(abbr)] = {stem(w) for w in chosen}
     return out
 

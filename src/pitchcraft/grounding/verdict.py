@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
+from pitchcraft.grounding.lexicon import stem
 from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
 from pitchcraft.grounding.text import quote_span
 
@@ -23,9 +25,14 @@ def _listing(texts: list[str]) -> str:
     return ", ".join(texts[:-1]) + " and " + texts[-1]
 
 
-def _statement(text: str) -> str:
+def _statement(text: str, items: list[Item]) -> str:
+    """The sentence as the object of "Nothing in your documents states ..."."""
     s = text.strip().rstrip(".!?")
-    return s[:1].lower() + s[1:] if s[:2].istitle() and not s[:1].isupper() else s
+    starts_with_name = any(it.kind == "name" and it.start == 0 for it in items)
+    first = s.split(" ", 1)[0]
+    if starts_with_name or first.isupper() or any(c.isupper() for c in first[1:]):
+        return s
+    return s[:1].lower() + s[1:]
 
 
 def evidence_for(m: UnitMatch, idxs: list[int]) -> Evidence:
@@ -52,7 +59,11 @@ def _checks(
 
 
 def decide(
-    sentence: str, parsed: Parsed, found: list[UnitMatch], subject_ok: dict[int, bool]
+    sentence: str,
+    parsed: Parsed,
+    found: list[UnitMatch],
+    subject_ok: dict[int, bool],
+    main_names: set[int],
 ) -> Claim:
     items = parsed.items
     content = [i for i, it in enumerate(items) if not it.subject]
@@ -71,8 +82,9 @@ def decide(
 
     # A passage that states the same thing negated ("failed to", "just missed out").
     for m in negated:
-        covered = [i for i in content if i in m.hits]
+        covered = [i for i in content if i in m.hits or i in m.negated_hits]
         if len(covered) == len(content) and (best is None or m.score >= best.score):
+            m.hits.update(m.negated_hits)
             quote = evidence_for(m, covered)
             return Claim(
                 sentence,
@@ -85,13 +97,20 @@ def decide(
     hits: dict[int, str | None] = {}
     conflicts: dict[int, str] = {}
     used: list[tuple[UnitMatch, list[int]]] = []
+    src: dict[int, UnitMatch] = {}  # the unit each hit or conflict comes from
     if best is not None:
         mine = [i for i in best.hits if not items[i].subject]
         for i in mine:
             hits[i] = best.hits[i].value
+            src[i] = best
+        # A different value in a sentence about someone else is no contradiction.
+        elsewhere = best.rivals and any(
+            it.subject and i not in best.hits for i, it in enumerate(items)
+        )
         for i, h in best.conflicts.items():
-            if i not in hits:
+            if i not in hits and not elsewhere:
                 conflicts[i] = h.value or ""
+                src[i] = best
         used.append((best, mine + list(best.conflicts)))
         # A clause with an item found in the best sentence must be found there entirely.
         settled = {items[i].clause for i in mine} | {items[i].clause for i in best.conflicts}
@@ -104,54 +123,138 @@ def decide(
             if new and len(own) >= 2:
                 for i in new:
                     hits[i] = m.hits[i].value
+                    src[i] = m
                     conflicts.pop(i, None)
                 used.append((m, new))
+        # A number no sentence states rightly may be stated wrongly in one that states what
+        # it counts ("200 laptops" for "300 laptops").
+        for m in valid:
+            if m is best or not any(not items[i].subject for i in m.hits):
+                continue
+            for i, h in m.conflicts.items():
+                if i not in hits and i not in conflicts and items[i].num is not None:
+                    conflicts[i] = h.value or ""
+                    src[i] = m
+                    used.append((m, [i, *m.hits]))
     for i, ok in subject_ok.items():
         # The subject may be named in another passage, unless the sentence that states the
         # facts names someone else.
         if best is not None and (i in best.hits or (ok and not best.rivals)):
             hits[i] = None
+    if best is not None and not best.rivals:
+        # The documents' own main name (in most passages, and in this one) need not be
+        # repeated in the sentence that states the fact.
+        for i in main_names:
+            if i not in hits and i not in conflicts:
+                hits[i] = None
     for i in list(conflicts):
         if i in hits:
             del conflicts[i]
+    # A word whose opposite the best sentence states, beside everything else stated there.
+    if best is not None and not conflicts:
+        opposite = [i for i in content if i not in hits and i in best.opposites]
+        rest = [i for i in content if i not in opposite]
+        if opposite and all(i in hits for i in rest) and len(rest) >= 1:
+            for i in opposite:
+                conflicts[i] = best.opposites[i].value or ""
+                best.conflicts[i] = best.opposites[i]
     evidence = [evidence_for(m, idxs) for m, idxs in used]
     evidence = list(dict.fromkeys(evidence))
     checks = _checks(items, hits, conflicts)
-    verdict, reason = _verdict(sentence, items, content, hits, conflicts, used)
+    negated_items = {i for m in found for i in m.negated_hits if i not in hits}
+    # A number stated rightly in another sentence than the wrong one is a separate fact
+    # ("3 trucks for 15 hours" beside "300 laptops"); in the same sentence it is one fact
+    # ("60 goals in 142 games").
+    apart = [
+        i
+        for i in hits
+        if (num := items[i].num) is not None
+        and not num.ordinal
+        and all(src.get(i) is not src.get(c) for c in conflicts)
+    ]
+    verdict, reason = _verdict(
+        parsed.text, sentence, items, content, hits, conflicts, used, negated_items, apart
+    )
     if verdict == "unsupported":
         evidence = []
     return Claim(sentence, verdict, reason, evidence, checks)
 
 
+def _noun_after(item: Item, text: str) -> re.Match[str] | None:
+    """The word after a number in the sentence, when it is what the number counts."""
+    if item.num is None or not item.num.noun:
+        return None
+    m = re.match(r"\s+([^\W\d_][\w'-]*)", text[item.end :])
+    return m if m and stem(m.group(1)) == item.num.noun else None
+
+
+def _with_noun(value: str, item: Item, text: str) -> str:
+    """The document's value with what the sentence counts: "20,000 bottles", not "20,000"."""
+    m = _noun_after(item, text)
+    return f"{value} {m.group(1)}" if m and not value.endswith(m.group(1)) else value
+
+
+def _shown(idxs: list[int], items: list[Item], text: str) -> str:
+    """Items as the sentence has them, a number with what it counts ("15 hours")."""
+    nouns = set()
+    for i in idxs:
+        m = _noun_after(items[i], text)
+        if m:
+            nouns.add(items[i].end + m.start(1))
+    return _listing(
+        [
+            _with_noun(items[i].text, items[i], text)
+            for i in idxs
+            if not (items[i].kind == "term" and items[i].start in nouns)
+        ]
+    )
+
+
 def _verdict(
+    text: str,
     sentence: str,
     items: list[Item],
     content: list[int],
     hits: dict[int, str | None],
     conflicts: dict[int, str],
     used: list[tuple[UnitMatch, list[int]]],
+    negated: set[int],
+    apart: list[int],
 ) -> tuple[Verdict, str]:
     where = _where(used[0][0]) if used else "Your documents"
+    # A phrase whose head word is missing states nothing ("largest private sector employer").
+    heads: dict[int, int] = {}
+    for i in content:
+        if items[i].kind == "term":
+            heads[items[i].phrase] = i
+    for i in content:
+        it = items[i]
+        if it.kind == "term" and i in hits and heads.get(it.phrase, i) not in hits:
+            head = heads[it.phrase]
+            if head not in conflicts and not items[head].hard:
+                del hits[i]
     hit = [i for i in content if i in hits]
     missing = [i for i in content if i not in hits and i not in conflicts]
-    substantive = [i for i in hit if items[i].kind != "name"]
+    missing += [i for i in range(len(items)) if items[i].subject and i not in hits]
+    substantive = [i for i in hit if items[i].kind != "name" and not items[i].hard]
     if conflicts:
         wrong = _listing([items[i].text for i in conflicts])
-        value = _listing([v for v in conflicts.values() if v])
+        value = _listing([_with_noun(v, items[i], text) for i, v in conflicts.items() if v])
         reason = f"{where} says {value}, not {wrong}."
         clauses = {items[i].clause for i in conflicts}
-        beside = [
+        beside = apart + [
             i
             for i in substantive + [i for i in hit if items[i].kind == "name"]
             if items[i].clause not in clauses
         ]
-        if beside:
-            right = _listing([items[i].text for i in beside])
+        if any(items[i].kind != "name" and not items[i].hard for i in beside):
+            right = _shown(beside, items, text)
             return "partial", f"{where} states {right}, but it says {value}, not {wrong}."
         return "contradicted", reason
     if not hit or not substantive:
-        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
-    hard_missing = [i for i in missing if items[i].kind != "term" or items[i].hard]
+        return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
+    # A word a passage states only negated ("not a complete statement") is never let off.
+    hard_missing = [i for i in missing if items[i].kind != "term" or items[i].hard or i in negated]
     soft_missing = [i for i in missing if i not in hard_missing]
     terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
     if not hard_missing and len(soft_missing) <= len(terms) // 6:
@@ -160,9 +263,10 @@ def _verdict(
     found_weight = sum(items[i].weight for i in hit)
     total_weight = sum(items[i].weight for i in content)
     if numbers and not any(i in hits for i in numbers) and found_weight < 0.5 * total_weight:
-        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
-    if found_weight < 2 or (len(substantive) < 2 and found_weight < 0.34 * total_weight):
-        return "unsupported", f"Nothing in your documents states {_statement(sentence)}."
-    right = _listing([items[i].text for i in hit])
-    lacking = _listing([items[i].text for i in missing])
+        return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
+    facts = [i for i in hit if items[i].kind in ("number", "date")]
+    if found_weight < 2 or (not facts and len(substantive) < 2):
+        return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
+    right = _shown(hit, items, text)
+    lacking = _shown(missing, items, text)
     return "partial", f"{where} states {right}, but nothing in your documents states {lacking}."

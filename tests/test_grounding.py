@@ -1,0 +1,327 @@
+"""The claim checker on small, hand-made passages: number and date shapes, sentence splitting,
+quotes, each verdict, the known traps, the corrected draft and speed."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from pitchcraft.grounding import (
+    Claim,
+    Passage,
+    check_claims,
+    corrected_draft,
+    split_sentences,
+)
+from pitchcraft.grounding.dates import find_dates
+from pitchcraft.grounding.numbers import find_numbers, matches, strip_markers
+
+
+def values(text: str) -> list[float]:
+    return [n.value for n in find_numbers(strip_markers(text))]
+
+
+def one(sentence: str, *texts: str, label: str = "memo.pdf, page 1") -> Claim:
+    passages = [Passage(i + 1, t, label) for i, t in enumerate(texts)]
+    claim = check_claims([sentence], passages)[0]
+    for ev in claim.evidence:
+        # Every quote is verbatim from the passage it names, and of a readable length.
+        assert ev.quote in passages[ev.n - 1].text
+        assert 8 <= len(ev.quote) <= 300
+    return claim
+
+
+# Numbers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("20,000 bottles", 20000),
+        ("20000 bottles", 20000),
+        ("20 000 bottles", 20000),
+        ("2,32,822 new jobs", 232822),
+        ("83,190,5562", 83190556),  # footnote 2 glued to the number
+        ("273.879.7501", 273879750),  # dots as thousands separators, footnote 1
+        ("`67,845 crore", 67845e7),  # the rupee sign extracted as a backtick
+        ("17,81,841 crore", 1781841e7),
+        ("₹20 lakh crore", 20e5 * 1e7),
+        ("fifteen caps", 15),
+        ("twenty-five goals", 25),
+        ("3.5 million", 3.5e6),
+    ],
+)
+def test_number_values(text: str, expected: float) -> None:
+    assert values(text)[0] == pytest.approx(expected)
+
+
+def test_percent_forms_are_one_value_and_differ_from_counts() -> None:
+    a, b, c = (find_numbers(t)[0] for t in ("15%", "15 percent", "15 people"))
+    assert matches(a, b)
+    assert not matches(a, c)
+
+
+def test_reference_markers_are_not_numbers() -> None:
+    assert values("the Executive Office of the President.2 The Senate") == []
+    assert values("it must have taken its toll.[84] He said") == []
+    assert values("Zejiang Shen1 and COVID-19") == []
+
+
+def test_hedges_and_bounds() -> None:
+    about = find_numbers("about 83 million people")[0]
+    assert about.hedge == "approx"
+    assert matches(about, find_numbers("83,190,5562")[0])
+    assert not matches(about, find_numbers("67,413,000")[0])
+    under = find_numbers("under 10 hours")[0]
+    assert not matches(under, find_numbers("15 hours")[0])
+    assert matches(under, find_numbers("8 hours")[0])
+    over = find_numbers("crossed 20 lakh crore")[0]
+    assert not matches(over, find_numbers("17,81,841 crore")[0])
+
+
+def test_rates_are_not_counts() -> None:
+    rate = find_numbers("10,000 pages per second")[0]
+    assert rate.unit.endswith("/t")
+    assert not matches(rate, find_numbers("10,000 pages")[0])
+
+
+def test_scores_and_heights() -> None:
+    assert matches(find_numbers("won 2\u20131 against")[0], find_numbers("beat them 2-1")[0])
+    assert not matches(
+        find_numbers("lost 4\u20133 on aggregate")[0], find_numbers("lost 3-2 on aggregate")[0]
+    )
+    assert find_numbers("6 ft 3 in (1.91 m)")[0].value == 75
+
+
+# Dates --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "year", "month", "day"),
+    [
+        ("to be held on 29th August, 2022.", 2022, 8, 29),
+        ("delivered on January 23, 2023.", 2023, 1, 23),
+        ("confirmed in June 2021 to serve", 2021, 6, None),
+        ("born 26 June 1968", 1968, 6, 26),
+        ("since 1997 the office", 1997, None, None),
+    ],
+)
+def test_dates(text: str, year: int, month: int | None, day: int | None) -> None:
+    d = find_dates(text)[0]
+    assert (d.year, d.month, d.day) == (year, month, day)
+
+
+def test_fiscal_year_range() -> None:
+    d = find_dates("Integrated Annual Report 2021-22")[0]
+    assert (d.year, d.until) == (2021, 2022)
+
+
+# Sentences ----------------------------------------------------------------------------------
+
+
+def test_split_sentences_shapes() -> None:
+    text = (
+        "We sold 3.5 million units in the U.S. last year. Dr. Smith agrees!\n"
+        "- Fast setup\n"
+        "* Works offline\n"
+        "A sentence wrapped\nover two lines."
+    )
+    assert split_sentences(text) == [
+        "We sold 3.5 million units in the U.S. last year.",
+        "Dr. Smith agrees!",
+        "Fast setup",
+        "Works offline",
+        "A sentence wrapped over two lines.",
+    ]
+
+
+# Verdicts -----------------------------------------------------------------------------------
+
+MEMO = (
+    "May 5, 2023\nTo Whom it May Concern:\nThere were 20,000 bottles of water, 10,000 "
+    "blankets, and 200 laptops delivered on January 23, 2023. A total of 3 trucks were used "
+    "for 15 hours.\nBest Regards,\nMallori"
+)
+
+
+def test_supported_with_another_number_form() -> None:
+    c = one("We delivered 20000 bottles of water on January 23, 2023.", MEMO)
+    assert c.verdict == "supported"
+    assert c.evidence and "20,000 bottles" in c.evidence[0].quote
+    found = {ch.kind: ch.found for ch in c.checks}
+    assert found["number"] and found["date"]
+
+
+def test_contradicted_names_the_document_value() -> None:
+    c = one("We delivered 50,000 bottles of water.", MEMO)
+    assert c.verdict == "contradicted"
+    wrong = next(ch for ch in c.checks if ch.kind == "number")
+    assert not wrong.found and wrong.document_value == "20,000"
+    assert "20,000" in c.reason and "50,000" in c.reason
+
+
+def test_wrong_fact_beside_a_right_one_is_partial() -> None:
+    c = one("Three trucks were used for 15 hours to deliver 300 laptops.", MEMO)
+    assert c.verdict == "partial"
+    assert any(ch.document_value == "200" for ch in c.checks)
+
+
+def test_bound_that_the_document_breaks() -> None:
+    assert one("The trucks were in use for under 10 hours.", MEMO).verdict == "contradicted"
+
+
+def test_topic_match_alone_is_unsupported() -> None:
+    c = one("Our water deliveries reach 9 out of 10 disaster zones within a day.", MEMO)
+    assert c.verdict == "unsupported"
+    assert c.reason.startswith("Nothing in your documents states")
+    assert c.evidence == []
+
+
+def test_name_found_elsewhere_is_not_support() -> None:
+    bio = (
+        "Iwan Wyn Roberts was born in Bangor, Gwynedd, on 26 June 1968, and grew up in Barmouth.\n"
+        "Norwich reached the Division One play-off final at the Millennium Stadium in Cardiff."
+    )
+    c = one("Roberts was born in Cardiff.", bio)
+    assert c.verdict != "supported"
+    assert one("Roberts was born in Bangor.", bio).verdict == "supported"
+
+
+def test_quantifier_all_is_not_four_of_five() -> None:
+    text = "The agencies have fully addressed four of the five pillars of the strategy."
+    c = one("The agencies have fully addressed all five pillars of the strategy.", text)
+    assert c.verdict != "supported"
+
+
+def test_missing_hard_word_caps_at_partial() -> None:
+    text = "The club scored 34 goals in the 1991-92 season."
+    assert one("The club scored 34 goals in the 1991-92 season.", text).verdict == "supported"
+    c = one("The club scored a record 34 goals in the 1991-92 season.", text)
+    assert c.verdict in ("partial", "unsupported")
+
+
+def test_negation_in_the_passage_is_not_support() -> None:
+    text = "Norwich just missed out on promotion to the Premiership in 2003."
+    c = one("Norwich won promotion to the Premiership in 2003.", text)
+    assert c.verdict != "supported"
+    text = "The team failed to qualify for the play-offs."
+    assert one("The team qualified for the play-offs.", text).verdict != "supported"
+
+
+def test_opposite_word_contradicts() -> None:
+    text = "Thankfully, abominations are rare."
+    assert one("Abominations are common.", text).verdict == "contradicted"
+
+
+def test_name_in_one_passage_figure_in_another() -> None:
+    intro = "Reliance Industries Limited (RIL) is the largest private sector corporation in India."
+    table = "India's largest company\nBY NET PROFIT `67,845 crore\nEXPORTS `2,54,970 crore"
+    c = check_claims(
+        ["Reliance's net profit was ₹67,845 crore.", "Reliance's net profit was ₹76,845 crore."],
+        [Passage(1, intro), Passage(2, table)],
+    )
+    assert c[0].verdict == "supported"
+    assert c[0].evidence[0].n == 2
+    assert c[1].verdict == "contradicted"
+
+
+def test_flattened_table_columns() -> None:
+    table = (
+        "Indonesia 🇮🇩 Germany 🇩🇪 Austria 🇦🇹 France | Vatican 🇻🇦\n"
+        "Capital | Jakarta | Berlin | Vienna | Paris | Vatican City\n"
+        "Population 273.879.7501 83,190,5562 8,935,1123 67,413,000 | 453"
+    )
+    assert one("Germany has about 83 million people.", table).verdict == "supported"
+    assert one("Berlin is the capital of Germany.", table).verdict == "supported"
+    assert one("Berlin is the capital of France.", table).verdict != "supported"
+    c = one("Vatican City has a population of 12,000.", table)
+    assert c.verdict == "contradicted"
+    assert [ch.document_value for ch in c.checks if ch.kind == "number"] == ["453"]
+
+
+def test_hyphenated_line_break_and_mojibake() -> None:
+    text = (
+        "The new engine is more ef-\nficient than the old one.\nIt ran from 1990â1993 at Â£275,000."
+    )
+    assert one("The new engine is more efficient than the old one.", text).verdict == "supported"
+    c = one("It cost £275,000 to run.", text)
+    assert c.verdict in ("supported", "partial")
+    assert any(ch.found for ch in c.checks if ch.kind == "number")
+
+
+def test_abbreviation_defined_in_the_document() -> None:
+    text = (
+        "Recent advances in document image analysis (DIA) have been driven by Deep Learning "
+        "(DL).\nThis paper introduces LayoutParser, an open-source library for streamlining "
+        "the usage of DL in DIA research."
+    )
+    c = one(
+        "LayoutParser is an open-source library for deep learning in document image analysis.", text
+    )
+    assert c.verdict == "supported"
+
+
+def test_cited_passages_are_tried_first() -> None:
+    a = Passage(1, "There were 20,000 bottles of water delivered.", "a.pdf")
+    b = Passage(2, "There were 20,000 bottles of water delivered by truck.", "b.pdf")
+    c = check_claims(["We delivered 20,000 bottles of water."], [a, b], cited=[[2]])[0]
+    assert c.verdict == "supported" and c.evidence[0].n == 2
+
+
+def test_as_dict_shape() -> None:
+    d = one("We delivered 50,000 bottles of water.", MEMO).as_dict()
+    assert set(d) == {"text", "verdict", "reason", "evidence", "checks"}
+    assert set(d["evidence"][0]) == {"n", "quote"}
+    assert {c["kind"] for c in d["checks"]} <= {"number", "date", "name", "term"}
+    assert set(d["checks"][0]) == {"kind", "text", "found", "document_value"}
+
+
+# Corrected draft ----------------------------------------------------------------------------
+
+
+def test_corrected_draft_replaces_and_flags() -> None:
+    claims = check_claims(
+        [
+            "We delivered 20,000 bottles of water.",
+            "We delivered 50,000 blankets.",
+            "Our trucks run on solar power.",
+        ],
+        [Passage(1, MEMO)],
+    )
+    pieces = corrected_draft(claims)
+    replaced = [p for p in pieces if p.op == "replace"]
+    assert [(p.text, p.new) for p in replaced] == [("50,000", "10,000")]
+    flagged = [p for p in pieces if p.op == "flag"]
+    assert [p.text for p in flagged] == ["Our trucks run on solar power."]
+    assert all(p.reason for p in replaced + flagged)
+    rebuilt = "".join(p.new if p.op == "replace" and p.new else p.text for p in pieces)
+    assert rebuilt == (
+        "We delivered 20,000 bottles of water. We delivered 10,000 blankets. "
+        "Our trucks run on solar power."
+    )
+
+
+# Speed --------------------------------------------------------------------------------------
+
+
+def test_under_ten_ms_per_sentence() -> None:
+    filler = (
+        "In 2019 the company shipped 1,250 units to 14 countries, and revenue grew 12% to "
+        "$4.5 million while the team of 37 engineers released version 3.2 of the platform. "
+    )
+    passages = [
+        Passage(i + 1, (filler * 6)[:1000] + f" Office {i} opened in 20{i:02d}.") for i in range(10)
+    ]
+    sentences = [
+        "The company shipped 1,250 units to 14 countries in 2019.",
+        "Revenue grew 15% to $4.5 million.",
+        "Our 37 engineers released version 3.2.",
+        "We are the leading platform in Europe.",
+        "Office 3 opened in 2003.",
+    ] * 4
+    check_claims(sentences[:1], passages)  # passage analysis is cached per text
+    started = time.perf_counter()
+    check_claims(sentences, passages)
+    per_sentence = (time.perf_counter() - started) / len(sentences)
+    assert per_sentence < 0.010

@@ -1,0 +1,116 @@
+"""The claim checker on real corpus documents, read by the app's own parsers and chunker: one
+sentence of each verdict, with every quote verbatim from the passage it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pitchcraft.grounding import Claim, Passage, check_claims, corrected_draft
+from pitchcraft.ingestion.chunking import chunk
+from pitchcraft.ingestion.detect import detect
+from pitchcraft.ingestion.parsers import parse_file
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+
+
+def passages(rel: str) -> list[Passage]:
+    path = CORPUS / rel
+    if not path.is_file():
+        pytest.skip(f"corpus document {rel} is not here")
+    parsed = parse_file(path, detect(path, path.name), ocr=False, soffice=None)
+    return [
+        Passage(i + 1, c.text, f"{path.name}, page {c.page}" if c.page else path.name)
+        for i, c in enumerate(chunk(parsed))
+    ]
+
+
+def checked(sentences: list[str], rel: str) -> list[Claim]:
+    ps = passages(rel)
+    claims = check_claims(sentences, ps)
+    by_n = {p.n: p.text for p in ps}
+    for claim in claims:
+        for ev in claim.evidence:
+            assert ev.quote in by_n[ev.n], (claim.text, ev.quote)
+            assert 8 <= len(ev.quote) <= 300
+    return claims
+
+
+def test_table_document_each_verdict() -> None:
+    claims = checked(
+        [
+            "Germany has about 83 million people and uses the euro.",
+            "France's capital is Paris and its population is 90 million.",
+            "Vatican City has a population of 12,000.",
+            "Jakarta hosts the largest stock exchange in Asia.",
+        ],
+        "pdf/google-doc-document.pdf",
+    )
+    assert [c.verdict for c in claims] == ["supported", "partial", "contradicted", "unsupported"]
+    assert [ch.document_value for ch in claims[2].checks if ch.kind == "number"] == ["453"]
+    assert "453" in claims[2].reason
+    assert any(ch.document_value == "67,413,000" for ch in claims[1].checks)
+
+
+def test_memo_numbers_and_dates() -> None:
+    claims = checked(
+        [
+            "We delivered 20000 bottles of water on January 23, 2023.",
+            "We delivered 2,000 bottles of water on January 23, 2023.",
+            "The supplies were delivered on January 23, 2022.",
+            "Three trucks were used for 15 hours to deliver 300 laptops.",
+            "Our drivers completed the route in under 10 hours.",
+            "Our customers report a 3x return on investment within six months.",
+        ],
+        "pdf/fake-memo.pdf",
+    )
+    verdicts = [c.verdict for c in claims]
+    assert verdicts == [
+        "supported",
+        "contradicted",
+        "contradicted",
+        "partial",
+        "contradicted",
+        "unsupported",
+    ]
+    draft = corrected_draft(claims)
+    assert ("2,000", "20,000") in [(p.text, p.new) for p in draft if p.op == "replace"]
+    assert claims[5].text in [p.text for p in draft if p.op == "flag"]
+
+
+def test_indian_figures_with_the_rupee_as_a_backtick() -> None:
+    claims = checked(
+        [
+            "Reliance's market capitalisation stood at ₹17,81,841 crore.",
+            "Reliance reported a net profit of ₹67,845 crore.",
+            "Reliance exported goods worth ₹2,45,970 crore.",
+            "Reliance created 2,32,822 new jobs.",
+            "RIL invites all shareholders to its 45th AGM on 29th August, 2022.",
+            "Reliance is the largest private sector employer in Asia.",
+        ],
+        "pdf/reliance.pdf",
+    )
+    assert [c.verdict for c in claims] == [
+        "supported",
+        "supported",
+        "contradicted",
+        "supported",
+        "supported",
+        "unsupported",
+    ]
+    assert any(ch.document_value == "`2,54,970 crore" for ch in claims[2].checks)
+
+
+def test_mojibake_and_reference_markers_in_plain_text() -> None:
+    claims = checked(
+        [
+            "Roberts weighed 16 stone during pre-season training.",
+            "Roberts amassed fifteen caps for Wales.",
+            "Iwan Roberts was born in Cardiff.",
+        ],
+        "text/norwich-city.txt",
+    )
+    assert claims[0].verdict == "contradicted"
+    assert claims[1].verdict == "supported"
+    assert claims[2].verdict != "supported"
