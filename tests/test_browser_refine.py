@@ -459,7 +459,7 @@ def test_evidence_mode_result_is_labelled_as_a_brief(
             "and a ready-to-paste prompt."
         )
         page.get_by_test_id("marketing-text").fill(
-            "Acme Shield isolates an infected laptop within 45 seconds.\n"
+            "Acme Shield isolates an infected laptop in 45 seconds.\n"
             "Customers cut incident response time by 70 percent.\n"
             "We bake the best bread in Lisbon."
         )

@@ -142,7 +142,7 @@ def test_bad_requests_are_422(app_client: TestClient, owner: dict[str, Any], bod
 
 LEDGER_TEXT = (
     "Acme Shield isolates an infected laptop within 30 seconds. "
-    "Acme Shield isolates an infected laptop within 45 seconds. "
+    "Acme Shield isolates an infected laptop in 45 seconds. "
     "Acme Shield blocks 99% of phishing emails before they reach the inbox. "
     "Our bakery sells the best sourdough bread in Lisbon."
 )
@@ -178,7 +178,7 @@ def test_evidence_mode_checks_each_claim_against_the_prompt_s_passages(
     claims = job["claims"]
     assert [c["text"] for c in claims] == [
         "Acme Shield isolates an infected laptop within 30 seconds.",
-        "Acme Shield isolates an infected laptop within 45 seconds.",
+        "Acme Shield isolates an infected laptop in 45 seconds.",
         "Acme Shield blocks 99% of phishing emails before they reach the inbox.",
         "Our bakery sells the best sourdough bread in Lisbon.",
     ]

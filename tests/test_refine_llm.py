@@ -113,7 +113,7 @@ def test_an_invented_number_in_the_model_s_copy_is_flagged(
 ) -> None:
     llm.ok(
         "Acme Shield isolates an infected laptop within 30 seconds [1]. "
-        "Acme Shield isolates an infected laptop within 5 seconds [1]. "
+        "Acme Shield isolates an infected laptop in 5 seconds [1]. "
         "It blocks 97% of phishing emails [1]."
     )
     text = "Acme Shield isolates an infected laptop within 30 seconds."
