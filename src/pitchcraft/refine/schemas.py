@@ -91,6 +91,7 @@ class Timings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     retrieval_ms: float | None = None
+    claims_ms: float | None = None
     model_ms: float | None = None
     evidence_ms: float | None = None
     total_ms: float | None = None
