@@ -96,7 +96,8 @@ def _split_prose(text: str, offset: int = 0) -> list[tuple[int, int]]:
         last = re.search(r"([\w.]+)[.!?][\"\u201d\u2019)\]]*$", before)
         if last:
             word = last.group(1).lower()
-            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+            initialism = re.fullmatch(r"(?:[a-z]\.)+[a-z]", word)  # "F.C.", "U.S."
+            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()) or initialism:
                 continue
         if before.strip():
             spans.append((offset + start, offset + m.start()))

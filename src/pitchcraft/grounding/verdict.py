@@ -10,8 +10,8 @@ from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
 from pitchcraft.grounding.text import quote_span
 
 if TYPE_CHECKING:
-    from pitchcraft.grounding.claims import UnitMatch
     from pitchcraft.grounding.extract import Item, Parsed
+    from pitchcraft.grounding.state import UnitMatch
 
 
 def _where(m: UnitMatch) -> str:
