@@ -325,3 +325,21 @@ def test_under_ten_ms_per_sentence() -> None:
     check_claims(sentences, passages)
     per_sentence = (time.perf_counter() - started) / len(sentences)
     assert per_sentence < 0.010
+
+
+def test_a_name_in_another_names_slot_is_contradicted() -> None:
+    bio = (
+        "Iwan Wyn Roberts was born in Bangor, Gwynedd, on 26 June 1968, and grew up in "
+        "Barmouth, on the west coast of Wales."
+    )
+    c = one("Roberts was born in Barmouth.", bio)
+    assert c.verdict == "contradicted"
+    assert [ch.document_value for ch in c.checks if ch.kind == "name" and not ch.found] == [
+        "Bangor"
+    ]
+    assert one("Roberts grew up in Barmouth.", bio).verdict == "supported"
+    # A list is not a slot taken by someone else.
+    career = "He played for Watford, Huddersfield Town and Norwich City."
+    assert one("Roberts played for Norwich City.", career).verdict != "contradicted"
+    pieces = corrected_draft([c])
+    assert [(p.text, p.new) for p in pieces if p.op == "replace"] == [("Barmouth", "Bangor")]

@@ -52,9 +52,10 @@ def _checks(
         elif item.kind == "date":
             out.append(Check("date", item.text, idx in hits, value))
         elif item.kind == "name":
-            out.append(Check("name", item.text, idx in hits, None))
+            # A name or word has a document value only where the document says another.
+            out.append(Check("name", item.text, idx in hits, conflicts.get(idx)))
         else:
-            out.append(Check("term", item.text, idx in hits, None))
+            out.append(Check("term", item.text, idx in hits, conflicts.get(idx)))
     return out
 
 
