@@ -125,6 +125,7 @@ def test_split_sentences_shapes() -> None:
         "We sold 3.5 million units in the U.S. last year. Dr. Smith agrees!\n"
         "- Fast setup\n"
         "* Works offline\n"
+        "\u2705 Free support\n"
         "A sentence wrapped\nover two lines."
     )
     assert split_sentences(text) == [
@@ -132,6 +133,7 @@ def test_split_sentences_shapes() -> None:
         "Dr. Smith agrees!",
         "Fast setup",
         "Works offline",
+        "Free support",
         "A sentence wrapped over two lines.",
     ]
 

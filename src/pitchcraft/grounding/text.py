@@ -67,7 +67,7 @@ _ABBREVIATIONS = frozenset(
         "i.e",
     ]
 )
-_BULLET = re.compile(r"^\s*(?:[-*•·▪◦‣\u2013]|\d{1,2}[.)]|[a-z][.)])\s+")
+_BULLET = re.compile(r"^\s*(?:[^\w\s]{1,2}(?=\s)|[-*•·▪◦‣\u2013]|\d{1,2}[.)]|[a-z][.)])\s+")
 _SENT_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)\]]*\s+(?=[\"\u201c\u2018(\[]?[A-Z0-9])")
 _TABLE_LINE_MAX = 70
 
