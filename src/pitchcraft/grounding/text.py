@@ -341,6 +341,9 @@ def analyse(original: str) -> Analysed:
                     break
                 j += 1
             block = lines[i : j + 1]
+            if i > 0 and text[lines[i - 1][0] : lines[i - 1][1]].rstrip().endswith(":"):
+                # A list under its heading: "These are a few of my favorite things:".
+                block = [lines[i - 1], *block]
             for k in range(0, len(block), 8):
                 window = block[max(0, k - 2) : k + 10]
                 rows = [_row(text, clean, s, e, True) for s, e in window]
