@@ -347,3 +347,9 @@ def test_a_name_in_another_names_slot_is_contradicted() -> None:
     assert one("Roberts played for Norwich City.", career).verdict != "contradicted"
     pieces = corrected_draft([c])
     assert [(p.text, p.new) for p in pieces if p.op == "replace"] == [("Barmouth", "Bangor")]
+
+
+def test_a_list_is_read_with_its_heading() -> None:
+    text = "These are a few of my favorite things:\n• Parrots\n•\nHockey\nThis is my first thought."
+    assert one("Parrots and hockey are among my favourite things.", text).verdict == "supported"
+    assert one("Parrots and tennis are among my favourite things.", text).verdict != "supported"

@@ -183,6 +183,11 @@ def _bound(
     found = per_row[r]
     if len(found) >= 2:
         return True
+    # An item of a list whose heading ("my favorite things:") states the rest of the sentence.
+    head = rows[0]
+    listed = per_row[0] and any(per_row[1:])
+    if listed and head.text[head.start : head.end].rstrip().endswith(":"):
+        return True
     # A note under a table ("Note: all figures are for the year ended March 31, 2022") is
     # about every row.
     row_text = rows[r].words[0][0] if rows[r].words else ""
