@@ -4,62 +4,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from pitchcraft.grounding.dates import Date, date_matches
 from pitchcraft.grounding.extract import Item, Parsed, parse_claim
 from pitchcraft.grounding.lexicon import (
-    ANTONYMS,
     CATEGORIES,
-    FRAMING,
-    HARD_WORDS,
-    NEGATIONS,
-    STOPWORDS,
     alternatives,
     stem,
 )
 from pitchcraft.grounding.model import Claim, Passage
 from pitchcraft.grounding.numbers import Num, comparable, matches, same_kind
-from pitchcraft.grounding.text import Analysed, Row, Unit, abbreviations, analyse
+from pitchcraft.grounding.rules import (
+    COMMON_STEMS,
+    check_slots,
+    negated_near,
+    negation_before,
+    opposites,
+    void_unanchored,
+)
+from pitchcraft.grounding.state import Context, Hit, UnitMatch
+from pitchcraft.grounding.text import Analysed, Row, abbreviations, analyse
 from pitchcraft.grounding.verdict import decide
 
-# Capitalised in a heading or a table row, yet no one's name.
-_COMMON_STEMS = frozenset(stem(w) for w in STOPWORDS | FRAMING | HARD_WORDS)
 _NOTE_WORDS = frozenset(stem(w) for w in ("note", "notes", "source", "sources"))
-
-
-@dataclass
-class Hit:
-    """Where an item is stated in a unit: the row and the span of the words or value."""
-
-    row: int
-    start: int
-    end: int
-    value: str | None = None
-
-
-@dataclass
-class UnitMatch:
-    passage: Passage
-    an: Analysed
-    unit: Unit
-    hits: dict[int, Hit] = field(default_factory=dict)  # item index → where it is stated
-    conflicts: dict[int, Hit] = field(default_factory=dict)  # item index → the other value
-    negated: bool = False
-    score: float = 0.0
-    rivals: set[str] = field(default_factory=set)  # other names where the items were found
-    negated_hits: dict[int, Hit] = field(default_factory=dict)  # "not considered mandatory"
-    opposites: dict[int, Hit] = field(default_factory=dict)  # "rare" where it says "common"
-
-
-@dataclass
-class Context:
-    passages: list[Passage]
-    analysed: list[Analysed]
-    abbr: dict[str, set[str]]
-    capitalised: set[str] = field(default_factory=set)
-    lower: set[str] = field(default_factory=set)
-    lower_stems: set[str] = field(default_factory=set)
 
 
 def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tuple[int, int] | None:
@@ -185,21 +152,23 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
             m.hits[idx] = Hit(r, a, b, value)
     if not parsed.negated:
         for idx in [i for i, h in m.hits.items() if not items[i].subject]:
-            if _negation_before(m, m.hits[idx]):
+            if negation_before(m, m.hits[idx]):
                 m.negated_hits[idx] = m.hits.pop(idx)
     if m.unit.table:
         _align_values(parsed, m, per_row)
     _find_conflicts(parsed, m)
-    m.negated = not parsed.negated and _negated_near(m, parsed)
-    _opposites(parsed, m)
+    check_slots(parsed, m, ctx)
+    void_unanchored(parsed, m)
+    m.negated = not parsed.negated and negated_near(m, parsed)
+    opposites(parsed, m)
     claim_stems = {a for it in items for alts in it.stems for a in alts}
     for r in {h.row for h in m.hits.values()}:
-        m.rivals |= rows[r].names - claim_stems - ctx.lower_stems - _COMMON_STEMS
+        m.rivals |= rows[r].names - claim_stems - ctx.lower_stems - COMMON_STEMS
     m.score = sum(items[i].weight for i in m.hits if not items[i].subject)
     if not any(items[i].kind != "name" and not items[i].hard for i in m.hits):
         # Names alone are the topic, not a statement about it.
         m.score /= 2
-    m.score += sum(2.0 for _ in m.conflicts)
+    m.score += 1.0 * len(m.conflicts)
 
 
 def _bound(
@@ -213,6 +182,11 @@ def _bound(
     the column of one in another row, or under a row label naming its kind."""
     found = per_row[r]
     if len(found) >= 2:
+        return True
+    # An item of a list whose heading ("my favorite things:") states the rest of the sentence.
+    head = rows[0]
+    listed = per_row[0] and any(per_row[1:])
+    if listed and head.text[head.start : head.end].rstrip().endswith(":"):
         return True
     # A note under a table ("Note: all figures are for the year ended March 31, 2022") is
     # about every row.
@@ -333,42 +307,6 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
             and not items[missing[0]].hard
         )
     )
-
-
-def _negation_before(m: UnitMatch, hit: Hit) -> bool:
-    """A negation within five words before the hit, in its clause."""
-    row = m.unit.rows[hit.row]
-    before = m.an.text[max(row.start, hit.start - 40) : hit.start].lower()
-    before = re.split(r"[,;:()]", before)[-1]
-    tokens = re.findall(r"[a-z']+", before)[-5:]
-    return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
-
-
-def _negated_near(m: UnitMatch, parsed: Parsed) -> bool:
-    """Every content item is stated here, and most of them negated ("just missed out on
-    promotion"); one negated word among many stated ones may be a side remark."""
-    content = [i for i, it in enumerate(parsed.items) if not it.subject]
-    negated = [i for i in content if i in m.negated_hits]
-    return 2 * len(negated) >= len(content) > 0 and all(
-        i in m.hits or i in m.negated_hits for i in content
-    )
-
-
-def _opposites(parsed: Parsed, m: UnitMatch) -> None:
-    """Content words whose opposite the unit states ("rare" for "common")."""
-    for idx, item in enumerate(parsed.items):
-        if item.kind != "term" or idx in m.hits or len(item.stems) != 1:
-            continue
-        opposite = set().union(*(ANTONYMS.get(a, frozenset()) for a in item.stems[0]))
-        if not opposite:
-            continue
-        for r, row in enumerate(m.unit.rows):
-            for s, a, b in row.words:
-                if s in opposite:
-                    m.opposites[idx] = Hit(r, a, b, m.an.text[a:b])
-                    break
-            if idx in m.opposites:
-                break
 
 
 def _subject_found(item: Item, ctx: Context) -> bool:

@@ -15,7 +15,7 @@ def corrected_draft(claims: Sequence[Claim]) -> list[DraftPiece]:
         if k:
             pieces.append(DraftPiece("equal", " "))
         wrong = [c for c in claim.checks if c.document_value and not c.found]
-        wrong = [c for c in wrong if c.kind in ("number", "date") and c.text in claim.text]
+        wrong = [c for c in wrong if c.text in claim.text]
         if claim.verdict in ("contradicted", "partial") and wrong:
             pos = 0
             for c in sorted(wrong, key=lambda c: claim.text.find(c.text)):

@@ -242,6 +242,11 @@ def fold(word: str) -> str:
     return "".join(c for c in nfkd if not unicodedata.combining(c))
 
 
+_SPELLING_OUR = re.compile(r"(?<=[a-z]{2})our(?=[a-z]*$)(?<!hour)")
+_SPELLING_ISE = re.compile(r"(?<=[a-z]{3})is(e|ed|es|ing|ation|ations)$")
+_SPELLING_TRE = re.compile(r"(?<=[a-z]{3})tre$")
+
+
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light stem, enough to make "processes", "processing" and "processed" meet."""
@@ -250,6 +255,11 @@ def stem(word: str) -> str:
         w = w[:-2]
     if len(w) <= 3:
         return w
+    if len(w) > 5:
+        # British and American spellings meet: favourite/favorite, capitalisation/-ization.
+        w = _SPELLING_OUR.sub("or", w)
+        w = _SPELLING_ISE.sub(r"iz\1", w)
+        w = _SPELLING_TRE.sub("ter", w)
     for suffix, repl in (
         ("ies", "y"),
         ("sses", "ss"),

@@ -67,7 +67,7 @@ _ABBREVIATIONS = frozenset(
         "i.e",
     ]
 )
-_BULLET = re.compile(r"^\s*(?:[-*•·▪◦‣\u2013]|\d{1,2}[.)]|[a-z][.)])\s+")
+_BULLET = re.compile(r"^\s*(?:[^\w\s]{1,2}(?=\s)|[-*•·▪◦‣\u2013]|\d{1,2}[.)]|[a-z][.)])\s+")
 _SENT_END = re.compile(r"(?<=[.!?])[\"\u201d\u2019)\]]*\s+(?=[\"\u201c\u2018(\[]?[A-Z0-9])")
 _TABLE_LINE_MAX = 70
 
@@ -96,7 +96,8 @@ def _split_prose(text: str, offset: int = 0) -> list[tuple[int, int]]:
         last = re.search(r"([\w.]+)[.!?][\"\u201d\u2019)\]]*$", before)
         if last:
             word = last.group(1).lower()
-            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
+            initialism = re.fullmatch(r"(?:[a-z]\.)+[a-z]", word)  # "F.C.", "U.S."
+            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()) or initialism:
                 continue
         if before.strip():
             spans.append((offset + start, offset + m.start()))
@@ -340,6 +341,9 @@ def analyse(original: str) -> Analysed:
                     break
                 j += 1
             block = lines[i : j + 1]
+            if i > 0 and text[lines[i - 1][0] : lines[i - 1][1]].rstrip().endswith(":"):
+                # A list under its heading: "These are a few of my favorite things:".
+                block = [lines[i - 1], *block]
             for k in range(0, len(block), 8):
                 window = block[max(0, k - 2) : k + 10]
                 rows = [_row(text, clean, s, e, True) for s, e in window]

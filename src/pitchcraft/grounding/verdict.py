@@ -10,8 +10,8 @@ from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
 from pitchcraft.grounding.text import quote_span
 
 if TYPE_CHECKING:
-    from pitchcraft.grounding.claims import UnitMatch
     from pitchcraft.grounding.extract import Item, Parsed
+    from pitchcraft.grounding.state import UnitMatch
 
 
 def _where(m: UnitMatch) -> str:
@@ -52,9 +52,10 @@ def _checks(
         elif item.kind == "date":
             out.append(Check("date", item.text, idx in hits, value))
         elif item.kind == "name":
-            out.append(Check("name", item.text, idx in hits, None))
+            # A name or word has a document value only where the document says another.
+            out.append(Check("name", item.text, idx in hits, conflicts.get(idx)))
         else:
-            out.append(Check("term", item.text, idx in hits, None))
+            out.append(Check("term", item.text, idx in hits, conflicts.get(idx)))
     return out
 
 
