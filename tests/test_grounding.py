@@ -1,9 +1,8 @@
 """The claim checker on small, hand-made passages: number and date shapes, sentence splitting,
-quotes, each verdict, the known traps, the corrected draft and speed."""
+quotes, each verdict, the known traps and the corrected draft (speed is measured in
+bench.claims, not asserted here)."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -302,33 +301,6 @@ def test_corrected_draft_replaces_and_flags() -> None:
         "We delivered 20,000 bottles of water. We delivered 10,000 blankets. "
         "Our trucks run on solar power."
     )
-
-
-# Speed --------------------------------------------------------------------------------------
-
-
-def test_under_ten_ms_per_sentence() -> None:
-    filler = (
-        "In 2019 the company shipped 1,250 units to 14 countries, and revenue grew 12% to "
-        "$4.5 million while the team of 37 engineers released version 3.2 of the platform. "
-    )
-    passages = [
-        Passage(i + 1, (filler * 6)[:1000] + f" Office {i} opened in 20{i:02d}.") for i in range(10)
-    ]
-    sentences = [
-        "The company shipped 1,250 units to 14 countries in 2019.",
-        "Revenue grew 15% to $4.5 million.",
-        "Our 37 engineers released version 3.2.",
-        "We are the leading platform in Europe.",
-        "Office 3 opened in 2003.",
-    ] * 4
-    check_claims(sentences[:1], passages)  # passage analysis is cached per text
-    timings = []
-    for _ in range(3):  # the best of three, so a busy machine does not decide it
-        started = time.perf_counter()
-        check_claims(sentences, passages)
-        timings.append((time.perf_counter() - started) / len(sentences))
-    assert min(timings) < 0.010
 
 
 def test_a_name_in_another_names_slot_is_contradicted() -> None:
