@@ -126,6 +126,9 @@ class FakeIndex:
     def search(self, user_id: int, *, dense: Any, sparse: SparseVec, limit: int) -> list[Hit]:
         return [hit("weather report", 0.12, 2.0, 0), hit("Heron firewall rules", 0.3, 1.0, 1)]
 
+    def term_rarity(self, user_id: int, terms: Sequence[int]) -> dict[int, float]:
+        return {}  # every word as rare as can be: the unweighted share
+
 
 class FakeSparse:
     def encode_query(self, text: str) -> SparseVec:

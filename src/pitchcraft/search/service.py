@@ -3,11 +3,17 @@ only the results above the relevance floor (search/relevance.py)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pitchcraft.embedding.base import Embedder, SparseEncoder
-from pitchcraft.search.relevance import RELEVANCE_FLOOR, above_floor, query_words
+from pitchcraft.search.relevance import (
+    RELEVANCE_FLOOR,
+    above_floor,
+    prefix_partners,
+    query_words,
+)
 from pitchcraft.vectors.base import Hit, VectorIndex
 
 
@@ -63,5 +69,21 @@ class Search:
         )
         # Lexical evidence counts the query's own words: backgrounds name a field
         # ("gaming", "legal"), rarely words of the passage.
-        kept = above_floor(query_words(query), hits, self.floor)
+        groups = query_words(query)
+        # With no floor (-inf) nothing is judged: no need to ask the index.
+        judged = hits and self.floor > -math.inf
+        rarity = self.rarity(user_id, groups, hits) if judged else {}
+        kept = above_floor(groups, hits, self.floor, rarity)
         return SearchOutcome(hits=kept, no_match=not kept, candidates=len(hits))
+
+    def rarity(
+        self, user_id: int, groups: Sequence[list[str]], hits: Sequence[Hit]
+    ) -> dict[str, float]:
+        """How rare each query word (and each passage word it matches by its start) is in
+        the user's collection (vectors/rarity.py): a word in many passages ("red",
+        "north" in a novel) is weak evidence that a passage is about the query."""
+        words = {w for g in groups for w in g} | prefix_partners(groups, (h.text for h in hits))
+        encoder = self.sparse()
+        terms = {w: encoder.encode_query(w).indices for w in words}
+        found = self.index().term_rarity(user_id, [t for ts in terms.values() for t in ts])
+        return {w: min((found.get(t, 1.0) for t in ts), default=1.0) for w, ts in terms.items()}

@@ -130,6 +130,11 @@ class VectorIndex(Protocol):
         """The document's passages with these chunk indexes, in chunk order, score 0; an
         index with no passage (out of range, or no collection) is simply left out."""
 
+    def term_rarity(self, user_id: int, terms: Sequence[int]) -> dict[int, float]:
+        """How rare each BM25 term is in the user's collection: its IDF as a share of the
+        largest possible (1: in no passage; near 0: in nearly every one); {} when the user
+        has no collection (vectors/rarity.py)."""
+
     def optimize(self, user_id: int) -> None:
         """Called once a document is fully indexed: build the ANN index where the backend
         does not do it by itself (Qdrant Edge). No-op when there is nothing to do."""

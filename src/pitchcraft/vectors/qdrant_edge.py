@@ -50,6 +50,7 @@ from pitchcraft.vectors.payload import (
     point_from,
 )
 from pitchcraft.vectors.qdrant_edge_shards import EdgeShards
+from pitchcraft.vectors.rarity import rarity_of
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,26 @@ class EdgeIndex:
                 qe.ScrollRequest(limit=len(wanted), filter=flt, with_payload=True)
             )
         return in_chunk_order([hit_from(r.payload or {}, 0.0) for r in records])
+
+    def term_rarity(self, user_id: int, terms: Sequence[int]) -> dict[int, float]:
+        wanted = list(dict.fromkeys(int(t) for t in terms))
+        if not wanted:
+            return {}
+        requests = [
+            qe.QueryRequest(
+                limit=1,
+                query=qe.Query.Nearest(qe.SparseVector([t], [1.0]), using=SPARSE),
+                with_vector=[SPARSE],
+            )
+            for t in wanted
+        ]
+        with self._shards.borrow(user_id) as shard:
+            if shard is None:
+                return {}
+            points = shard.count(qe.CountRequest(exact=True))
+            results = shard.query_batch(qe.QueryBatchRequest(requests))
+        best = [(r[0].score, r[0].vector) if r else None for r in results]
+        return rarity_of(wanted, points, best)
 
     def optimize(self, user_id: int) -> None:
         if user_id in self._optimized:

@@ -40,6 +40,7 @@ from pitchcraft.vectors.payload import (
     in_chunk_order,
     payload_of,
 )
+from pitchcraft.vectors.rarity import rarity_of
 
 UPSERT_BATCH = 256
 
@@ -218,6 +219,29 @@ class ServerIndex:
                 return []
             raise
         return in_chunk_order([hit_from(r.payload or {}, 0.0) for r in records])
+
+    def term_rarity(self, user_id: int, terms: Sequence[int]) -> dict[int, float]:
+        wanted = list(dict.fromkeys(int(t) for t in terms))
+        if not wanted:
+            return {}
+        requests = [
+            models.QueryRequest(
+                query=models.SparseVector(indices=[t], values=[1.0]),
+                using=SPARSE,
+                limit=1,
+                with_vector=[SPARSE],
+            )
+            for t in wanted
+        ]
+        points = self.count(user_id)
+        try:
+            responses = self.client.query_batch_points(collection_name(user_id), requests=requests)
+        except (UnexpectedResponse, ValueError) as exc:
+            if _missing_collection(exc):
+                return {}
+            raise
+        best = [(r.points[0].score, r.points[0].vector) if r.points else None for r in responses]
+        return rarity_of(wanted, points, best)
 
     def optimize(self, user_id: int) -> None:
         """Nothing to do: a Qdrant server optimises its collections in the background."""
