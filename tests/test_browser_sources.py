@@ -95,7 +95,9 @@ def test_open_a_source_where_it_stands_and_download_it(
         job_id = run_job(page)
 
         # The PDF source: its label on the result page opens the viewer.
-        page.get_by_role("link", name=f"{MEMO.name}, page 1").first.click()
+        page.get_by_test_id("sources").get_by_role(
+            "link", name=f"{MEMO.name}, page 1"
+        ).first.click()
         expect(page).to_have_url(re.compile(rf"/results/{job_id}/sources/\d+$"))
         expect(page.get_by_role("heading", level=1)).to_have_text(re.compile(r"Source \[\d+\]"))
         expect(page.get_by_test_id("viewer-label")).to_have_text(f"{MEMO.name}, page 1")
@@ -124,10 +126,21 @@ def test_open_a_source_where_it_stands_and_download_it(
         expect(page.locator(".passage-text mark")).to_have_text("A total of 3 trucks")
         expect(image).to_have_attribute("src", re.compile(r"page\.png\?quote=A\+total"))
 
-        # Back to the result, then the Word document's source: its passage in context.
+        # Back to the result: the ledger's quote opens the viewer with that quote marked.
         page.get_by_test_id("back-to-result").click()
         expect(page).to_have_url(re.compile(rf"/results/{job_id}#source-\d+$"))
-        page.get_by_role("link", name=HANDBOOK.name).first.click()
+        delivered = page.get_by_test_id("ledger").get_by_test_id("claim").first
+        expect(delivered).to_have_attribute("data-verdict", "supported")
+        quote = delivered.get_by_test_id("claim-quote").first
+        quoted = (quote.inner_text().split("”")[0]).lstrip("“").strip()
+        assert "20,000 bottles" in quoted
+        quote.get_by_test_id("quote-source").click()
+        expect(page).to_have_url(re.compile(rf"/results/{job_id}/sources/\d+\?quote="))
+        expect(page.locator(".passage-text mark")).to_have_text(quoted)
+        page.go_back()
+
+        # The Word document's source: its passage in context.
+        page.get_by_test_id("sources").get_by_role("link", name=HANDBOOK.name).first.click()
         expect(page.get_by_test_id("viewer-label")).to_have_text(HANDBOOK.name)
         expect(page.get_by_test_id("page-image")).to_have_count(0)
         passages = page.get_by_test_id("context-passage")
@@ -151,7 +164,9 @@ def test_another_users_source_is_a_404_page(browser: Browser, server: ServerProc
         register(page, email="owner.sources@example.com")
         upload_and_wait(page, MEMO)
         job_id = run_job(page)
-        page.get_by_role("link", name=f"{MEMO.name}, page 1").first.click()
+        page.get_by_test_id("sources").get_by_role(
+            "link", name=f"{MEMO.name}, page 1"
+        ).first.click()
         viewer = page.url
         doc_link = page.get_by_test_id("download").get_attribute("href")
         assert doc_link and doc_link.endswith("/file")
