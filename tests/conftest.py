@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +78,22 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextmanager
+def app_on(database: str, data_dir: Path, **overrides: object) -> Iterator[TestClient]:
+    """A running app on `database` ("sqlite", or "postgresql" in a schema of its own, dropped
+    afterwards), its data under `data_dir`; documents kept at sign-in unless overridden."""
+    schema = PgSchema() if database == "postgresql" else None
+    if schema:
+        schema.create()
+    values: dict[str, object] = {"clear_documents_on_login": False, **overrides}
+    try:
+        with TestClient(create_app(make_settings(data_dir, schema and schema.url, **values))) as c:
+            yield c
+    finally:
+        if schema:
+            schema.drop()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import html
 import io
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,10 +22,10 @@ from sqlalchemy import select
 
 from pitchcraft.documents import preview as pv
 from pitchcraft.jobs.models import Job
-from pitchcraft.web.app import create_app
 from pitchcraft.web.pages.format import mark
-from tests.conftest import CORPUS, PgSchema, auth, make_settings, register
+from tests.conftest import CORPUS, app_on, auth, register
 from tests.docs_helpers import upload, wait_final
+from tests.test_refine import wait_job
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -63,46 +62,26 @@ class World:
         return next(s for s in self.sources if s["document_id"] == self.docs[what])
 
 
-def wait_job(client: TestClient, token: str, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 180
-    while True:
-        job: dict[str, Any] = client.get(
-            f"/api/v1/rag/results/{job_id}", headers=auth(token)
-        ).json()
-        if job["status"] in {"succeeded", "failed"}:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    schema = PgSchema() if request.param == "postgresql" else None
-    if schema:
-        schema.create()
     data = tmp_path_factory.mktemp(f"viewer-{request.param}") / "data"
-    settings = make_settings(data, schema.url if schema else None, clear_documents_on_login=False)
-    try:
-        with TestClient(create_app(settings)) as c:
-            token = register(c, "viewer@example.com", "viewer-password")
-            other = register(c, "stranger@example.com", "stranger-password")
-            files = {"memo": MEMO, "deck": DECK, "handbook": HANDBOOK}
-            entries = upload(c, token, *((p.name, p.read_bytes()) for p in files.values()))
-            docs = {what: e["id"] for what, e in zip(files, entries, strict=True)}
-            for doc_id in docs.values():
-                assert wait_final(c, token, doc_id)["status"] == "indexed"
-            r = c.post("/api/v1/rag/process", headers=auth(token), json={"marketing_text": TEXT})
-            assert r.status_code == 202, r.text
-            job = wait_job(c, token, r.json()["job_id"])
-            assert job["status"] == "succeeded", job
-            found = {s["document_id"] for s in job["sources"]}
-            assert set(docs.values()) <= found, job["sources"]
-            yield World(c, token, other, docs, job["job_id"], job["sources"])
-    finally:
-        if schema:
-            schema.drop()
+    with app_on(request.param, data) as c:
+        token = register(c, "viewer@example.com", "viewer-password")
+        other = register(c, "stranger@example.com", "stranger-password")
+        files = {"memo": MEMO, "deck": DECK, "handbook": HANDBOOK}
+        entries = upload(c, token, *((p.name, p.read_bytes()) for p in files.values()))
+        docs = {what: e["id"] for what, e in zip(files, entries, strict=True)}
+        for doc_id in docs.values():
+            assert wait_final(c, token, doc_id)["status"] == "indexed"
+        r = c.post("/api/v1/rag/process", headers=auth(token), json={"marketing_text": TEXT})
+        assert r.status_code == 202, r.text
+        job = wait_job(c, token, r.json()["job_id"])
+        assert job["status"] == "succeeded", job
+        found = {s["document_id"] for s in job["sources"]}
+        assert set(docs.values()) <= found, job["sources"]
+        yield World(c, token, other, docs, job["job_id"], job["sources"])
 
 
 def decode(png: bytes) -> Image.Image:

@@ -23,9 +23,8 @@ from PIL import Image
 from pitchcraft.documents import preview as pv
 from pitchcraft.ingestion.chunking import chunk
 from pitchcraft.ingestion.parsers import parse_file
-from pitchcraft.web.app import create_app
 from pitchcraft.web.downloads import content_disposition
-from tests.conftest import CORPUS, PgSchema, auth, make_settings, register
+from tests.conftest import CORPUS, app_on, auth, register
 from tests.docs_helpers import upload, wait_final
 
 pytestmark = pytest.mark.timeout(600)
@@ -56,34 +55,26 @@ class World:
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    schema = PgSchema() if request.param == "postgresql" else None
-    if schema:
-        schema.create()
     data = tmp_path_factory.mktemp(f"sources-{request.param}") / "data"
-    settings = make_settings(data, schema.url if schema else None, clear_documents_on_login=False)
-    try:
-        with TestClient(create_app(settings)) as c:
-            token = register(c, "owner@example.com", "owner-password")
-            other = register(c, "other@example.com", "other-password")
-            files = {
-                "memo": (NASTY_NAME, MEMO.read_bytes()),
-                "deck": (DECK.name, DECK.read_bytes()),
-                "handbook": (HANDBOOK.name, HANDBOOK.read_bytes()),
-                "norwich": (NORWICH.name, NORWICH.read_bytes()),
-                "locked": (LOCKED.name, LOCKED.read_bytes()),
-                "broken": ("broken.pdf", MEMO.read_bytes()[:1500]),  # cut short
-            }
-            entries = upload(c, token, *files.values())
-            docs = {what: e["id"] for what, e in zip(files, entries, strict=True)}
-            names = {what: e["filename"] for what, e in zip(files, entries, strict=True)}
-            for what, doc_id in docs.items():
-                status = wait_final(c, token, doc_id)["status"]
-                failed = what in ("locked", "broken")
-                assert status == ("failed" if failed else "indexed"), (what, status)
-            yield World(c, token, other, docs, names)
-    finally:
-        if schema:
-            schema.drop()
+    with app_on(request.param, data) as c:
+        token = register(c, "owner@example.com", "owner-password")
+        other = register(c, "other@example.com", "other-password")
+        files = {
+            "memo": (NASTY_NAME, MEMO.read_bytes()),
+            "deck": (DECK.name, DECK.read_bytes()),
+            "handbook": (HANDBOOK.name, HANDBOOK.read_bytes()),
+            "norwich": (NORWICH.name, NORWICH.read_bytes()),
+            "locked": (LOCKED.name, LOCKED.read_bytes()),
+            "broken": ("broken.pdf", MEMO.read_bytes()[:1500]),  # cut short
+        }
+        entries = upload(c, token, *files.values())
+        docs = {what: e["id"] for what, e in zip(files, entries, strict=True)}
+        names = {what: e["filename"] for what, e in zip(files, entries, strict=True)}
+        for what, doc_id in docs.items():
+            status = wait_final(c, token, doc_id)["status"]
+            failed = what in ("locked", "broken")
+            assert status == ("failed" if failed else "indexed"), (what, status)
+        yield World(c, token, other, docs, names)
 
 
 def decode(png: bytes) -> Image.Image:
