@@ -214,6 +214,8 @@ def filler_documents(library: Library, count: int, seed: int = 5) -> list[Any]:
 def speed(
     library: Library, runner: Any, search: Any, claims: list[dict[str, Any]], texts: int
 ) -> dict[str, Any]:
+    from pitchcraft.grounding import split_sentences
+
     user = 999
     real_docs = sorted({rel for item in claims for rel in item["docs"]})
     for rel in real_docs:
@@ -226,11 +228,13 @@ def speed(
     library.container.index().optimize(user)
     documents = len(library.container.index().document_ids(user))
     rng = random.Random(3)
-    sentences = [item["text"] for item in claims]
+    # Claims that read as one sentence each (some are two, or end without a full stop).
+    sentences = [item["text"] for item in claims if len(split_sentences(item["text"])) == 1]
     batches = [" ".join(rng.sample(sentences, SENTENCES_PER_TEXT)) for _ in range(texts + 1)]
     ledger_s: list[float] = []
     search_s: list[float] = []
     searches_ms: list[float] = []
+    sentences_checked: list[int] = []
     checks_ms: list[float] = []
     for i, text in enumerate(batches):
         started = time.perf_counter()
@@ -241,7 +245,7 @@ def speed(
         whole = time.perf_counter() - started
         if i == 0:
             continue  # warm-up
-        assert len(ledger.claims) == SENTENCES_PER_TEXT, len(ledger.claims)
+        sentences_checked.append(len(ledger.claims))
         ledger_s.append(whole)
         search_s.append(one)
         searches_ms.append(ledger.search_ms)
@@ -251,6 +255,7 @@ def speed(
         "passages": library.container.index().count(user),
         "texts": texts,
         "sentences_per_text": SENTENCES_PER_TEXT,
+        "sentences_checked_mean": statistics.mean(sentences_checked),
         "ledger": latency_summary(ledger_s),
         "one_search": latency_summary(search_s),
         "ledger_searches_ms_p50": statistics.median(searches_ms),
