@@ -325,3 +325,28 @@ def test_a_list_is_read_with_its_heading() -> None:
     text = "These are a few of my favorite things:\n• Parrots\n•\nHockey\nThis is my first thought."
     assert one("Parrots and hockey are among my favourite things.", text).verdict == "supported"
     assert one("Parrots and tennis are among my favourite things.", text).verdict != "supported"
+
+
+# Codes --------------------------------------------------------------------------------------
+
+CONTACT = (
+    "For more information about this product, contact: Marisol Cruz Cain, Director, "
+    "Information Technology and Cybersecurity, (202) 512-5017."
+)
+
+
+def test_phone_number_matches_only_digit_for_digit() -> None:
+    right = one("Marisol Cruz Cain can be reached at (202) 512-5017.", CONTACT)
+    assert right.verdict == "supported"
+    # The same area code and exchange are no support for another number.
+    wrong = one("Marisol Cruz Cain can be reached at (202) 512-4800.", CONTACT)
+    assert wrong.verdict == "contradicted"
+    assert "(202) 512-5017" in wrong.reason
+    assert one("Marisol Cruz Cain can be reached at 202-512-5017.", CONTACT).verdict == "supported"
+
+
+def test_thousands_groups_are_not_codes() -> None:
+    from pitchcraft.grounding.codes import find_codes
+
+    assert find_codes("a budget of 1.234.567 euros") == []
+    assert [c.digits for c in find_codes("call 202.512.4800 today")] == ["2025124800"]

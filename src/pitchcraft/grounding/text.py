@@ -10,6 +10,7 @@ from functools import cached_property, lru_cache
 
 import ftfy
 
+from pitchcraft.grounding.codes import Code, find_codes
 from pitchcraft.grounding.dates import MONTHS, Date, find_dates
 from pitchcraft.grounding.lexicon import fold, stem, words
 from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
@@ -165,6 +166,13 @@ class Row:
         a = self.start
         found = find_dates(self.clean[a : self.end])
         return [Date(d.year, d.month, d.day, d.raw, d.start + a, d.end + a, d.until) for d in found]
+
+    @cached_property
+    def codes(self) -> list[Code]:
+        a = self.start
+        skip = [(d.start - a, d.end - a) for d in self.dates]
+        found = find_codes(self.clean[a : self.end], skip)
+        return [Code(c.raw, c.digits, c.start + a, c.end + a) for c in found]
 
     @cached_property
     def nums(self) -> list[Num]:
