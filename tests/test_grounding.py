@@ -379,3 +379,9 @@ def test_a_missing_last_word_stays_partial() -> None:
         "In March 2023 the White House quietly issued a strategy built on five pillars.", STRATEGY
     )
     assert c.verdict == "partial"
+
+
+def test_a_unit_glued_to_a_number_is_read_with_it() -> None:
+    text = "* 빅포인트의 유효기간은 5년으로, 유효기간 만료 시 월 단위로 자동 소멸"
+    assert one("빅포인트의 유효기간은 5년입니다.", text).verdict == "supported"
+    assert one("빅포인트의 유효기간은 3년입니다.", text).verdict != "supported"

@@ -110,7 +110,9 @@ def parse_claim(
         low = fold(w)
         if low in NEGATIONS or low.endswith("n't"):
             negated = True
-        if not free(a, b) or low in MONTHS or low in NUMBER_WORDS or low in HEDGES:
+        # A word glued to a number's end is its unit ("5kg", "5년"), read with the number.
+        glued = any(n.end == a and n.raw[-1:].isdigit() for n in nums)
+        if glued or not free(a, b) or low in MONTHS or low in NUMBER_WORDS or low in HEDGES:
             prev_term_end = None
             i += 1
             continue
