@@ -385,3 +385,19 @@ def test_a_unit_glued_to_a_number_is_read_with_it() -> None:
     text = "* 빅포인트의 유효기간은 5년으로, 유효기간 만료 시 월 단위로 자동 소멸"
     assert one("빅포인트의 유효기간은 5년입니다.", text).verdict == "supported"
     assert one("빅포인트의 유효기간은 3년입니다.", text).verdict != "supported"
+
+
+def test_short_fragments_are_read_together() -> None:
+    text = (
+        "Heres to the crazy ones. The misfits. The rebels. The troublemakers.\n"
+        "The round pegs in the square holes."
+    )
+    c = one("Here's to the misfits, the rebels and the troublemakers.", text)
+    assert c.verdict == "supported"
+    assert c.evidence and c.evidence[0].quote in text
+    # A long sentence is not joined with its neighbours.
+    long = (
+        "The committee met on Tuesday to review the annual budget in full. The misfits. "
+        "The rebels left early after a long and heated debate about the plans."
+    )
+    assert one("The committee met on Tuesday with the rebels.", long).verdict != "supported"
