@@ -401,3 +401,18 @@ def test_short_fragments_are_read_together() -> None:
         "The rebels left early after a long and heated debate about the plans."
     )
     assert one("The committee met on Tuesday with the rebels.", long).verdict != "supported"
+
+
+def test_two_light_words_only_in_a_long_sentence() -> None:
+    text = (
+        "The team reviewed three hundred contracts and eleven supplier audits during the spring "
+        "before publishing a summary for the board."
+    )
+    c = one(
+        "The team swiftly reviewed three hundred contracts and eleven supplier audits during "
+        "the spring before jointly publishing a summary for the board.",
+        text,
+    )
+    assert c.verdict == "supported"
+    c = one("The team swiftly reviewed three hundred contracts jointly in spring.", text)
+    assert c.verdict == "partial"
