@@ -416,3 +416,15 @@ def test_two_light_words_only_in_a_long_sentence() -> None:
     assert c.verdict == "supported"
     c = one("The team swiftly reviewed three hundred contracts jointly in spring.", text)
     assert c.verdict == "partial"
+
+
+def test_a_hedged_small_count_must_be_exact() -> None:
+    text = "The national strategy is organised around five pillars, each with its own objectives."
+    assert one("The strategy is organised around six pillars.", text).verdict == "contradicted"
+    assert one("The strategy is organised around five pillars.", text).verdict == "supported"
+    # A large round number keeps its rounding.
+    assert values("about 9 million people") == [9e6]
+    from pitchcraft.grounding.numbers import find_numbers as fn
+
+    claim, doc = fn("about 9 million people")[0], fn("8,900,000 people")[0]
+    assert matches(claim, doc)
