@@ -428,3 +428,18 @@ def test_a_hedged_small_count_must_be_exact() -> None:
 
     claim, doc = fn("about 9 million people")[0], fn("8,900,000 people")[0]
     assert matches(claim, doc)
+
+
+def test_a_claims_other_date_is_not_a_rival_value() -> None:
+    texts = (
+        "However, this official resigned from the position in February 2023.",
+        "As of June 2023, an acting official continues to carry out the duties.",
+    )
+    c = one(
+        "The director resigned in February 2023 and, as of June 2023, an acting official "
+        "carries out the duties.",
+        *texts,
+    )
+    assert c.verdict == "supported"
+    c = one("As of March 2023, an acting official carries out the duties.", *texts)
+    assert c.verdict != "supported"

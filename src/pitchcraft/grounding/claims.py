@@ -282,7 +282,11 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
                         m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
                         break
             elif item.date is not None:
-                d = _other_date(item.date, row.dates)
+                # A date the claim states itself elsewhere ("as of June 2023") is no rival.
+                own = [it.date for it in parsed.items if it.date is not None and it is not item]
+                d = _other_date(
+                    item.date, [x for x in row.dates if not any(date_matches(o, x) for o in own)]
+                )
                 if d is not None and _date_conflict(item.date, d, parsed, m):
                     m.conflicts[idx] = Hit(r, d.start, d.end, d.raw)
             if idx in m.conflicts:
