@@ -432,12 +432,13 @@ def test_a_hedged_small_count_must_be_exact() -> None:
 
 def test_a_claims_other_date_is_not_a_rival_value() -> None:
     texts = (
-        "However, this official resigned from the position in February 2023.",
+        "The National Cyber Director leads the office. However, this official resigned from "
+        "the position in February 2023.",
         "As of June 2023, an acting official continues to carry out the duties.",
     )
     c = one(
-        "The director resigned in February 2023 and, as of June 2023, an acting official "
-        "carries out the duties.",
+        "The National Cyber Director resigned in February 2023 and, as of June 2023, an acting "
+        "official carries out the duties.",
         *texts,
     )
     assert c.verdict == "supported"
