@@ -325,3 +325,122 @@ def test_a_list_is_read_with_its_heading() -> None:
     text = "These are a few of my favorite things:\n• Parrots\n•\nHockey\nThis is my first thought."
     assert one("Parrots and hockey are among my favourite things.", text).verdict == "supported"
     assert one("Parrots and tennis are among my favourite things.", text).verdict != "supported"
+
+
+# Codes --------------------------------------------------------------------------------------
+
+CONTACT = (
+    "For more information about this product, contact: Marisol Cruz Cain, Director, "
+    "Information Technology and Cybersecurity, (202) 512-5017."
+)
+
+
+def test_phone_number_matches_only_digit_for_digit() -> None:
+    right = one("Marisol Cruz Cain can be reached at (202) 512-5017.", CONTACT)
+    assert right.verdict == "supported"
+    # The same area code and exchange are no support for another number.
+    wrong = one("Marisol Cruz Cain can be reached at (202) 512-4800.", CONTACT)
+    assert wrong.verdict == "contradicted"
+    assert "(202) 512-5017" in wrong.reason
+    assert one("Marisol Cruz Cain can be reached at 202-512-5017.", CONTACT).verdict == "supported"
+
+
+def test_thousands_groups_are_not_codes() -> None:
+    from pitchcraft.grounding.codes import find_codes
+
+    assert find_codes("a budget of 1.234.567 euros") == []
+    assert [c.digits for c in find_codes("call 202.512.4800 today")] == ["2025124800"]
+
+
+# Light words --------------------------------------------------------------------------------
+
+STRATEGY = (
+    "In March 2023, the White House issued the National Cybersecurity Strategy, outlining how "
+    "the administration will manage the nation's cybersecurity through five pillars."
+)
+FEES = "The trustee must transfer the percentage fee to the operating expense account monthly."
+
+
+def test_one_light_word_short_of_a_full_sentence_is_supported() -> None:
+    c = one(
+        "In March 2023 the White House issued the National Cybersecurity Strategy built on "
+        "five pillars.",
+        STRATEGY,
+    )
+    assert c.verdict == "supported"
+
+
+def test_a_missing_last_word_stays_partial() -> None:
+    # What the claim adds at its end ("weekly") is its content, not framing.
+    c = one("The trustee must transfer the percentage fee to the expense account weekly.", FEES)
+    assert c.verdict != "supported"
+    # Two missing words are more than framing.
+    c = one(
+        "In March 2023 the White House quietly issued a strategy built on five pillars.", STRATEGY
+    )
+    assert c.verdict == "partial"
+
+
+def test_a_unit_glued_to_a_number_is_read_with_it() -> None:
+    text = "* 빅포인트의 유효기간은 5년으로, 유효기간 만료 시 월 단위로 자동 소멸"
+    assert one("빅포인트의 유효기간은 5년입니다.", text).verdict == "supported"
+    assert one("빅포인트의 유효기간은 3년입니다.", text).verdict != "supported"
+
+
+def test_short_fragments_are_read_together() -> None:
+    text = (
+        "Heres to the crazy ones. The misfits. The rebels. The troublemakers.\n"
+        "The round pegs in the square holes."
+    )
+    c = one("Here's to the misfits, the rebels and the troublemakers.", text)
+    assert c.verdict == "supported"
+    assert c.evidence and c.evidence[0].quote in text
+    # A long sentence is not joined with its neighbours.
+    long = (
+        "The committee met on Tuesday to review the annual budget in full. The misfits. "
+        "The rebels left early after a long and heated debate about the plans."
+    )
+    assert one("The committee met on Tuesday with the rebels.", long).verdict != "supported"
+
+
+def test_two_light_words_only_in_a_long_sentence() -> None:
+    text = (
+        "The team reviewed three hundred contracts and eleven supplier audits during the spring "
+        "before publishing a summary for the board."
+    )
+    c = one(
+        "The team swiftly reviewed three hundred contracts and eleven supplier audits during "
+        "the spring before jointly publishing a summary for the board.",
+        text,
+    )
+    assert c.verdict == "supported"
+    c = one("The team swiftly reviewed three hundred contracts jointly in spring.", text)
+    assert c.verdict == "partial"
+
+
+def test_a_hedged_small_count_must_be_exact() -> None:
+    text = "The national strategy is organised around five pillars, each with its own objectives."
+    assert one("The strategy is organised around six pillars.", text).verdict == "contradicted"
+    assert one("The strategy is organised around five pillars.", text).verdict == "supported"
+    # A large round number keeps its rounding.
+    assert values("about 9 million people") == [9e6]
+    from pitchcraft.grounding.numbers import find_numbers as fn
+
+    claim, doc = fn("about 9 million people")[0], fn("8,900,000 people")[0]
+    assert matches(claim, doc)
+
+
+def test_a_claims_other_date_is_not_a_rival_value() -> None:
+    texts = (
+        "The National Cyber Director leads the office. However, this official resigned from "
+        "the position in February 2023.",
+        "As of June 2023, an acting official continues to carry out the duties.",
+    )
+    c = one(
+        "The National Cyber Director resigned in February 2023 and, as of June 2023, an acting "
+        "official carries out the duties.",
+        *texts,
+    )
+    assert c.verdict == "supported"
+    c = one("As of March 2023, an acting official carries out the duties.", *texts)
+    assert c.verdict != "supported"

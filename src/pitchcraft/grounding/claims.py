@@ -49,6 +49,11 @@ def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None]
                 return None
             spans.append(hit)
         return min(a for a, _ in spans), max(b for _, b in spans), None
+    if item.code is not None:
+        for c in row.codes:
+            if c.digits == item.code.digits:
+                return c.start, c.end, c.raw
+        return None
     if item.num is not None:
         for doc in row.nums:
             if matches(item.num, doc) and _noun_ok(item.num, doc, row):
@@ -265,13 +270,23 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
         if item.num is not None and item.num.currency:
             sums = sum(n.currency == item.num.currency for r in m.unit.rows for n in r.nums)
         for r, row in enumerate(m.unit.rows):
-            if item.num is not None:
+            if item.code is not None:
+                # Another code of the same length (another phone number) in the same unit.
+                for c in row.codes:
+                    if len(c.digits) == len(item.code.digits) and c.digits != item.code.digits:
+                        m.conflicts[idx] = Hit(r, c.start, c.end, c.raw)
+                        break
+            elif item.num is not None:
                 for doc in row.nums:
                     if _same_quantity(item.num, doc, row, sums) and not matches(item.num, doc):
                         m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
                         break
             elif item.date is not None:
-                d = _other_date(item.date, row.dates)
+                # A date the claim states itself elsewhere ("as of June 2023") is no rival.
+                own = [it.date for it in parsed.items if it.date is not None and it is not item]
+                d = _other_date(
+                    item.date, [x for x in row.dates if not any(date_matches(o, x) for o in own)]
+                )
                 if d is not None and _date_conflict(item.date, d, parsed, m):
                     m.conflicts[idx] = Hit(r, d.start, d.end, d.raw)
             if idx in m.conflicts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pitchcraft.grounding.codes import Code, find_codes
 from pitchcraft.grounding.dates import MONTHS, Date, find_dates
 from pitchcraft.grounding.lexicon import (
     FRAMING,
@@ -43,6 +44,7 @@ class Item:
     stems: tuple[frozenset[str], ...] = ()  # per word, the stems that state it
     num: Num | None = None
     date: Date | None = None
+    code: Code | None = None  # a phone number or id: its digits must match exactly
     joined: frozenset[str] | None = None  # "day-to-day" may be written "daytoday"
     phrase: int = 0  # adjacent content words form a phrase; its last word is its head
 
@@ -79,9 +81,15 @@ def parse_claim(
     clean = strip_markers(text)
     breaks = [m.start() for m in _CLAUSE_BREAK.finditer(text)]
     dates = find_dates(clean)
-    nums = find_numbers(clean, [(d.start, d.end) for d in dates])
+    codes = find_codes(clean, [(d.start, d.end) for d in dates])
+    nums = find_numbers(
+        clean, [(d.start, d.end) for d in dates] + [(c.start, c.end) for c in codes]
+    )
     items: list[Item] = []
     taken: list[tuple[int, int]] = []
+    for c in codes:
+        items.append(Item("number", c.raw, c.start, c.end, _clause_of(breaks, c.start), code=c))
+        taken.append((c.start, c.end))
     for d in dates:
         items.append(Item("date", d.raw, d.start, d.end, _clause_of(breaks, d.start), date=d))
         taken.append((d.start, d.end))
@@ -102,7 +110,9 @@ def parse_claim(
         low = fold(w)
         if low in NEGATIONS or low.endswith("n't"):
             negated = True
-        if not free(a, b) or low in MONTHS or low in NUMBER_WORDS or low in HEDGES:
+        # A word glued to a number's end is its unit ("5kg", "5년"), read with the number.
+        glued = any(n.end == a and n.raw[-1:].isdigit() for n in nums)
+        if glued or not free(a, b) or low in MONTHS or low in NUMBER_WORDS or low in HEDGES:
             prev_term_end = None
             i += 1
             continue

@@ -318,7 +318,9 @@ def _close(c: float, d: float, claim: Num) -> bool:
     if abs(c - d) < 1e-9 * max(1.0, abs(d)):
         return True
     if claim.hedge == "approx":
-        return abs(c - d) <= max(claim.precision, 0.05 * abs(d))
+        # "around six pillars" is six: a small count has no room to be rounded.
+        step = 0.0 if claim.precision <= 1 and abs(c) < 20 else claim.precision
+        return abs(c - d) <= max(step, 0.05 * abs(d))
     # An unhedged round number stands for the exact one ("83 million" for 83,190,556).
     if claim.rounded:
         return abs(c - d) <= claim.precision / 2

@@ -10,6 +10,7 @@ from functools import cached_property, lru_cache
 
 import ftfy
 
+from pitchcraft.grounding.codes import Code, find_codes
 from pitchcraft.grounding.dates import MONTHS, Date, find_dates
 from pitchcraft.grounding.lexicon import fold, stem, words
 from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
@@ -167,6 +168,13 @@ class Row:
         return [Date(d.year, d.month, d.day, d.raw, d.start + a, d.end + a, d.until) for d in found]
 
     @cached_property
+    def codes(self) -> list[Code]:
+        a = self.start
+        skip = [(d.start - a, d.end - a) for d in self.dates]
+        found = find_codes(self.clean[a : self.end], skip)
+        return [Code(c.raw, c.digits, c.start + a, c.end + a) for c in found]
+
+    @cached_property
     def nums(self) -> list[Num]:
         a = self.start
         skip = [(d.start - a, d.end - a) for d in self.dates]
@@ -317,6 +325,28 @@ def _is_table_line(line: str, following: str = "") -> bool:
     return len(s) < _TABLE_LINE_MAX and not s.endswith((".", "!", "?", ";", ",", ":"))
 
 
+_SHORT = 40
+
+
+def _fragment_runs(units: list[Unit]) -> list[Unit]:
+    """Runs of short prose fragments read together as well ("The Crazy Ones" / "October 14,
+    1998", "The misfits. The rebels."): one statement broken over lines or into fragments."""
+    out: list[Unit] = []
+    run: list[Unit] = []
+    for u in [*units, None]:
+        if u is not None and not u.table and u.end - u.start <= _SHORT:
+            run.append(u)
+            continue
+        for k in range(0, max(len(run) - 1, 0), 3):
+            part = run[k : k + 6]
+            if len(part) >= 2:
+                out.append(
+                    Unit(part[0].start, part[-1].end, [r for x in part for r in x.rows], False)
+                )
+        run = []
+    return out
+
+
 @lru_cache(maxsize=512)
 def analyse(original: str) -> Analysed:
     """Split a passage into units; cached, as every sentence is checked against it."""
@@ -365,6 +395,7 @@ def analyse(original: str) -> Analysed:
         for s, e in _split_prose(text[pa:pb], pa):
             units.append(Unit(s, e, [_row(text, clean, s, e, False)], False))
         i = j + 1
+    units += _fragment_runs(units)
     all_stems: set[str] = set()
     for u in units:
         u.stems = set().union(*(r.stems for r in u.rows))

@@ -211,6 +211,26 @@ def _shown(idxs: list[int], items: list[Item], text: str) -> str:
     )
 
 
+def _light(
+    soft_missing: list[int],
+    hit: list[int],
+    substantive: list[int],
+    content: list[int],
+    items: list[Item],
+    used: list[tuple[UnitMatch, list[int]]],
+) -> bool:
+    """One ordinary word short of one passage sentence that states everything else: a light
+    verb or framing word ("built on", "for this product"), not the claim's content. The last
+    word is never let off: a sentence's new information ("at least weekly") sits at its end."""
+    # Two such words only in a long sentence that states at least six others.
+    allowed = 2 if len(substantive) >= 6 else 1
+    if not soft_missing or len(soft_missing) > allowed or len(used) != 1 or len(substantive) < 2:
+        return False
+    if content[-1] in soft_missing:
+        return False
+    return len(substantive) >= 4 or sum(items[i].weight for i in hit) >= 6
+
+
 def _verdict(
     text: str,
     sentence: str,
@@ -259,6 +279,8 @@ def _verdict(
     soft_missing = [i for i in missing if i not in hard_missing]
     terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
     if not hard_missing and len(soft_missing) <= len(terms) // 6:
+        return "supported", f"{where} states this."
+    if not hard_missing and _light(soft_missing, hit, substantive, content, items, used):
         return "supported", f"{where} states this."
     numbers = [i for i in content if items[i].kind in ("number", "date")]
     found_weight = sum(items[i].weight for i in hit)
