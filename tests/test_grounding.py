@@ -403,21 +403,6 @@ def test_short_fragments_are_read_together() -> None:
     assert one("The committee met on Tuesday with the rebels.", long).verdict != "supported"
 
 
-def test_two_light_words_only_in_a_long_sentence() -> None:
-    text = (
-        "The team reviewed three hundred contracts and eleven supplier audits during the spring "
-        "before publishing a summary for the board."
-    )
-    c = one(
-        "The team swiftly reviewed three hundred contracts and eleven supplier audits during "
-        "the spring before jointly publishing a summary for the board.",
-        text,
-    )
-    assert c.verdict == "supported"
-    c = one("The team swiftly reviewed three hundred contracts jointly in spring.", text)
-    assert c.verdict == "partial"
-
-
 def test_a_hedged_small_count_must_be_exact() -> None:
     text = "The national strategy is organised around five pillars, each with its own objectives."
     assert one("The strategy is organised around six pillars.", text).verdict == "contradicted"

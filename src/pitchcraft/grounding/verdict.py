@@ -222,11 +222,9 @@ def _light(
     """One ordinary word short of one passage sentence that states everything else: a light
     verb or framing word ("built on", "for this product"), not the claim's content. The last
     word is never let off: a sentence's new information ("at least weekly") sits at its end."""
-    # Two such words only in a long sentence that states at least six others.
-    allowed = 2 if len(substantive) >= 6 else 1
-    if not soft_missing or len(soft_missing) > allowed or len(used) != 1 or len(substantive) < 2:
+    if len(soft_missing) != 1 or len(used) != 1 or len(substantive) < 2:
         return False
-    if content[-1] in soft_missing:
+    if soft_missing[0] == content[-1]:
         return False
     return len(substantive) >= 4 or sum(items[i].weight for i in hit) >= 6
 
