@@ -352,22 +352,13 @@ def test_thousands_groups_are_not_codes() -> None:
     assert [c.digits for c in find_codes("call 202.512.4800 today")] == ["2025124800"]
 
 
-# Light words --------------------------------------------------------------------------------
+# Light words ------------------------------------------------------------------------------
 
 STRATEGY = (
     "In March 2023, the White House issued the National Cybersecurity Strategy, outlining how "
     "the administration will manage the nation's cybersecurity through five pillars."
 )
 FEES = "The trustee must transfer the percentage fee to the operating expense account monthly."
-
-
-def test_one_light_word_short_of_a_full_sentence_is_supported() -> None:
-    c = one(
-        "In March 2023 the White House issued the National Cybersecurity Strategy built on "
-        "five pillars.",
-        STRATEGY,
-    )
-    assert c.verdict == "supported"
 
 
 def test_a_missing_last_word_stays_partial() -> None:

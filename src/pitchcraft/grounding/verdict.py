@@ -211,24 +211,6 @@ def _shown(idxs: list[int], items: list[Item], text: str) -> str:
     )
 
 
-def _light(
-    soft_missing: list[int],
-    hit: list[int],
-    substantive: list[int],
-    content: list[int],
-    items: list[Item],
-    used: list[tuple[UnitMatch, list[int]]],
-) -> bool:
-    """One ordinary word short of one passage sentence that states everything else: a light
-    verb or framing word ("built on", "for this product"), not the claim's content. The last
-    word is never let off: a sentence's new information ("at least weekly") sits at its end."""
-    if len(soft_missing) != 1 or len(used) != 1 or len(substantive) < 2:
-        return False
-    if soft_missing[0] == content[-1]:
-        return False
-    return len(substantive) >= 4 or sum(items[i].weight for i in hit) >= 6
-
-
 def _verdict(
     text: str,
     sentence: str,
@@ -277,8 +259,6 @@ def _verdict(
     soft_missing = [i for i in missing if i not in hard_missing]
     terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
     if not hard_missing and len(soft_missing) <= len(terms) // 6:
-        return "supported", f"{where} states this."
-    if not hard_missing and _light(soft_missing, hit, substantive, content, items, used):
         return "supported", f"{where} states this."
     numbers = [i for i in content if items[i].kind in ("number", "date")]
     found_weight = sum(items[i].weight for i in hit)
