@@ -18,8 +18,12 @@ import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from qdrant_client import QdrantClient
 
 from pitchcraft.settings import Settings
+from pitchcraft.vectors.base import VectorIndex
+from pitchcraft.vectors.qdrant_edge import EdgeIndex
+from pitchcraft.vectors.qdrant_server import ServerIndex
 from pitchcraft.web.app import create_app
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -78,6 +82,21 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@contextmanager
+def vector_index(kind: str, root: Path, dim: int) -> Iterator[VectorIndex]:
+    """The vector index adapter `kind`: "edge" (Qdrant Edge shards under `root`) or "server"
+    (qdrant-client's in-process mode, standing in for a Qdrant server)."""
+    made: VectorIndex
+    if kind == "edge":
+        made = EdgeIndex(root / "qdrant", dim)
+    else:
+        made = ServerIndex(QdrantClient(":memory:"), dim)
+    try:
+        yield made
+    finally:
+        made.close()
 
 
 @contextmanager

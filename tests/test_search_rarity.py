@@ -8,14 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 
 from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.search.relevance import lexical, prefix_partners, query_words
 from pitchcraft.vectors.base import IndexPoint, VectorIndex
-from pitchcraft.vectors.qdrant_edge import EdgeIndex
-from pitchcraft.vectors.qdrant_server import ServerIndex
 from pitchcraft.vectors.rarity import SMOOTHING, rarity_of
+from tests.conftest import vector_index
 
 BM25 = Bm25Encoder()
 DIM = 4
@@ -60,15 +58,8 @@ class _Sparse:
 
 @pytest.fixture(params=["edge", "server"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
-    made: VectorIndex
-    if request.param == "edge":
-        made = EdgeIndex(tmp_path / "qdrant", DIM)
-    else:
-        made = ServerIndex(QdrantClient(":memory:"), DIM)
-    try:
+    with vector_index(request.param, tmp_path, DIM) as made:
         yield made
-    finally:
-        made.close()
 
 
 def test_the_index_reports_term_rarity(index: VectorIndex) -> None:

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pytest
 import qdrant_edge
-from qdrant_client import QdrantClient
 
 from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.settings import Settings
@@ -35,6 +34,7 @@ from pitchcraft.vectors.base import (
 from pitchcraft.vectors.fusion import DENSE_WEIGHT, SPARSE_WEIGHT, rrf_score
 from pitchcraft.vectors.qdrant_edge import EdgeIndex
 from pitchcraft.vectors.qdrant_server import ServerIndex
+from tests.conftest import vector_index
 
 DIM = 384
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -86,15 +86,8 @@ def query(
 
 @pytest.fixture(params=["edge", "server"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
-    made: VectorIndex
-    if request.param == "edge":
-        made = EdgeIndex(tmp_path / "qdrant", DIM)
-    else:
-        made = ServerIndex(QdrantClient(":memory:"), DIM)
-    try:
+    with vector_index(request.param, tmp_path, DIM) as made:
         yield made
-    finally:
-        made.close()
 
 
 # -- the contract, on both adapters ------------------------------------------------------

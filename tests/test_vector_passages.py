@@ -7,25 +7,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qdrant_client import QdrantClient
 
 from pitchcraft.vectors.base import MAX_PASSAGES, VectorIndex
-from pitchcraft.vectors.qdrant_edge import EdgeIndex
-from pitchcraft.vectors.qdrant_server import ServerIndex
+from tests.conftest import vector_index
 from tests.test_vector_index import DIM, point, random_vectors
 
 
 @pytest.fixture(params=["edge", "server"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorIndex]:
-    made: VectorIndex
-    if request.param == "edge":
-        made = EdgeIndex(tmp_path / "qdrant", DIM)
-    else:
-        made = ServerIndex(QdrantClient(":memory:"), DIM)
-    try:
+    with vector_index(request.param, tmp_path, DIM) as made:
         yield made
-    finally:
-        made.close()
 
 
 def fill(index: VectorIndex, user_id: int, document_id: str, n: int, seed: int) -> None:
