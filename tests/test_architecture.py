@@ -30,7 +30,10 @@ FEATURES: dict[str, set[str]] = {
     "grounding": set(),
     "search": set(),
     "documents": {"auth", "jobs"},
-    "refine": {"jobs", "templates", "search", "grounding"},
+    "channels": set(),
+    "glossary": {"grounding", "documents"},
+    "refine": {"jobs", "templates", "search", "grounding", "channels", "glossary"},
+    "exports": {"refine"},
 }
 WIRING = {"container", "runtime", "migrations"}
 DOORS = {"web", "ops", "cli", "app", "__main__"}

@@ -29,7 +29,13 @@ def hit(
 
 
 def test_default_template_uses_every_placeholder_once() -> None:
-    assert sorted(placeholders_in(DEFAULT_TEMPLATE)) == ["backgrounds", "context", "marketing_text"]
+    assert sorted(placeholders_in(DEFAULT_TEMPLATE)) == [
+        "backgrounds",
+        "channel",
+        "context",
+        "glossary",
+        "marketing_text",
+    ]
     assert validate(DEFAULT_TEMPLATE) == DEFAULT_TEMPLATE
 
 

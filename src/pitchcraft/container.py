@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
+from pitchcraft.channels.service import Channels
 from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
 from pitchcraft.core.persistence import PathReport, ensure_persistent
@@ -21,6 +22,7 @@ from pitchcraft.documents.storage import FileStore
 from pitchcraft.embedding import build_embedder
 from pitchcraft.embedding.base import Embedder, SparseEncoder
 from pitchcraft.embedding.sparse import Bm25Encoder
+from pitchcraft.glossary.service import Glossaries
 from pitchcraft.jobs.worker import Wakeup
 from pitchcraft.llm import build_llm
 from pitchcraft.llm.base import LLM
@@ -71,6 +73,8 @@ class Container:
     search: Search
     templates: Templates
     refine: Refine
+    channels: Channels
+    glossaries: Glossaries
     llm: LLM | None
     # Queuing a job calls it; the worker of this process waits on it.
     wakeup: Wakeup
@@ -141,7 +145,11 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     search = Search(index=index, embedder=embedder, sparse=sparse)
     templates = Templates(db)
     llm = build_llm(settings)
-    refine = Refine(db=db, templates=templates, notify=wakeup)
+    channels = Channels(db)
+    glossaries = Glossaries(db)
+    refine = Refine(
+        db=db, templates=templates, notify=wakeup, channels=channels, glossaries=glossaries
+    )
     return Container(
         settings=settings,
         db=db,
@@ -155,6 +163,8 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         search=search,
         templates=templates,
         refine=refine,
+        channels=channels,
+        glossaries=glossaries,
         llm=llm,
         wakeup=wakeup,
         path_reports=reports,

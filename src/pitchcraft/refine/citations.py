@@ -54,3 +54,8 @@ def citations_in(sentence: str) -> tuple[str, list[int]]:
         return ""
 
     return " ".join(_CITATION.sub(drop, sentence).split()), cited
+
+
+def without_citations(text: str) -> str:
+    """The text with its `[n]` markers taken out, line breaks and spacing kept."""
+    return _CITATION.sub("", text)

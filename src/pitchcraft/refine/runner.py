@@ -7,24 +7,35 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from contextlib import closing
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pitchcraft.core.db import Database
 from pitchcraft.embedding.base import EmbeddingError
+from pitchcraft.glossary.rules import Glossary, from_stored
+from pitchcraft.glossary.rules import prompt_text as glossary_text
+from pitchcraft.glossary.style import findings
 from pitchcraft.grounding import Claim, check_claims, corrected_draft, split_sentences
 from pitchcraft.grounding import Passage as Evidence
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.models import Job
 from pitchcraft.jobs.worker import Beat, Outcome
 from pitchcraft.llm.base import LLM, LLMError
-from pitchcraft.refine import evidence
+from pitchcraft.refine import evidence, variants
 from pitchcraft.refine.citations import citations_in, clean_citations
 from pitchcraft.refine.context import Passage, format_context, select_for_claims
+from pitchcraft.refine.copy import chars, length
+from pitchcraft.refine.diff import word_diff
 from pitchcraft.refine.service import REFINE
 from pitchcraft.search.service import Search
-from pitchcraft.templates.render import BACKGROUNDS, CONTEXT, MARKETING_TEXT, render
+from pitchcraft.templates.render import (
+    BACKGROUNDS,
+    CHANNEL,
+    CONTEXT,
+    GLOSSARY,
+    MARKETING_TEXT,
+    render,
+)
 from pitchcraft.vectors.base import VectorStoreLocked
 
 __all__ = ["EVIDENCE_MODE", "LLM_MODE", "REFINE", "Ledger", "Runner", "visible_answer"]
@@ -92,7 +103,14 @@ class Runner:
         text = str(job.payload.get("marketing_text", ""))
         backgrounds = [str(b) for b in job.payload.get("backgrounds", [])]
         template = str(job.payload.get("template", ""))
+        raw_channel = job.payload.get("channel")
+        channel = raw_channel if isinstance(raw_channel, dict) else None
+        glossary = from_stored(job.payload.get("glossary"))
         timings: dict[str, float] = {}
+        if job.started_at is not None and job.created_at is not None:
+            timings["queued_ms"] = round(
+                (job.started_at - job.created_at).total_seconds() * 1000, 1
+            )
         try:
             ledger = self.ledger(job.user_id, text, backgrounds)
         except (EmbeddingError, VectorStoreLocked) as exc:
@@ -104,6 +122,8 @@ class Runner:
                 BACKGROUNDS: ", ".join(backgrounds) or "(no background chosen)",
                 MARKETING_TEXT: text,
                 CONTEXT: format_context(passages),
+                CHANNEL: channel_text(channel),
+                GLOSSARY: glossary_text(glossary),
             },
         )
         timings["retrieval_ms"] = ledger.search_ms
@@ -112,9 +132,12 @@ class Runner:
             return Outcome.lost()
         claims = ledger.claim_dicts()
         by_verdict = evidence.counts(claims)
+        max_chars = _limit(channel)
         base: dict[str, Any] = {
             "prompt": prompt,
             "timings": timings,
+            "channel": channel,
+            "length": length(text, max_chars),
             "claims": claims,
             "evidence": {
                 "counts": by_verdict,
@@ -141,10 +164,15 @@ class Runner:
                     "model": None,
                     "refined_text": brief,
                     "corrected_draft": draft,
+                    "variants": [],
+                    # Evidence mode rewrites nothing: the diff is to the corrected draft,
+                    # and the style findings are about the submitted text.
+                    "diff": word_diff(text, _corrected(draft)),
+                    "style": [f.as_dict() for f in findings(text, glossary)],
                     "sources": [p.source(cited=p.n in quoted) for p in passages],
                 }
             )
-        return self._with_model(job, passages, prompt, base, started)
+        return self._with_model(job, passages, prompt, base, started, glossary)
 
     def _with_model(
         self,
@@ -153,21 +181,31 @@ class Runner:
         prompt: str,
         base: dict[str, Any],
         started: float,
+        glossary: Glossary,
     ) -> Outcome:
         assert self.llm is not None
         model_started = time.perf_counter()
-        messages = [{"role": "user", "content": prompt}]
-        answer: list[str] = []
-        last_saved = time.perf_counter()
+        channel = base["channel"]
+        max_chars = _limit(channel)
+        text = str(job.payload.get("marketing_text", ""))
+        count = max(1, min(int(job.payload.get("variants") or 1), 5))
+
+        def progress(texts: list[str]) -> bool:
+            return self._save_partial(job, texts, base["claims"])
+
         try:
-            with closing(self.llm.stream(messages)) as deltas:  # type: ignore[type-var]
-                for delta in deltas:
-                    answer.append(delta)
-                    if time.perf_counter() - last_saved >= PARTIAL_EVERY_S:
-                        last_saved = time.perf_counter()
-                        partial = visible_answer("".join(answer))
-                        if not self._save_partial(job, partial, base["claims"]):
-                            return Outcome.lost()
+            drafts = variants.write(
+                self.llm,
+                [{"role": "user", "content": prompt}],
+                count=count,
+                max_chars=max_chars,
+                channel=str(channel["name"]) if channel else "the channel",
+                visible=visible_answer,
+                progress=progress,
+                every_s=PARTIAL_EVERY_S,
+            )
+        except variants.Stopped:
+            return Outcome.lost()
         except LLMError as exc:
             base["timings"]["model_ms"] = ms_since(model_started)
             result = {
@@ -178,32 +216,83 @@ class Runner:
                 "sources": [p.source(cited=False) for p in passages],
             }
             return Outcome.failed(str(exc), result)
-        refined, order = clean_citations(visible_answer("".join(answer)), len(passages))
         base["timings"]["model_ms"] = ms_since(model_started)
-        if not refined.strip():
-            return Outcome.failed("the language model returned an empty answer")
         checked_started = time.perf_counter()
-        output_claims = check_output(refined, passages)
+        out: list[dict[str, Any]] = []
+        cited: set[int] = set()
+        for i, draft in enumerate(drafts, start=1):
+            refined, order = clean_citations(visible_answer(draft.raw), len(passages))
+            if not refined.strip():
+                which = "" if count == 1 else f" for variant {i}"
+                return Outcome.failed(f"the language model returned an empty answer{which}")
+            cited.update(order)
+            n = chars(refined)
+            out.append(
+                {
+                    "text": refined,
+                    "chars": n,
+                    "within_limit": max_chars is None or n <= max_chars,
+                    "shortened_from": draft.first_chars,
+                    "calls": draft.calls,
+                    "model_ms": draft.ms,
+                    "claims": [c.as_dict() for c in check_output(refined, passages)],
+                    "style": [f.as_dict() for f in findings(refined, glossary)],
+                    "diff": word_diff(text, refined),
+                }
+            )
         base["timings"]["output_check_ms"] = ms_since(checked_started)
         base["timings"]["total_ms"] = ms_since(started)
-        cited = set(order)
+        first = out[0]
         return Outcome.succeeded(
             {
                 **base,
                 "mode": LLM_MODE,
                 "model": self.llm.model,
-                "refined_text": refined,
-                "output_claims": [c.as_dict() for c in output_claims],
+                "refined_text": first["text"],
+                "output_claims": first["claims"],
+                "variants": out,
+                "diff": first["diff"],
+                "style": first["style"],
                 "sources": [p.source(cited=p.n in cited) for p in passages],
             }
         )
 
-    def _save_partial(self, job: Job, text: str, claims: list[dict[str, Any]]) -> bool:
-        """Show the answer as it streams in (the ledger is ready before the model starts);
-        False when the job is no longer ours."""
+    def _save_partial(self, job: Job, texts: list[str], claims: list[dict[str, Any]]) -> bool:
+        """Show the answers as they stream in (the ledger is ready before the model
+        starts); False when the job is no longer ours."""
         assert job.locked_by is not None
-        partial = {"mode": LLM_MODE, "partial_text": text, "claims": claims}
+        partial = {
+            "mode": LLM_MODE,
+            "partial_text": texts[0],
+            "partial_variants": texts,
+            "claims": claims,
+        }
         return queue.save_partial(self.db, job.id, worker_id=job.locked_by, result=partial)
+
+
+def channel_text(channel: dict[str, Any] | None) -> str:
+    """The `{{channel}}` placeholder's value."""
+    if not channel:
+        return "No particular channel: keep about the original's length (within about 20%)."
+    guidance = str(channel.get("guidance") or "").strip()
+    limit = f"{int(channel['max_chars']):,}"
+    return (
+        f"{channel.get('name')}: at most {limit} characters (the [n] citations are not "
+        f"counted); never go over it.{' ' + guidance if guidance else ''}"
+    )
+
+
+def _corrected(draft: Sequence[dict[str, Any]]) -> str:
+    """The corrected draft's text: the documents' values in place, nothing else changed."""
+    return "".join(
+        str(p.get("new") or p.get("text") or "") if p.get("op") == "replace" else str(p["text"])
+        for p in draft
+    )
+
+
+def _limit(channel: dict[str, Any] | None) -> int | None:
+    raw = (channel or {}).get("max_chars")
+    return raw if isinstance(raw, int) and not isinstance(raw, bool) and raw > 0 else None
 
 
 def check_output(refined: str, passages: Sequence[Passage]) -> list[Claim]:

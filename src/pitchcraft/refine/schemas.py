@@ -4,13 +4,18 @@ read from the job row in one place."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pitchcraft.core.validation import CleanStr
 from pitchcraft.jobs.models import Job
-from pitchcraft.refine.service import MAX_BACKGROUND_CHARS, MAX_BACKGROUNDS, MAX_TEXT_CHARS
+from pitchcraft.refine.service import (
+    MAX_BACKGROUND_CHARS,
+    MAX_BACKGROUNDS,
+    MAX_TEXT_CHARS,
+    MAX_VARIANTS,
+)
 from pitchcraft.templates.render import MAX_TEMPLATE_CHARS
 
 EXCERPT_CHARS = 160
@@ -22,6 +27,15 @@ class ProcessIn(BaseModel):
     marketing_text: CleanStr = Field(min_length=1, max_length=MAX_TEXT_CHARS)
     backgrounds: list[CleanStr] = Field(default_factory=list, max_length=MAX_BACKGROUNDS)
     template_override: CleanStr | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    channel: CleanStr | None = Field(
+        default=None,
+        max_length=64,
+        description="A channel id from GET /api/v1/rag/channels: its limit and guidance go "
+        "into the prompt, and the copy is measured against the limit.",
+    )
+    variants: int = Field(
+        default=1, ge=1, le=MAX_VARIANTS, description="Versions of the copy to write."
+    )
 
 
 class RerunIn(BaseModel):
@@ -32,6 +46,8 @@ class RerunIn(BaseModel):
     marketing_text: CleanStr | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
     backgrounds: list[CleanStr] | None = Field(default=None, max_length=MAX_BACKGROUNDS)
     template_override: CleanStr | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
+    channel: CleanStr | None = Field(default=None, max_length=64)
+    variants: int | None = Field(default=None, ge=1, le=MAX_VARIANTS)
 
 
 class JobAccepted(BaseModel):
@@ -87,9 +103,51 @@ class Source(BaseModel):
     chunk_index: int | None = None
 
 
+class ChannelUsed(BaseModel):
+    id: str
+    name: str
+    max_chars: int
+    guidance: str = ""
+    custom: bool = False
+
+
+class Length(BaseModel):
+    chars: int = Field(description="Characters of the text, [n] citations not counted.")
+    max_chars: int | None = Field(description="The channel's limit; null without a channel.")
+    over_by: int = Field(description="Characters over the limit; 0 within it.")
+
+
+class DiffOp(BaseModel):
+    op: Literal["equal", "insert", "delete"]
+    text: str
+
+
+class StyleFinding(BaseModel):
+    kind: Literal["avoid", "banned"]
+    term: str = Field(description="The word as the text writes it.")
+    suggestion: str | None = Field(description="The glossary's word to use instead.")
+    sentence: str
+
+
+class Variant(BaseModel):
+    """One version of the model's copy, checked like the first."""
+
+    text: str
+    chars: int
+    within_limit: bool
+    shortened_from: int | None = Field(
+        default=None,
+        description="Its length before the automatic shorten retry, when it had one.",
+    )
+    claims: list[ClaimOut] = Field(default_factory=list)
+    style: list[StyleFinding] = Field(default_factory=list)
+    diff: list[DiffOp] = Field(default_factory=list)
+
+
 class Timings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
+    queued_ms: float | None = None
     retrieval_ms: float | None = None
     claims_ms: float | None = None
     model_ms: float | None = None
@@ -119,6 +177,23 @@ class ResultOut(BaseModel):
         default=None, description="Evidence mode: the text with the documents' values in place."
     )
     evidence: dict[str, Any] | None = None
+    channel: ChannelUsed | None = None
+    length: Length | None = Field(
+        default=None, description="The submitted text against the channel's limit."
+    )
+    variants: list[Variant] = Field(
+        default_factory=list, description="LLM mode: each version; the first is refined_text."
+    )
+    partial_variants: list[str] | None = None
+    diff: list[DiffOp] = Field(
+        default_factory=list,
+        description="From the original text to refined_text (evidence mode: to the "
+        "corrected draft); equal+delete rebuild the original, equal+insert the copy.",
+    )
+    style: list[StyleFinding] = Field(
+        default_factory=list,
+        description="Glossary findings: in the model's copy (LLM mode) or the submitted text.",
+    )
     timings: Timings | None = None
     rerun_of: str | None = None
     created_at: datetime
@@ -146,6 +221,12 @@ class ResultOut(BaseModel):
             output_claims=_claims(result.get("output_claims")),
             corrected_draft=_draft(result.get("corrected_draft")),
             evidence=result.get("evidence"),
+            channel=_model(ChannelUsed, result.get("channel")),
+            length=_model(Length, result.get("length")),
+            variants=_models(Variant, result.get("variants")),
+            partial_variants=result.get("partial_variants"),
+            diff=_models(DiffOp, result.get("diff")),
+            style=_models(StyleFinding, result.get("style")),
             timings=Timings(**result["timings"]) if result.get("timings") else None,
             rerun_of=payload.get("rerun_of"),
             created_at=job.created_at,
@@ -215,6 +296,20 @@ def _claims(raw: Any) -> list[ClaimOut] | None:
     if not isinstance(raw, list):
         return None
     return [ClaimOut.model_validate(c) for c in raw if isinstance(c, dict)]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _model(cls: type[M], raw: Any) -> M | None:
+    return cls.model_validate(raw) if isinstance(raw, dict) else None
+
+
+def _models(cls: type[M], raw: Any) -> list[M]:
+    """Stored items; jobs from before a field existed have none."""
+    if not isinstance(raw, list):
+        return []
+    return [cls.model_validate(x) for x in raw if isinstance(x, dict)]
 
 
 def _draft(raw: Any) -> list[DraftPiece] | None:

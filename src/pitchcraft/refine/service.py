@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
 
+from pitchcraft.channels.service import Channels
 from pitchcraft.core.db import Database
 from pitchcraft.core.errors import Invalid, NotFound
+from pitchcraft.glossary.service import Glossaries
 from pitchcraft.jobs.models import Job
 from pitchcraft.jobs.queue import enqueue
 from pitchcraft.templates.render import validate
@@ -21,6 +23,7 @@ DEFAULT_BACKGROUNDS = ("cybersecurity", "network security", "marketing", "data a
 MAX_TEXT_CHARS = 20_000
 MAX_BACKGROUNDS = 20
 MAX_BACKGROUND_CHARS = 100
+MAX_VARIANTS = 5
 
 
 def clean_backgrounds(backgrounds: Sequence[str]) -> list[str]:
@@ -55,11 +58,29 @@ def check_text(text: str) -> str:
     return text
 
 
+def check_variants(variants: int) -> int:
+    if isinstance(variants, bool) or not isinstance(variants, int):
+        raise Invalid("`variants` is a whole number from 1 to 5.", code="invalid_variants")
+    if not 1 <= variants <= MAX_VARIANTS:
+        raise Invalid(
+            f"Ask for 1 to {MAX_VARIANTS} variants, not {variants}.", code="invalid_variants"
+        )
+    return variants
+
+
 @dataclass
 class Refine:
     db: Database
     templates: Templates
     notify: Callable[[], None] = lambda: None
+    channels: Channels = field(default=None)  # type: ignore[assignment]
+    glossaries: Glossaries = field(default=None)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.channels is None:
+            self.channels = Channels(self.db)
+        if self.glossaries is None:
+            self.glossaries = Glossaries(self.db)
 
     def submit(
         self,
@@ -69,9 +90,19 @@ class Refine:
         backgrounds: Sequence[str],
         template_override: str | None = None,
         rerun_of: str | None = None,
+        channel: str | None = None,
+        variants: int = 1,
+        channel_snapshot: dict[str, Any] | None = None,
     ) -> Job:
+        """Queue a job. The channel and the glossary are copied into it as they are now,
+        so the job (and a re-run of it) reads the same whatever is edited later."""
         text = check_text(marketing_text)
         chosen = clean_backgrounds(backgrounds)
+        count = check_variants(variants)
+        if channel:
+            picked: dict[str, Any] | None = self.channels.get(user_id, channel).as_dict()
+        else:
+            picked = channel_snapshot
         if template_override is not None and template_override.strip():
             template = validate(template_override)
         else:
@@ -81,6 +112,9 @@ class Refine:
             "backgrounds": chosen,
             "template": template,
             "template_override": template_override is not None and bool(template_override.strip()),
+            "channel": picked,
+            "variants": count,
+            "glossary": self.glossaries.get(user_id).as_dict(),
         }
         if rerun_of:
             payload["rerun_of"] = rerun_of
@@ -99,8 +133,11 @@ class Refine:
         marketing_text: str | None = None,
         backgrounds: Sequence[str] | None = None,
         template_override: str | None = None,
+        channel: str | None = None,
+        variants: int | None = None,
     ) -> Job:
         old = self.get(user_id, job_id)
+        kept = old.payload.get("channel")
         return self.submit(
             user_id,
             marketing_text=old.payload.get("marketing_text", "")
@@ -111,6 +148,9 @@ class Refine:
             if template_override is None
             else template_override,
             rerun_of=old.id,
+            channel=channel,
+            channel_snapshot=kept if isinstance(kept, dict) and channel is None else None,
+            variants=int(old.payload.get("variants") or 1) if variants is None else variants,
         )
 
     def get(self, user_id: int, job_id: str) -> Job:

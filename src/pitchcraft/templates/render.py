@@ -1,6 +1,6 @@
 """Prompt templates: the default, validation, and single-pass rendering.
 
-A template is plain text with three placeholders. Rendering replaces each placeholder in
+A template is plain text with five placeholders. Rendering replaces each placeholder in
 one pass over the template, so a value that itself contains `{{context}}` (a user typing it
 into their marketing text) stays literal text and is never expanded.
 """
@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from pitchcraft.core.errors import Invalid
 
 BACKGROUNDS, MARKETING_TEXT, CONTEXT = "backgrounds", "marketing_text", "context"
-PLACEHOLDERS = (BACKGROUNDS, MARKETING_TEXT, CONTEXT)
+CHANNEL, GLOSSARY = "channel", "glossary"
+PLACEHOLDERS = (BACKGROUNDS, MARKETING_TEXT, CONTEXT, CHANNEL, GLOSSARY)
 MAX_TEMPLATE_CHARS = 20_000
 
 # `{{ name }}` with optional inner spaces; anything word-like between double braces counts,
@@ -32,7 +33,13 @@ the numbered context passages from the company's own documents, and cite them as
 after the sentence that uses them.
 - Never invent facts, figures or customers. If the context does not support a claim in the \
 original text, keep it modest or leave it out, and do not add a citation for it.
-- Match the original's language, length (within about 20%) and format.
+- Match the original's language and format.
+
+Where it will be published:
+{{channel}}
+
+The company's glossary (its words, the words it avoids and those it never uses):
+{{glossary}}
 
 Context passages from the company's documents:
 {{context}}

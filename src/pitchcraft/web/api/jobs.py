@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Query, Response, status
 
+from pitchcraft.exports.service import DOCX, export
 from pitchcraft.refine.schemas import JobAccepted, JobSummary, RerunIn, ResultOut
 from pitchcraft.web.deps import ContainerDep, CurrentUser
+from pitchcraft.web.downloads import content_disposition
 
 router = APIRouter(prefix="/jobs", tags=["refine"])
 
@@ -39,5 +43,33 @@ def rerun(
         marketing_text=edits.marketing_text,
         backgrounds=edits.backgrounds,
         template_override=edits.template_override,
+        channel=edits.channel,
+        variants=edits.variants,
     )
     return JobAccepted(job_id=new.id, status=new.status)
+
+
+@router.get(
+    "/{job_id}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/markdown": {}, DOCX: {}},
+            "description": "md: the copy, its sources and the claim ledger; docx: the copy "
+            "as tracked changes over the original text, then the sources and the ledger.",
+        }
+    },
+)
+def export_job(
+    job_id: str,
+    user: CurrentUser,
+    container: ContainerDep,
+    format: Literal["md", "docx"] = Query(default="md"),
+) -> Response:
+    """A finished job as a file (409 while it runs; 404 for another user's job)."""
+    out = export(ResultOut.of(container.refine.get(user.id, job_id)), format)
+    return Response(
+        out.content,
+        media_type=out.media_type,
+        headers={"Content-Disposition": content_disposition(out.filename)},
+    )

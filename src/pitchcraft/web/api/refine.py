@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
+from pitchcraft.channels.schemas import ChannelIn, ChannelOut
 from pitchcraft.refine.schemas import BackgroundsOut, JobAccepted, ProcessIn, ResultOut
 from pitchcraft.refine.service import DEFAULT_BACKGROUNDS
 from pitchcraft.templates.schemas import TemplateIn, TemplateOut
@@ -41,6 +42,8 @@ def process(body: ProcessIn, user: CurrentUser, container: ContainerDep) -> JobA
         marketing_text=body.marketing_text,
         backgrounds=body.backgrounds,
         template_override=body.template_override,
+        channel=body.channel,
+        variants=body.variants,
     )
     return JobAccepted(job_id=job.id, status=job.status)
 
@@ -48,3 +51,24 @@ def process(body: ProcessIn, user: CurrentUser, container: ContainerDep) -> JobA
 @router.get("/results/{job_id}", response_model=ResultOut)
 def result(job_id: str, user: CurrentUser, container: ContainerDep) -> ResultOut:
     return ResultOut.of(container.refine.get(user.id, job_id))
+
+
+@router.get("/channels", response_model=list[ChannelOut])
+def channels(user: CurrentUser, container: ContainerDep) -> list[ChannelOut]:
+    """The preset channels, then the caller's own."""
+    return [ChannelOut.of(c) for c in container.channels.list(user.id)]
+
+
+@router.post("/channels", status_code=status.HTTP_201_CREATED, response_model=ChannelOut)
+def add_channel(body: ChannelIn, user: CurrentUser, container: ContainerDep) -> ChannelOut:
+    return ChannelOut.of(
+        container.channels.add(
+            user.id, name=body.name, max_chars=body.max_chars, guidance=body.guidance
+        )
+    )
+
+
+@router.delete("/channels/{channel_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_channel(channel_id: str, user: CurrentUser, container: ContainerDep) -> Response:
+    container.channels.delete(user.id, channel_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

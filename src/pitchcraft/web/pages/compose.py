@@ -34,6 +34,9 @@ PLACEHOLDER_HELP = {
     "marketing_text": "your marketing text, exactly as you typed it (required)",
     "context": "the numbered passages found in your documents, each with its source, "
     "e.g. “[1] brochure.pdf, page 3: …”",
+    "channel": "where the copy will be published: the channel, its character limit and "
+    "guidance (or, with no channel, to keep about the original's length)",
+    "glossary": "your brand glossary from Settings: the words to use, avoid and never use",
 }
 assert set(PLACEHOLDER_HELP) == set(PLACEHOLDERS)
 TEMPLATE_ERRORS = {"unknown_placeholder", "invalid_template"}

@@ -1,0 +1,1 @@
+"""A finished refine job as a file to hand on: Markdown, or Word with tracked changes."""
