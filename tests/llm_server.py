@@ -10,10 +10,15 @@ In-process (a ThreadingHTTPServer on 127.0.0.1, a free port, served from a threa
 As a separate process (browser tests point `pitchcraft serve` at it):
 
     python -m tests.llm_server --port 8123 [--api-key K] [--model M] [--delay 0.05]
+        [--latency 0.5]
 
 It prints `listening on http://127.0.0.1:PORT/v1` once it accepts connections. Another
 process scripts it with `POST /_fake/script` (a JSON behaviour such as
 `{"kind": "status", "code": 500}`) and reads what it received with `GET /_fake/requests`.
+
+Each answer can be scripted per call (`llm.ok("text", latency=0.5)`: what the next call
+answers and how long it thinks first); every request is recorded with when it arrived,
+when its answer was complete and what it answered.
 
 Every request to `.../chat/completions` is checked the way a strict endpoint would:
 a JSON object with a non-empty `model`, `messages` a non-empty list of
@@ -61,6 +66,7 @@ class Behaviour:
     message: str | None = None  # status: the error message in the body
     error_code: str | None = None  # status: the error's "code" (e.g. insufficient_quota)
     after_deltas: int = 0  # disconnect, streaming: deltas sent before hanging up
+    latency: float = 0.0  # ok: seconds before the answer starts (a model thinking)
 
 
 @dataclass
@@ -73,6 +79,8 @@ class Received:
     at: float  # time.monotonic() when it arrived (same clock as the tests)
     status: int = 0  # what the server answered (0 until it answered)
     behaviour: str = ""  # the behaviour used ("" for a rejected request)
+    done: float = 0.0  # time.monotonic() when the answer was complete (0 until then)
+    answer: str = ""  # the text it answered with
 
     @property
     def stream(self) -> bool:
@@ -131,10 +139,12 @@ class FakeLLM:
         model: str | None = None,
         port: int = 0,
         delay: float = 0.0,
+        latency: float = 0.0,
     ) -> None:
         self.api_key = api_key  # when set, requests must carry it as a bearer token
         self.model = model  # when set, other model names get a 404 model_not_found
         self.delay = delay  # default seconds between streamed deltas
+        self.latency = latency  # default seconds before each answer starts
         self.requests: list[Received] = []
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
@@ -174,10 +184,18 @@ class FakeLLM:
         return self
 
     def ok(
-        self, text: str | None = None, *, finish_reason: str = "stop", delay: float = 0.0
+        self,
+        text: str | None = None,
+        *,
+        finish_reason: str = "stop",
+        delay: float = 0.0,
+        latency: float = 0.0,
     ) -> FakeLLM:
-        """Answer `text` (None: the default answer computed from the request)."""
-        return self.push(Behaviour("ok", text=text, finish_reason=finish_reason, delay=delay))
+        """Answer `text` (None: the default answer computed from the request), after
+        `latency` seconds, with `delay` seconds between streamed deltas."""
+        return self.push(
+            Behaviour("ok", text=text, finish_reason=finish_reason, delay=delay, latency=latency)
+        )
 
     def timeout(self, seconds: float) -> FakeLLM:
         """Say nothing for `seconds` (longer than the client's timeout), then answer."""
@@ -223,7 +241,9 @@ class FakeLLM:
 
     def _next(self) -> Behaviour:
         with self._lock:
-            return self._queue.popleft() if self._queue else Behaviour(delay=self.delay)
+            if self._queue:
+                return self._queue.popleft()
+            return Behaviour(delay=self.delay, latency=self.latency)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -452,6 +472,9 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 if b.kind == "empty_content"
                 else (b.text if b.text is not None else default_answer(body))
             )
+            seen.answer = text
+            if b.latency and fake._closing.wait(b.latency):
+                return
             prompt_chars = sum(len(m["content"]) for m in body["messages"])
             usage = {
                 "prompt_tokens": max(1, prompt_chars // 4),
@@ -476,6 +499,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                         "usage": usage,
                     },
                 )
+                seen.done = time.monotonic()
                 return
             chunk = {
                 "id": ident,
@@ -517,6 +541,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": b.finish_reason}]}
             )
             self._end_stream()
+            seen.done = time.monotonic()
 
     return Handler
 
@@ -527,8 +552,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-key", default=None, help="require this bearer token")
     parser.add_argument("--model", default=None, help="accept only this model name")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds between deltas")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds before each answer starts"
+    )
     args = parser.parse_args(argv)
-    fake = FakeLLM(api_key=args.api_key, model=args.model, port=args.port, delay=args.delay)
+    fake = FakeLLM(
+        api_key=args.api_key,
+        model=args.model,
+        port=args.port,
+        delay=args.delay,
+        latency=args.latency,
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

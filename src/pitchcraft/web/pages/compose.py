@@ -19,6 +19,7 @@ from pitchcraft.refine.service import (
     MAX_BACKGROUND_CHARS,
     MAX_BACKGROUNDS,
     MAX_TEXT_CHARS,
+    MAX_VARIANTS,
 )
 from pitchcraft.templates.render import MAX_TEMPLATE_CHARS, PLACEHOLDERS
 from pitchcraft.web.deps import ContainerDep
@@ -55,6 +56,8 @@ class ComposeForm:
     new_background: str
     template: str | None
     rerun_of: str
+    channel: str = ""
+    variants: str = "1"
 
 
 def compose_form(
@@ -63,8 +66,12 @@ def compose_form(
     new_background: ShortField = "",
     template: TemplateField = None,
     rerun_of: Annotated[str, Form(max_length=64)] = "",
+    channel: Annotated[str, Form(max_length=64)] = "",
+    variants: Annotated[str, Form(max_length=8)] = "1",
 ) -> ComposeForm:
-    return ComposeForm(marketing_text, backgrounds or [], new_background, template, rerun_of)
+    return ComposeForm(
+        marketing_text, backgrounds or [], new_background, template, rerun_of, channel, variants
+    )
 
 
 ComposeFields = Annotated[ComposeForm, Depends(compose_form)]
@@ -117,6 +124,8 @@ def _compose(
     chosen: Sequence[str] = (),
     added: Sequence[str] = (),
     template: str | None = None,
+    channel: str = "",
+    variants: int = 1,
     **ctx: Any,
 ) -> HTMLResponse:
     saved = container.templates.get(user.id)
@@ -141,6 +150,10 @@ def _compose(
         max_backgrounds=MAX_BACKGROUNDS,
         max_background_chars=MAX_BACKGROUND_CHARS,
         max_template=MAX_TEMPLATE_CHARS,
+        channels=container.channels.list(user.id),
+        channel=channel,
+        variants=variants,
+        max_variants=MAX_VARIANTS,
         when=when,
         iso=iso,
         **ctx,
@@ -190,6 +203,7 @@ def compose_page(request: Request, container: ContainerDep, user: PageUser) -> R
         )
     payload = job.payload or {}
     backgrounds = [str(b) for b in payload.get("backgrounds", [])]
+    used = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
     return _compose(
         request,
         container,
@@ -197,8 +211,15 @@ def compose_page(request: Request, container: ContainerDep, user: PageUser) -> R
         text=str(payload.get("marketing_text", "")),
         chosen=backgrounds,
         template=str(payload.get("template") or "") or None,
+        channel=str((used or {}).get("id") or ""),
+        variants=_count(str(payload.get("variants") or 1)),
         from_job=job,
     )
+
+
+def _count(raw: str) -> int:
+    """The variants field; anything but a whole number is 1 (the select offers 1 to 5)."""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 3 else 1
 
 
 def _backgrounds(backgrounds: list[str], new_background: str) -> tuple[list[str], list[str]]:
@@ -227,6 +248,7 @@ def compose_submit(
             earlier = container.refine.get(user.id, rerun_of).id
         except NotFound:
             earlier = None
+    variants = _count(form.variants)
     try:
         job = container.refine.submit(
             user.id,
@@ -234,6 +256,8 @@ def compose_submit(
             backgrounds=chosen,
             template_override=override,
             rerun_of=earlier,
+            channel=form.channel or None,
+            variants=variants,
         )
     except Invalid as exc:
         from_job = None
@@ -248,6 +272,8 @@ def compose_submit(
             chosen=chosen,
             added=added,
             template=editor,
+            channel=form.channel,
+            variants=variants,
             error=exc.message,
             error_field=_field_of(exc.code),
             template_error=exc.message if _field_of(exc.code) == "template" else "",
@@ -261,6 +287,8 @@ def _field_of(code: str) -> str:
         return "template"
     if code == "invalid_background":
         return "backgrounds"
+    if code in ("unknown_channel", "invalid_variants"):
+        return "channel"
     return "text"
 
 
@@ -310,6 +338,8 @@ def _template_action(
         chosen=chosen,
         added=added,
         template=editor,
+        channel=form.channel,
+        variants=_count(form.variants),
         template_flash=flash,
         template_error=error,
         template_open=True,

@@ -10,9 +10,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
 from pitchcraft.core.errors import NotFound
+from pitchcraft.exports.service import FORMATS, export
 from pitchcraft.jobs.models import QUEUED, RUNNING, Job
 from pitchcraft.refine.schemas import JobSummary, ResultOut
 from pitchcraft.web.deps import ContainerDep
+from pitchcraft.web.downloads import content_disposition
 from pitchcraft.web.pages.format import cite, iso, took, when, where
 from pitchcraft.web.pages.render import render
 from pitchcraft.web.pages.session import PageUser
@@ -88,6 +90,20 @@ def result_page(request: Request, job_id: str, container: ContainerDep, user: Pa
 def result_live(request: Request, job_id: str, container: ContainerDep, user: PageUser) -> Response:
     job = _job(container, user, job_id)
     return render(request, "_result_live.html", user=user, **_result_context(job))
+
+
+@router.get("/results/{job_id}/export")
+def result_export(
+    request: Request, job_id: str, container: ContainerDep, user: PageUser
+) -> Response:
+    """The export buttons (the API's export, with the page's session)."""
+    fmt = request.query_params.get("format", "md")
+    out = export(ResultOut.of(_job(container, user, job_id)), fmt if fmt in FORMATS else "md")
+    return Response(
+        out.content,
+        media_type=out.media_type,
+        headers={"Content-Disposition": content_disposition(out.filename)},
+    )
 
 
 @router.post("/results/{job_id}/rerun", response_class=HTMLResponse)

@@ -58,6 +58,61 @@
     update();
   }
 
+  // --- The channel counter: the text against the chosen channel's limit ----------------
+  // Counted as the server counts it: code points after NFC, [n] citations left out.
+
+  var CITATION = /\s?\[\s*\d{1,4}(?:\s*[,;\u2013\u2014-]\s*\d{1,4})*\s*\]/g;
+
+  function channelChars(text) {
+    var bare = (text || "").replace(/\r\n?/g, "\n").replace(CITATION, "").trim();
+    return Array.from(bare.normalize ? bare.normalize("NFC") : bare).length;
+  }
+
+  function setupChannelCounter() {
+    var area = document.getElementById("marketing-text");
+    var select = document.getElementById("channel");
+    var counter = document.getElementById("channel-count");
+    var guidance = document.getElementById("channel-guidance");
+    if (!area || !select || !counter) { return; }
+    var count = counter.querySelector("[data-channel-count]");
+    var maxOut = counter.querySelector("[data-channel-max]");
+    var nameOut = counter.querySelector("[data-channel-name]");
+    var over = counter.querySelector("[data-channel-over]");
+    var wasOver = null;
+
+    function update() {
+      var option = select.options[select.selectedIndex];
+      var max = parseInt(option && option.getAttribute("data-max"), 10);
+      if (!max) {
+        counter.hidden = true;
+        if (guidance) { guidance.textContent = ""; }
+        wasOver = null;
+        return;
+      }
+      counter.hidden = false;
+      var n = channelChars(area.value);
+      var isOver = n > max;
+      count.textContent = fmt(n);
+      maxOut.textContent = fmt(max);
+      nameOut.textContent = option.textContent.replace(/\s*\([\d,]+\)\s*$/, "");
+      counter.classList.toggle("is-over", isOver);
+      counter.classList.toggle("is-near", !isOver && n > max * 0.9);
+      over.hidden = !isOver;
+      over.textContent = isOver ? " — " + fmt(n - max) + " over" : "";
+      counter.setAttribute("data-over", isOver ? "true" : "false");
+      if (guidance) { guidance.textContent = option.getAttribute("data-guidance") || ""; }
+      if (wasOver !== null && isOver !== wasOver) {
+        say(isOver
+          ? "Your text is " + fmt(n - max) + " characters over the channel's limit of " + fmt(max) + "."
+          : "Your text fits the channel's limit.");
+      }
+      wasOver = isOver;
+    }
+    area.addEventListener("input", update);
+    select.addEventListener("change", update);
+    update();
+  }
+
   // --- Background chips ---------------------------------------------------------------
 
   function setupChips() {
@@ -304,6 +359,7 @@
   ready(function () {
     statusRegion = document.getElementById("compose-status");
     setupCounter();
+    setupChannelCounter();
     setupChips();
     setupTemplate();
     setupSubmit();

@@ -97,9 +97,34 @@
     });
   }
 
+  // The changes from the original: inline, or the two texts side by side. Without
+  // JavaScript both show, one after the other.
+  function setupDiffs(root) {
+    Array.prototype.forEach.call((root || document).querySelectorAll(".diff"), function (d) {
+      var sw = d.querySelector(".diff-switch");
+      if (sw) { sw.hidden = false; }
+      d.classList.add("has-switch");
+    });
+  }
+
+  function setupDiffSwitch() {
+    document.addEventListener("click", function (e) {
+      var b = e.target.closest ? e.target.closest("[data-diff-view]") : null;
+      if (!b) { return; }
+      var d = b.closest(".diff");
+      d.setAttribute("data-view", b.getAttribute("data-diff-view"));
+      Array.prototype.forEach.call(d.querySelectorAll("[data-diff-view]"), function (x) {
+        x.setAttribute("aria-pressed", x === b ? "true" : "false");
+      });
+    });
+    document.body.addEventListener("htmx:afterSettle", function (e) { setupDiffs(e.target); });
+  }
+
   ready(function () {
     live = document.getElementById("result-announce");
     setupCopy();
     setupLive();
+    setupDiffs(document);
+    setupDiffSwitch();
   });
 })();
