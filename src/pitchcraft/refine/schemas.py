@@ -34,7 +34,7 @@ class ProcessIn(BaseModel):
         "into the prompt, and the copy is measured against the limit.",
     )
     variants: int = Field(
-        default=1, ge=1, le=MAX_VARIANTS, description="Versions of the copy to write."
+        default=1, ge=1, le=MAX_VARIANTS, strict=True, description="Versions of the copy to write."
     )
 
 
@@ -47,7 +47,7 @@ class RerunIn(BaseModel):
     backgrounds: list[CleanStr] | None = Field(default=None, max_length=MAX_BACKGROUNDS)
     template_override: CleanStr | None = Field(default=None, max_length=MAX_TEMPLATE_CHARS)
     channel: CleanStr | None = Field(default=None, max_length=64)
-    variants: int | None = Field(default=None, ge=1, le=MAX_VARIANTS)
+    variants: int | None = Field(default=None, ge=1, le=MAX_VARIANTS, strict=True)
 
 
 class JobAccepted(BaseModel):
