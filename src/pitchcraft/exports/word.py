@@ -85,21 +85,37 @@ def tracked_paragraphs(doc: DocxDocument, ops: list[DiffOp], revisions: _Revisio
                 p = doc.add_paragraph()._p
 
 
+# Styles are set by their ids in the default template: looking them up by name costs
+# python-docx an XPath search over every style, most of the export's time.
+HEADING = {1: "Heading1", 2: "Heading2", 3: "Heading3"}
+
+
+def _styled(doc: DocxDocument, text: str, style_id: str) -> None:
+    p = doc.add_paragraph(text)._p
+    p.get_or_add_pPr().get_or_add_pStyle().val = style_id
+
+
+def _heading(doc: DocxDocument, text: str, level: int) -> None:
+    _styled(doc, text, HEADING[level])
+
+
 def _table(doc: DocxDocument, header: list[str], rows: list[list[str]]) -> None:
-    table = doc.add_table(rows=1, cols=len(header))
-    table.style = "Table Grid"
-    for cell, text in zip(table.rows[0].cells, header, strict=True):
-        cell.text = text
-        for run in cell.paragraphs[0].runs:
-            run.bold = True
-    for row in rows:
-        cells = table.add_row().cells
-        for cell, text in zip(cells, row, strict=True):
-            cell.text = text
+    table = doc.add_table(rows=len(rows) + 1, cols=len(header))
+    table._tbl.tblPr.get_or_add_tblStyle().val = "TableGrid"
+    for i, row in enumerate(table.rows):
+        texts = header if i == 0 else rows[i - 1]
+        for cell, text in zip(row.cells, texts, strict=True):
+            # Plain runs built directly: python-docx's `run.text` parses every character.
+            run = _run(" ".join(text.split()))
+            if i == 0:
+                r_pr = OxmlElement("w:rPr")
+                r_pr.append(OxmlElement("w:b"))
+                run.insert(0, r_pr)
+            cell._tc.p_lst[0].append(run)
 
 
 def _ledger(doc: DocxDocument, title: str, claims: list[ClaimOut]) -> None:
-    doc.add_heading(title, level=3)
+    _heading(doc, title, 3)
     _table(
         doc,
         ["Sentence", "Verdict", "Why", "Evidence"],
@@ -123,7 +139,7 @@ def render(r: ResultOut) -> bytes:
     props.author = AUTHOR
     props.title = copy_title(r)
     props.created = at.replace(tzinfo=None)
-    doc.add_heading(copy_title(r), level=1)
+    _heading(doc, copy_title(r), 1)
     intro = f"Job {r.job_id}, {at:%Y-%m-%d %H:%M} UTC. The changes from your original text are "
     intro += "tracked: accept or reject them in Word or LibreOffice."
     doc.add_paragraph(intro)
@@ -131,18 +147,18 @@ def render(r: ResultOut) -> bytes:
         doc.add_paragraph(line)
     tracked_paragraphs(doc, r.diff, revisions)
     if len(r.variants) > 1:
-        doc.add_heading("Other variants", level=2)
+        _heading(doc, "Other variants", 2)
         for i, v in enumerate(r.variants[1:], start=2):
             state = "within the limit" if v.within_limit else "over the limit"
-            doc.add_heading(f"Variant {i} ({v.chars:,} characters, {state})", level=3)
+            _heading(doc, f"Variant {i} ({v.chars:,} characters, {state})", 3)
             for para in v.text.split("\n"):
                 doc.add_paragraph(para)
     if r.style:
-        doc.add_heading("Glossary findings", level=2)
+        _heading(doc, "Glossary findings", 2)
         for f in r.style:
             fix = f" → “{f.suggestion}”" if f.suggestion else ""
-            doc.add_paragraph(f"{f.kind}: “{f.term}”{fix} in “{f.sentence}”", style="List Bullet")
-    doc.add_heading("Sources", level=2)
+            _styled(doc, f"{f.kind}: “{f.term}”{fix} in “{f.sentence}”", "ListBullet")
+    _heading(doc, "Sources", 2)
     quotes = quotes_by_source(r)
     if r.sources:
         _table(
@@ -160,7 +176,7 @@ def render(r: ResultOut) -> bytes:
         )
     else:
         doc.add_paragraph("No passage of your documents was used.")
-    doc.add_heading("Claim ledger", level=2)
+    _heading(doc, "Claim ledger", 2)
     _ledger(doc, "Your text", r.claims)
     if r.output_claims:
         _ledger(doc, "The refined copy", r.output_claims)
