@@ -416,3 +416,12 @@ def test_variants_are_checked_as_1_to_5(client: TestClient, owner: str) -> None:
             json={"marketing_text": "Hello there.", "variants": bad},
         )
         assert r.status_code == 422, (bad, r.text)
+
+
+def test_a_capitalisation_to_avoid_may_equal_the_folded_word_to_use() -> None:
+    g = parse([{"use": "Lisbon Oven", "avoid": ["lisbon oven", "LISBON OVEN"]}], [])
+    assert [(f.term, f.suggestion) for f in findings("Try the lisbon oven.", g)] == [
+        ("lisbon oven", "Lisbon Oven")
+    ]
+    with pytest.raises(Invalid, match="already listed"):
+        parse([{"use": "Oven", "avoid": ["oven", "oven"]}], [])

@@ -35,6 +35,8 @@ A_TEXT = "Our Okapi gateway guards every quasar handshake for flamingo fleets."
 A_BACKGROUND = "aardvark audience"
 A_TEMPLATE = "AARDVARK-TEMPLATE for {{backgrounds}}: {{marketing_text}}\n{{context}}"
 A_MARKERS = (A_EMAIL, A_FILE, "Zanzibar", "Okapi", "flamingo", "narwhal", "AARDVARK", "aardvark")
+A_GLOSSARY = {"terms": [{"use": "Okapi Gateway", "avoid": ["okapi gate"]}], "banned": ["narwhal"]}
+A_CHANNEL = {"name": "Aardvark newsletter", "max_chars": 321, "guidance": "Zanzibar tone."}
 
 B_EMAIL = "bakery-b@example.com"
 B_FILE = "bakery-notes.txt"
@@ -53,6 +55,7 @@ class World:
     a_job: str
     b_token: str
     b_doc: str
+    a_channel: str = ""
 
     def b_page(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request from B's browser: B's session cookie (and CSRF token on forms)."""
@@ -86,6 +89,10 @@ class World:
         assert template["template"] == A_TEMPLATE
         hits = self.a_api("POST", "/api/v1/search", json={"query": "Okapi quasar handshake"})
         assert [h["document_id"] for h in hits.json()["results"]][:1] == [self.a_doc]
+        glossary = self.a_api("GET", "/api/v1/glossary").json()
+        assert {k: glossary[k] for k in ("terms", "banned")} == A_GLOSSARY
+        channels = self.a_api("GET", "/api/v1/rag/channels").json()
+        assert [c["id"] for c in channels if c["custom"]] == [self.a_channel]
 
 
 def assert_no_leak(r: httpx.Response, what: str) -> None:
@@ -135,7 +142,9 @@ def world(
             assert r.status_code == 202, r.text
             job = wait_job(c, a, r.json()["job_id"])
             assert job["status"] == "succeeded" and job["sources"], job
-            yield World(c, app, a, a_entry["id"], job["job_id"], b, b_entry["id"])
+            assert c.put("/api/v1/glossary", headers=auth(a), json=A_GLOSSARY).status_code == 200
+            channel = c.post("/api/v1/rag/channels", headers=auth(a), json=A_CHANNEL).json()
+            yield World(c, app, a, a_entry["id"], job["job_id"], b, b_entry["id"], channel["id"])
     finally:
         if schema:
             schema.drop()
@@ -270,6 +279,52 @@ def api_job(path: str, method: str = "GET") -> Callable[[World], None]:
     return check
 
 
+def api_channels(w: World) -> None:
+    r = w.b_api("GET", "/api/v1/rag/channels")
+    assert r.status_code == 200 and not [c for c in r.json() if c["custom"]]
+    assert_no_leak(r, "B's channels")
+
+
+def api_add_channel(w: World) -> None:
+    r = w.b_api("POST", "/api/v1/rag/channels", json={"name": "B's flyer", "max_chars": 99})
+    assert r.status_code == 201
+    w.assert_a_intact()
+    assert w.b_api("DELETE", f"/api/v1/rag/channels/{r.json()['id']}").status_code == 204
+
+
+def api_delete_channel(w: World) -> None:
+    r = w.b_api("DELETE", f"/api/v1/rag/channels/{w.a_channel}")
+    assert r.status_code == 404
+    assert_no_leak(r, "DELETE A's channel")
+    w.assert_a_intact()
+
+
+def api_get_glossary(w: World) -> None:
+    r = w.b_api("GET", "/api/v1/glossary")
+    assert r.status_code == 200 and r.json()["terms"] == [] and r.json()["banned"] == []
+    assert_no_leak(r, "B's glossary")
+
+
+def api_put_glossary(w: World) -> None:
+    r = w.b_api("PUT", "/api/v1/glossary", json={"terms": [{"use": "Sourdough"}]})
+    assert r.status_code == 200
+    w.assert_a_intact()
+    assert w.b_api("PUT", "/api/v1/glossary", json={}).status_code == 200
+
+
+def api_suggestions(w: World) -> None:
+    r = w.b_api("GET", "/api/v1/glossary/suggestions")
+    assert r.status_code == 200
+    assert_no_leak(r, "B's suggested names")
+
+
+def page_channel_delete(w: World) -> None:
+    r = w.b_page("POST", f"/settings/channels/{w.a_channel}/delete")
+    assert r.status_code == 404
+    assert_no_leak(r, "B deletes A's channel on the Settings page")
+    w.assert_a_intact()
+
+
 def api_history(w: World) -> None:
     r = w.b_api("GET", "/api/v1/jobs", params={"limit": 100})
     assert w.a_job not in {j["job_id"] for j in r.json()}
@@ -356,6 +411,28 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("POST", "/api/v1/rag/process"): api_process,
     ("GET", "/api/v1/rag/results/{job_id}"): api_job("/api/v1/rag/results/{job_id}"),
     ("GET", "/api/v1/jobs"): api_history,
+    ("GET", "/api/v1/jobs/{job_id}/export"): api_job("/api/v1/jobs/{job_id}/export?format=docx"),
+    ("GET", "/api/v1/rag/channels"): api_channels,
+    ("POST", "/api/v1/rag/channels"): api_add_channel,
+    ("DELETE", "/api/v1/rag/channels/{channel_id}"): api_delete_channel,
+    ("GET", "/api/v1/glossary"): api_get_glossary,
+    ("PUT", "/api/v1/glossary"): api_put_glossary,
+    ("GET", "/api/v1/glossary/suggestions"): api_suggestions,
+    ("GET", "/settings"): page("/settings"),
+    ("POST", "/settings/glossary"): page_post(
+        "/settings/glossary", {"use": "Sourdough", "avoid": "sour dough"}, expect={303}
+    ),
+    ("POST", "/settings/glossary/import"): page_post(
+        "/settings/glossary/import", {"csv_text": "Lisbon Oven,lisbon oven"}, expect={303}
+    ),
+    ("POST", "/settings/glossary/add"): page_post(
+        "/settings/glossary/add", {"use": "Dawn Bake"}, expect={303}
+    ),
+    ("POST", "/settings/channels"): page_post(
+        "/settings/channels", {"name": "B's poster", "max_chars": "50"}, expect={303}
+    ),
+    ("POST", "/settings/channels/{channel_id}/delete"): page_channel_delete,
+    ("GET", "/results/{job_id}/export"): page("/results/{a_job}/export?format=md", status=404),
     ("GET", "/api/v1/jobs/{job_id}"): api_job("/api/v1/jobs/{job_id}"),
     ("POST", "/api/v1/jobs/{job_id}/rerun"): api_job("/api/v1/jobs/{job_id}/rerun", "POST"),
     ("GET", "/"): page("/"),

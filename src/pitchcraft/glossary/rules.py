@@ -72,7 +72,8 @@ def parse(terms: Sequence[Mapping[str, Any]], banned: Sequence[Any]) -> Glossary
     owner: dict[str, str] = {}  # casefolded word -> where it is listed
 
     def claim(word: str, where: str, *, exact: bool = False) -> None:
-        key = word if exact else word.casefold()
+        # A capitalisation variant is its own entry: it cannot clash with the folded words.
+        key = "=" + word if exact else word.casefold()
         if key in owner:
             raise _bad(f"{where} ({word!r}) is already listed as {owner[key]}.")
         owner[key] = where
