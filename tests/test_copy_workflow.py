@@ -425,3 +425,39 @@ def test_a_capitalisation_to_avoid_may_equal_the_folded_word_to_use() -> None:
     ]
     with pytest.raises(Invalid, match="already listed"):
         parse([{"use": "Oven", "avoid": ["oven", "oven"]}], [])
+
+
+def test_the_word_export_survives_characters_xml_cannot_hold() -> None:
+    from datetime import UTC, datetime
+
+    from pitchcraft.exports.service import export
+    from pitchcraft.jobs.models import Job
+    from pitchcraft.refine.schemas import ResultOut
+
+    original = "Tab\there, a vertical\x0btab and a form\x0cfeed."
+    refined = "Tab\there, no vertical tab [1]."
+    now = datetime.now(UTC)
+    job = Job(
+        id="j",
+        user_id=1,
+        kind="refine",
+        status="succeeded",
+        payload={"marketing_text": original},
+        result={
+            "mode": "llm",
+            "refined_text": refined,
+            "diff": word_diff(original, refined),
+            "sources": [
+                {"n": 1, "filename": "a.pdf", "page": 2, "snippet": "bad\x0bchar", "label": "a"}
+            ],
+            "claims": [],
+        },
+        created_at=now,
+        finished_at=now,
+    )
+    out = export(ResultOut.of(job), "docx")
+    rejected, accepted = tracked_texts(out.content)
+    assert accepted == refined and rejected == re.sub("[\x0b\x0c]", " ", original)
+    assert "bad char" in "\n".join(
+        c.text for t in read_docx(io.BytesIO(out.content)).tables for c in t._cells
+    )

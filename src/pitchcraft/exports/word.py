@@ -10,6 +10,7 @@ is itself inserted or deleted is marked in the paragraph mark's properties
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC
 from itertools import count
 
@@ -32,6 +33,13 @@ from pitchcraft.exports.common import (
 )
 from pitchcraft.refine.schemas import ClaimOut, DiffOp, ResultOut
 
+# Characters XML 1.0 cannot hold (a vertical tab copied out of a PDF, say): lxml refuses them.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub(" ", text)
+
 
 class _Revisions:
     def __init__(self, date: str) -> None:
@@ -49,7 +57,7 @@ class _Revisions:
 def _run(text: str, *, deleted: bool = False) -> BaseOxmlElement:
     r = OxmlElement("w:r")
     t = OxmlElement("w:delText" if deleted else "w:t")
-    t.text = text
+    t.text = _xml_safe(text)
     t.set(qn("xml:space"), "preserve")
     r.append(t)
     return r
@@ -91,7 +99,7 @@ HEADING = {1: "Heading1", 2: "Heading2", 3: "Heading3"}
 
 
 def _styled(doc: DocxDocument, text: str, style_id: str) -> None:
-    p = doc.add_paragraph(text)._p
+    p = doc.add_paragraph(_xml_safe(text))._p
     p.get_or_add_pPr().get_or_add_pStyle().val = style_id
 
 
@@ -144,7 +152,7 @@ def render(r: ResultOut) -> bytes:
     intro += "tracked: accept or reject them in Word or LibreOffice."
     doc.add_paragraph(intro)
     if line := length_line(r):
-        doc.add_paragraph(line)
+        doc.add_paragraph(_xml_safe(line))
     tracked_paragraphs(doc, r.diff, revisions)
     if len(r.variants) > 1:
         _heading(doc, "Other variants", 2)
@@ -152,7 +160,7 @@ def render(r: ResultOut) -> bytes:
             state = "within the limit" if v.within_limit else "over the limit"
             _heading(doc, f"Variant {i} ({v.chars:,} characters, {state})", 3)
             for para in v.text.split("\n"):
-                doc.add_paragraph(para)
+                doc.add_paragraph(_xml_safe(para))
     if r.style:
         _heading(doc, "Glossary findings", 2)
         for f in r.style:
