@@ -7,7 +7,11 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import shutil
+import subprocess
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -461,3 +465,40 @@ def test_the_word_export_survives_characters_xml_cannot_hold() -> None:
     assert "bad char" in "\n".join(
         c.text for t in read_docx(io.BytesIO(out.content)).tables for c in t._cells
     )
+
+
+@pytest.mark.skipif(
+    not (shutil.which("soffice") or shutil.which("libreoffice")),
+    reason="LibreOffice is not installed here; the XML checks above stand in for it",
+)
+def test_libreoffice_opens_the_word_export(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from pitchcraft.exports.service import export
+    from pitchcraft.jobs.models import Job
+    from pitchcraft.refine.schemas import ResultOut
+
+    original, refined = "We stop ransomware fast.", "Acme Shield stops ransomware in 30 s."
+    now = datetime.now(UTC)
+    job = Job(
+        id="j",
+        user_id=1,
+        kind="refine",
+        status="succeeded",
+        payload={"marketing_text": original},
+        result={"mode": "llm", "refined_text": refined, "diff": word_diff(original, refined)},
+        created_at=now,
+        finished_at=now,
+    )
+    path = tmp_path / "refined.docx"
+    path.write_bytes(export(ResultOut.of(job), "docx").content)
+    soffice = shutil.which("soffice") or shutil.which("libreoffice")
+    subprocess.run(
+        [str(soffice), "--headless", "--convert-to", "odt", "--outdir", str(tmp_path), str(path)],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    with zipfile.ZipFile(tmp_path / "refined.odt") as odt:
+        content = odt.read("content.xml").decode()
+    assert "<text:tracked-changes" in content and "Pitchcraft" in content
