@@ -173,8 +173,17 @@ def test_settings_glossary_edit_import_suggest_and_its_findings(
     section.get_by_test_id("add-suggestion").filter(has_text="LayoutParser").click()
     expect(uses.nth(2)).to_have_value("LayoutParser")
 
+    channels = page.get_by_test_id("channels-section")
+    channels.get_by_test_id("channel-name").fill("Trade-show banner")
+    channels.get_by_test_id("channel-max").fill("40")
+    channels.get_by_test_id("channel-add").click()
+    expect(page.get_by_test_id("custom-channel")).to_contain_text("Trade-show banner — 40")
+
     nav(page, "Compose")
     page.get_by_test_id("marketing-text").fill(TEXT)
+    page.get_by_test_id("channel").select_option(label="Trade-show banner (40)")
+    expect(page.get_by_test_id("channel-count")).to_contain_text(f"{len(TEXT)} / 40 characters")
+    page.get_by_test_id("channel").select_option("")
     llm.ok(ANSWERS[1])
     process(page)
     wait_done(page)
