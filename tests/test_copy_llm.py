@@ -204,3 +204,13 @@ def test_every_preset_s_limit_holds_after_the_retry(channel: Any) -> None:
     assert f"at most {channel.max_chars:,} characters" in asked and channel.name in asked
     assert draft.raw == fits and chars(draft.raw) <= channel.max_chars
     assert draft.first_chars == chars(over) and draft.calls == 2
+
+
+def test_a_failed_variant_fails_the_job_with_the_reason(
+    client: TestClient, token: str, llm: FakeLLM
+) -> None:
+    llm.status(400, message="This model cannot do that.").ok("Acme Shield stops ransomware [1].")
+    job = wait_job(client, token, process(client, token, marketing_text=TEXT, variants=2))
+    assert job["status"] == "failed"
+    assert "language model" in job["error"] and "400" in job["error"]
+    assert job["variants"] == [] and job["claims"], "the ledger of the submitted text stays"
