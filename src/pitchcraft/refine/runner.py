@@ -22,6 +22,7 @@ from pitchcraft.llm.base import LLM, LLMError
 from pitchcraft.refine import evidence
 from pitchcraft.refine.citations import citations_in, clean_citations
 from pitchcraft.refine.context import Passage, format_context, select_for_claims
+from pitchcraft.refine.failures import FAILURE, MODEL_FAILED, SEARCH_UNAVAILABLE, model_failure
 from pitchcraft.refine.service import REFINE
 from pitchcraft.search.service import Search
 from pitchcraft.templates.render import BACKGROUNDS, CONTEXT, MARKETING_TEXT, render
@@ -96,7 +97,9 @@ class Runner:
         try:
             ledger = self.ledger(job.user_id, text, backgrounds)
         except (EmbeddingError, VectorStoreLocked) as exc:
-            return Outcome.failed(f"could not search your documents: {exc}")
+            return Outcome.failed(
+                f"could not search your documents: {exc}", {FAILURE: SEARCH_UNAVAILABLE}
+            )
         passages = ledger.passages
         prompt = render(
             template,
@@ -176,12 +179,21 @@ class Runner:
                 "model": self.llm.model,
                 "refined_text": None,
                 "sources": [p.source(cited=False) for p in passages],
+                FAILURE: model_failure(exc),
             }
             return Outcome.failed(str(exc), result)
         refined, order = clean_citations(visible_answer("".join(answer)), len(passages))
         base["timings"]["model_ms"] = ms_since(model_started)
         if not refined.strip():
-            return Outcome.failed("the language model returned an empty answer")
+            empty = {
+                **base,
+                "mode": LLM_MODE,
+                "model": self.llm.model,
+                "refined_text": None,
+                "sources": [p.source(cited=False) for p in passages],
+                FAILURE: MODEL_FAILED,
+            }
+            return Outcome.failed("the language model returned an empty answer", empty)
         checked_started = time.perf_counter()
         output_claims = check_output(refined, passages)
         base["timings"]["output_check_ms"] = ms_since(checked_started)
