@@ -95,7 +95,7 @@ def test_past_the_wait_the_status_is_as_it_stands(db: Database) -> None:
 
 
 def test_the_default_wait_cannot_exceed_the_maximum(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="PROCESS_WAIT_S .* PROCESS_WAIT_MAX_S"):
+    with pytest.raises(ValidationError, match=r"PROCESS_WAIT_S .* PROCESS_WAIT_MAX_S"):
         make_settings(tmp_path, process_wait_s=60, process_wait_max_s=30)
     assert Settings(_env_file=None).process_wait_s == 0  # type: ignore[call-arg]
 
