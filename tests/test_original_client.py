@@ -224,7 +224,5 @@ def test_a_client_that_leaves_does_not_cancel_its_job(
             time.sleep(0.3)
         assert jobs[0]["status"] == "succeeded", jobs
         # Per request: no wait at all, whatever the server's default.
-        r = c.post(
-            "/api/v1/rag/process?wait=0", json={"marketing_text": TEXT}, headers=auth(token)
-        )
+        r = c.post("/api/v1/rag/process?wait=0", json={"marketing_text": TEXT}, headers=auth(token))
         assert r.status_code == 202 and r.json()["status"] == "queued"
