@@ -94,6 +94,29 @@ def test_past_the_wait_the_status_is_as_it_stands(db: Database) -> None:
     assert _wait(db, "no-such-job", Finished(), timeout=5) is None
 
 
+def test_a_client_that_left_ends_the_wait_not_the_job(db: Database) -> None:
+    job_id = _queued(db)
+    asked: list[bool] = []
+
+    async def gone() -> bool:
+        asked.append(True)
+        return True
+
+    async def wait() -> str | None:
+        waiting = wait_finished(
+            job_id,
+            status_of=lambda i: queue.status_of(db, i),
+            finished=Finished(),
+            timeout=3600,
+            gone=gone,
+        )
+        # The guard only keeps a broken `gone` from hanging the test run.
+        return await asyncio.wait_for(waiting, 120)
+
+    assert asyncio.run(wait()) == QUEUED and asked == [True]
+    assert queue.status_of(db, job_id) == QUEUED  # the job itself is untouched
+
+
 def test_the_default_wait_cannot_exceed_the_maximum(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match=r"PROCESS_WAIT_S .* PROCESS_WAIT_MAX_S"):
         make_settings(tmp_path, process_wait_s=60, process_wait_max_s=30)
