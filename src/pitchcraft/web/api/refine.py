@@ -56,6 +56,10 @@ WAIT_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     503: {"model": ErrorOut, "description": "Waited: the job could not search the documents."},
     504: {"model": ErrorOut, "description": "Waited: the language model did not answer in time."},
+    500: {
+        "model": ErrorOut,
+        "description": "Waited: the job failed for a reason of the server's own (logged).",
+    },
 }
 
 
