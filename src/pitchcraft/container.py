@@ -23,6 +23,7 @@ from pitchcraft.embedding import build_embedder
 from pitchcraft.embedding.base import Embedder, SparseEncoder
 from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.glossary.service import Glossaries
+from pitchcraft.jobs.watch import Finished
 from pitchcraft.jobs.worker import Wakeup
 from pitchcraft.llm import build_llm
 from pitchcraft.llm.base import LLM
@@ -79,6 +80,8 @@ class Container:
     # Queuing a job calls it; the worker of this process waits on it.
     wakeup: Wakeup
     path_reports: list[PathReport] = field(default_factory=list)
+    # The worker of this process tells it each job it finishes; waiting requests listen.
+    finished: Finished = field(default_factory=Finished)
 
     @property
     def embedded_vectors(self) -> bool:

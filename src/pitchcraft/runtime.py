@@ -51,6 +51,7 @@ def build_worker(container: Container) -> Worker:
         lease_seconds=s.job_lease_seconds,
         nice=s.worker_nice,
         wakeup=container.wakeup,
+        finished=container.finished,
     )
 
 

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # Niceness added to worker threads: background jobs yield the CPU to web requests.
     worker_nice: int = Field(default=10, ge=0, le=19)
     job_lease_seconds: int = Field(default=60, ge=5)
+    # How long `POST /rag/process` waits for its job before answering 202 (clients of the
+    # original system expect the finished job); `?wait=` asks per request, up to the maximum.
+    process_wait_s: float = Field(default=0, ge=0, le=3600)
+    process_wait_max_s: float = Field(default=300, ge=0, le=3600)
 
     # HTTP
     max_request_kb: int = Field(default=1024, ge=1)
@@ -128,6 +132,15 @@ class Settings(BaseSettings):
         if value.startswith("postgresql://") or value.startswith("postgres://"):
             value = "postgresql+psycopg://" + value.split("://", 1)[1]
         return value
+
+    @model_validator(mode="after")
+    def _wait_within_maximum(self) -> Settings:
+        if self.process_wait_s > self.process_wait_max_s:
+            raise ValueError(
+                f"PROCESS_WAIT_S ({self.process_wait_s:g}) is above PROCESS_WAIT_MAX_S "
+                f"({self.process_wait_max_s:g}); raise the maximum or lower the wait"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

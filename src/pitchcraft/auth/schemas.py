@@ -16,6 +16,8 @@ class RegisterIn(BaseModel):
 
     email: EmailStr = Field(max_length=320)
     password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    # The original system's sign-up opt-in (news by email); off unless the request says so.
+    is_subscribed: bool = False
 
 
 class LoginIn(BaseModel):
@@ -35,4 +37,5 @@ class TokenOut(BaseModel):
 class UserOut(BaseModel):
     id: int
     email: str
+    is_subscribed: bool = Field(description="The opt-in given at registration.")
     created_at: datetime

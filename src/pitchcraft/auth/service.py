@@ -42,16 +42,18 @@ class Accounts:
                 code="password_too_short",
             )
 
-    def register(self, *, email: str, password: str, client: str) -> User:
+    def register(
+        self, *, email: str, password: str, client: str, is_subscribed: bool = False
+    ) -> User:
         if not self.registration_open:
             raise Forbidden(
                 "Registration is closed on this server; ask an administrator for an account.",
                 code="registration_closed",
             )
         self.throttle.register(client=client)
-        return self.create_user(email=email, password=password)
+        return self.create_user(email=email, password=password, is_subscribed=is_subscribed)
 
-    def create_user(self, *, email: str, password: str) -> User:
+    def create_user(self, *, email: str, password: str, is_subscribed: bool = False) -> User:
         self.check_password_rules(password)
         email = normalize_email(email)
         hashed = self.passwords.hash(password)
@@ -60,7 +62,7 @@ class Accounts:
             with self.db.session() as s:
                 if s.scalar(select(User.id).where(User.email == email)) is not None:
                     raise taken
-                user = User(email=email, password_hash=hashed)
+                user = User(email=email, password_hash=hashed, is_subscribed=is_subscribed)
                 s.add(user)
                 s.flush()
         except IntegrityError as exc:  # a concurrent registration won the race

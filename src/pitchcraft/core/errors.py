@@ -64,3 +64,22 @@ class RateLimited(AppError):
 class Unavailable(AppError):
     status = 503
     code = "unavailable"
+
+
+class BadGateway(AppError):
+    """A service we depend on (the language model endpoint) failed or could not be reached."""
+
+    status = 502
+    code = "bad_gateway"
+
+
+class GatewayTimeout(AppError):
+    status = 504
+    code = "gateway_timeout"
+
+
+class Internal(AppError):
+    """Our own failure, already logged where it happened (a job that crashed its worker)."""
+
+    status = 500
+    code = "internal_error"

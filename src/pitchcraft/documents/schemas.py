@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from pitchcraft.documents.models import Document
 from pitchcraft.documents.sources import InContext
@@ -15,6 +15,7 @@ class DocumentOut(BaseModel):
     filename: str
     file_type: str
     size: int
+    file_size: int = Field(description="The same as `size` (the original system's name).")
     status: str
     error: str | None
     progress: float
@@ -31,6 +32,7 @@ class DocumentOut(BaseModel):
             filename=d.filename,
             file_type=d.file_type,
             size=d.size,
+            file_size=d.size,
             status=d.status,
             error=d.error,
             progress=round(d.progress, 4),

@@ -120,6 +120,12 @@ def save_partial(db: Database, job_id: str, *, worker_id: str, result: dict[str,
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
+def status_of(db: Database, job_id: str) -> str | None:
+    """The job's status, or None when there is no such job (one short read)."""
+    with db.session() as s:
+        return s.scalar(select(Job.status).where(Job.id == job_id))
+
+
 def release_running(db: Database, *, kinds: tuple[str, ...]) -> int:
     """Put every running job back in the queue (used when one process owns all work)."""
     with db.session() as s:

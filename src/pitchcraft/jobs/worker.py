@@ -85,6 +85,7 @@ class Worker:
         poll_seconds: float = 1.0,
         nice: int = 0,
         wakeup: Wakeup | None = None,
+        finished: Callable[[str], None] | None = None,
     ) -> None:
         self.db = db
         self.kinds = kinds
@@ -95,6 +96,8 @@ class Worker:
         self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._stop = threading.Event()
         self._wake = wakeup or Wakeup()
+        # Told the id of every job this worker finishes (requests waiting for it wake up).
+        self._finished = finished or (lambda _job_id: None)
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
@@ -137,13 +140,14 @@ class Worker:
         kind = self.kinds[job.kind]
         if job.attempts > queue.MAX_ATTEMPTS:
             kind.gave_up(job)
-            queue.finish(
+            if queue.finish(
                 self.db,
                 job.id,
                 worker_id=self.id,
                 status=FAILED,
                 error=f"gave up after {queue.MAX_ATTEMPTS} attempts",
-            )
+            ):
+                self._finished(job.id)
             return
         lost = threading.Event()
         stop_beat = threading.Event()
@@ -175,15 +179,15 @@ class Worker:
         finally:
             stop_beat.set()
             keeper.join()
-        if outcome.status != LOST:
-            queue.finish(
-                self.db,
-                job.id,
-                worker_id=self.id,
-                status=outcome.status,
-                error=outcome.error,
-                result=outcome.result,
-            )
+        if outcome.status != LOST and queue.finish(
+            self.db,
+            job.id,
+            worker_id=self.id,
+            status=outcome.status,
+            error=outcome.error,
+            result=outcome.result,
+        ):
+            self._finished(job.id)
 
 
 def lower_priority(nice: int) -> None:

@@ -14,12 +14,22 @@ class LLMError(Exception):
 
     `status` is the endpoint's HTTP status when it gave one; `transient` is True when the
     call failed for a reason that may pass (timeouts, rate limits, server errors, a dropped
-    connection), so running the whole job again later may succeed."""
+    connection), so running the whole job again later may succeed. `kind` says which
+    transient failure it was, after the retries ran out: "timeout", "connection" (the
+    endpoint could not be reached), "rate_limit" or "server"; None otherwise."""
 
-    def __init__(self, message: str, *, status: int | None = None, transient: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        transient: bool = False,
+        kind: str | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.transient = transient
+        self.kind = kind
 
 
 class LLMConfigError(LLMError):

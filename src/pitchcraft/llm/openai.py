@@ -212,7 +212,7 @@ class OpenAIChat:
             raise self._gave_up(exc) from None
         except LLMError as exc:
             raise LLMError(
-                self._scrub(str(exc)), status=exc.status, transient=exc.transient
+                self._scrub(str(exc)), status=exc.status, transient=exc.transient, kind=exc.kind
             ) from None
 
     def _gave_up(self, exc: Retryable) -> LLMError:
@@ -229,7 +229,7 @@ class OpenAIChat:
             )
         else:
             message = f"the language model endpoint kept failing ({detail}; {tried})"
-        return LLMError(self._scrub(message), status=exc.status, transient=True)
+        return LLMError(self._scrub(message), status=exc.status, transient=True, kind=exc.kind)
 
     def _post(self, payload: dict[str, Any]) -> Completion:
         try:
@@ -267,7 +267,7 @@ class OpenAIChat:
                     yield delta
             except LLMError as exc:
                 raise LLMError(
-                    self._scrub(str(exc)), status=exc.status, transient=exc.transient
+                    self._scrub(str(exc)), status=exc.status, transient=exc.transient, kind=exc.kind
                 ) from None
         finally:
             response.close()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from pitchcraft.search.score import readable_score
 from pitchcraft.vectors.base import Hit
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -32,6 +33,7 @@ class Passage:
     text: str
     score: float
     chunk_index: int | None = None  # where the source viewer finds its neighbours
+    similarity: float | None = None  # cosine to the query that found it (search/score.py)
 
     @property
     def label(self) -> str:
@@ -52,7 +54,9 @@ class Passage:
             "section": self.section,
             "label": self.label,
             "snippet": self.text,
-            "score": round(self.score, 6),
+            # 0-1, as on search results; the fused rank score under its own name.
+            "score": readable_score(self.similarity),
+            "rank_score": round(self.score, 6),
             "cited": cited,
             "chunk_index": self.chunk_index,
         }
@@ -68,6 +72,7 @@ class Passage:
             text=(hit.text if text is None else text).strip(),
             score=hit.score,
             chunk_index=hit.chunk_index,
+            similarity=hit.similarity,
         )
 
 

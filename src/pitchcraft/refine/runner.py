@@ -26,6 +26,7 @@ from pitchcraft.refine.citations import citations_in, clean_citations
 from pitchcraft.refine.context import Passage, format_context, select_for_claims
 from pitchcraft.refine.copy import chars, length
 from pitchcraft.refine.diff import word_diff
+from pitchcraft.refine.failures import FAILURE, MODEL_FAILED, SEARCH_UNAVAILABLE, model_failure
 from pitchcraft.refine.service import REFINE
 from pitchcraft.search.service import Search
 from pitchcraft.templates.render import (
@@ -114,7 +115,9 @@ class Runner:
         try:
             ledger = self.ledger(job.user_id, text, backgrounds)
         except (EmbeddingError, VectorStoreLocked) as exc:
-            return Outcome.failed(f"could not search your documents: {exc}")
+            return Outcome.failed(
+                f"could not search your documents: {exc}", {FAILURE: SEARCH_UNAVAILABLE}
+            )
         passages = ledger.passages
         prompt = render(
             template,
@@ -214,6 +217,7 @@ class Runner:
                 "model": self.llm.model,
                 "refined_text": None,
                 "sources": [p.source(cited=False) for p in passages],
+                FAILURE: model_failure(exc),
             }
             return Outcome.failed(str(exc), result)
         base["timings"]["model_ms"] = ms_since(model_started)
@@ -224,7 +228,15 @@ class Runner:
             refined, order = clean_citations(visible_answer(draft.raw), len(passages))
             if not refined.strip():
                 which = "" if count == 1 else f" for variant {i}"
-                return Outcome.failed(f"the language model returned an empty answer{which}")
+                empty = {
+                    **base,
+                    "mode": LLM_MODE,
+                    "model": self.llm.model,
+                    "refined_text": None,
+                    "sources": [p.source(cited=False) for p in passages],
+                    FAILURE: MODEL_FAILED,
+                }
+                return Outcome.failed(f"the language model returned an empty answer{which}", empty)
             cited.update(order)
             n = chars(refined)
             out.append(

@@ -4,18 +4,21 @@ read from the job row in one place."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from pitchcraft.core.validation import CleanStr
 from pitchcraft.jobs.models import Job
+from pitchcraft.refine.failures import failure_code
 from pitchcraft.refine.service import (
     MAX_BACKGROUND_CHARS,
     MAX_BACKGROUNDS,
     MAX_TEXT_CHARS,
     MAX_VARIANTS,
 )
+from pitchcraft.search.score import readable_score
 from pitchcraft.templates.render import MAX_TEMPLATE_CHARS
 
 EXCERPT_CHARS = 160
@@ -92,12 +95,29 @@ class DraftPiece(BaseModel):
 class Source(BaseModel):
     n: int | None = None
     document_id: str | None
+    doc_id: str | None = Field(
+        default=None, description="The same as `document_id` (the original system's name)."
+    )
     filename: str
+    file_type: str = Field(
+        default="unknown",
+        description="The kind of file, from its name: pdf, docx, pptx, ppt, image, text, "
+        "markdown, html, or the extension (the original system's field).",
+    )
     page: int | None
     section: str | None = None
     label: str | None = None
     snippet: str
-    score: float | None
+    score: float | None = Field(
+        description="How close the passage is in meaning to what was searched for, 0-1 (the "
+        "cosine similarity of their embeddings), as on search results; null for sources "
+        "kept before scores were on this scale."
+    )
+    rank_score: float | None = Field(
+        default=None,
+        description="The fused rank score of the search that found the passage (orders "
+        "the results of one search; not on a fixed scale).",
+    )
     cited: bool = True
     # The passage's place in its document; None for sources saved before it was kept.
     chunk_index: int | None = None
@@ -165,6 +185,10 @@ class ResultOut(BaseModel):
     sources: list[Source]
     original_request: str
     backgrounds: list[str]
+    topics: list[str] = Field(
+        default_factory=list,
+        description="The same as `backgrounds` (the original system's name).",
+    )
     template: str | None
     prompt: str | None = None
     claims: list[ClaimOut] = Field(
@@ -200,11 +224,17 @@ class ResultOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     error: str | None
+    error_code: str | None = Field(
+        default=None,
+        description="Why a failed job failed: model_unreachable, model_timeout, "
+        "model_refused, model_failed, search_unavailable; null otherwise.",
+    )
 
     @classmethod
     def of(cls, job: Job) -> ResultOut:
         result = job.result or {}
         payload = job.payload or {}
+        backgrounds = [str(b) for b in payload.get("backgrounds", [])]
         return cls(
             job_id=job.id,
             status=job.status,
@@ -214,7 +244,8 @@ class ResultOut(BaseModel):
             partial_text=result.get("partial_text"),
             sources=[Source(**_source(s)) for s in result.get("sources") or []],
             original_request=str(payload.get("marketing_text", "")),
-            backgrounds=[str(b) for b in payload.get("backgrounds", [])],
+            backgrounds=backgrounds,
+            topics=backgrounds,
             template=payload.get("template"),
             prompt=result.get("prompt"),
             claims=_claims(result.get("claims")) or [],
@@ -233,6 +264,7 @@ class ResultOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             error=job.error,
+            error_code=failure_code(job),
         )
 
 
@@ -273,18 +305,60 @@ class BackgroundsOut(BaseModel):
 def _source(raw: Any) -> dict[str, Any]:
     """Sources as stored (also those imported from the original system, with fewer keys)."""
     raw = raw if isinstance(raw, dict) else {}
+    filename = str(raw.get("filename") or "")
+    score, rank_score = _scores(raw)
     return {
         "n": raw.get("n"),
         "document_id": raw.get("document_id"),
-        "filename": str(raw.get("filename") or ""),
+        "doc_id": raw.get("document_id"),
+        "filename": filename,
+        "file_type": file_type_of(filename),
         "page": raw.get("page") if isinstance(raw.get("page"), int) else None,
         "section": raw.get("section"),
         "label": raw.get("label"),
         "snippet": str(raw.get("snippet") or ""),
-        "score": raw.get("score") if isinstance(raw.get("score"), int | float) else None,
+        "score": score,
+        "rank_score": rank_score,
         "cited": bool(raw.get("cited", True)),
         "chunk_index": _whole(raw.get("chunk_index")),
     }
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _scores(raw: dict[str, Any]) -> tuple[float | None, float | None]:
+    """(score 0-1, rank score) of a stored source, whichever way it was stored: with both
+    (`rank_score` present); from before, when `score` held the rank score (our sources are
+    numbered, `n`); or imported from the original system, whose `score` was a similarity."""
+    if "rank_score" in raw:
+        return readable_score(_number(raw.get("score"))), _number(raw.get("rank_score"))
+    if "n" in raw:
+        return None, _number(raw.get("score"))
+    return readable_score(_number(raw.get("score"))), None
+
+
+_KINDS = {
+    "pdf": "pdf",
+    "docx": "docx",
+    "pptx": "pptx",
+    "ppt": "ppt",
+    "txt": "text",
+    "md": "markdown",
+    "markdown": "markdown",
+    "html": "html",
+    "htm": "html",
+    **dict.fromkeys(("png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"), "image"),
+}
+
+
+def file_type_of(filename: str) -> str:
+    """The kind of a source's file from its name, in the documents' `file_type` words."""
+    extension = PurePath(filename).suffix.lower().lstrip(".")
+    if not extension:
+        return "unknown"
+    return _KINDS.get(extension, extension)
 
 
 def _whole(value: Any) -> int | None:

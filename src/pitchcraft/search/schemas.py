@@ -27,15 +27,21 @@ class SearchResult(BaseModel):
     page: int | None
     section: str | None
     snippet: str
-    score: float = Field(
-        description="The fused rank score: orders the results of one search, not comparable "
-        "across searches."
+    score: float | None = Field(
+        description="How close the passage is in meaning to the query, 0-1: the cosine "
+        "similarity of their embeddings (search/score.py), comparable across searches and "
+        "the same as a refine job's source `score`."
+    )
+    rank_score: float = Field(
+        description="The fused rank score (dense and BM25 ranks, weighted RRF) the results "
+        "are ordered by; only comparable within one search."
     )
 
 
 class SearchOut(BaseModel):
     results: list[SearchResult] = Field(
-        description="The relevant passages, best first (fused rank order)."
+        description="The relevant passages, best first (by `rank_score`, which also weighs "
+        "shared rare words: `score` need not fall from one result to the next)."
     )
     no_match: bool = Field(
         description="True when nothing in the user's documents is relevant to the query "

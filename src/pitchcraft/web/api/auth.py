@@ -13,7 +13,12 @@ router = APIRouter(prefix="/auth", tags=["accounts"])
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=TokenOut)
 def register(body: RegisterIn, request: Request, container: ContainerDep) -> TokenOut:
     accounts = container.accounts
-    user = accounts.register(email=body.email, password=body.password, client=client_key(request))
+    user = accounts.register(
+        email=body.email,
+        password=body.password,
+        client=client_key(request),
+        is_subscribed=body.is_subscribed,
+    )
     return TokenOut(
         access_token=accounts.issue_token(user), expires_in=accounts.tokens.lifetime_seconds
     )
@@ -32,4 +37,9 @@ def login(body: LoginIn, request: Request, container: ContainerDep) -> TokenOut:
 
 @router.get("/me", response_model=UserOut)
 def me(user: CurrentUser) -> UserOut:
-    return UserOut(id=user.id, email=user.email, created_at=user.created_at)
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        is_subscribed=bool(user.is_subscribed),
+        created_at=user.created_at,
+    )

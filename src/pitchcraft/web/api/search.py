@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from pitchcraft.search.schemas import SNIPPET_CHARS, SearchIn, SearchOut, SearchResult
+from pitchcraft.search.score import readable_score
 from pitchcraft.web.deps import ContainerDep, CurrentUser
 
 router = APIRouter(tags=["search"])
@@ -24,7 +25,8 @@ def search(body: SearchIn, user: CurrentUser, container: ContainerDep) -> Search
                 page=h.page,
                 section=h.section,
                 snippet=h.text[:SNIPPET_CHARS],
-                score=round(h.score, 6),
+                score=readable_score(h.similarity),
+                rank_score=round(h.score, 6),
             )
             for h in found.hits
         ],
