@@ -8,13 +8,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from pitchcraft.admin.model import KEY_UNREADABLE, SECRET_PURPOSE, ModelKeyUnreadable, SavedModel
+from pitchcraft.admin.users import Users
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
 from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
 from pitchcraft.core.persistence import PathReport, ensure_persistent
-from pitchcraft.core.system import stored_jwt_secret
+from pitchcraft.core.secretbox import SecretBox
+from pitchcraft.core.system import server_secret
 from pitchcraft.documents.service import Documents
 from pitchcraft.documents.sources import Sources
 from pitchcraft.documents.storage import FileStore
@@ -22,8 +25,6 @@ from pitchcraft.embedding import build_embedder
 from pitchcraft.embedding.base import Embedder, SparseEncoder
 from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.jobs.worker import Wakeup
-from pitchcraft.llm import build_llm
-from pitchcraft.llm.base import LLM
 from pitchcraft.refine.service import Refine
 from pitchcraft.search.service import Search
 from pitchcraft.settings import Settings
@@ -71,7 +72,9 @@ class Container:
     search: Search
     templates: Templates
     refine: Refine
-    llm: LLM | None
+    # The model connection: saved in the app, else LLM_*; read at each job.
+    model: SavedModel
+    users: Users
     # Queuing a job calls it; the worker of this process waits on it.
     wakeup: Wakeup
     path_reports: list[PathReport] = field(default_factory=list)
@@ -83,9 +86,7 @@ class Container:
     def close(self) -> None:
         if self.index.built:
             self.index().close()
-        close_llm = getattr(self.llm, "close", None)
-        if callable(close_llm):
-            close_llm()
+        self.model.close()
         self.db.dispose()
 
 
@@ -109,7 +110,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
                 f"The database is at revision {current or 'empty'} but this release needs "
                 f"{head}; run `pitchcraft migrate`."
             )
-    secret = settings.jwt_secret or stored_jwt_secret(db)
+    secret = server_secret(settings, db)
     accounts = Accounts(
         db=db,
         passwords=Passwords(),
@@ -140,7 +141,11 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     )
     search = Search(index=index, embedder=embedder, sparse=sparse)
     templates = Templates(db)
-    llm = build_llm(settings)
+    model = SavedModel(db=db, settings=settings, box=SecretBox(secret, purpose=SECRET_PURPOSE))
+    try:
+        model.llm()  # LLM_* settings that cannot work fail at start, naming the setting
+    except ModelKeyUnreadable:
+        log.warning("the saved model key cannot be read (the server secret changed): %s", KEY_UNREADABLE)
     refine = Refine(db=db, templates=templates, notify=wakeup)
     return Container(
         settings=settings,
@@ -155,7 +160,8 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         search=search,
         templates=templates,
         refine=refine,
-        llm=llm,
+        model=model,
+        users=Users(db),
         wakeup=wakeup,
         path_reports=reports,
     )

@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
+from pitchcraft.admin.models import LlmSetting
 from pitchcraft.auth.models import User
 from pitchcraft.core.db import Base
 from pitchcraft.core.system import AppSetting
@@ -7,4 +8,4 @@ from pitchcraft.documents.models import Document
 from pitchcraft.jobs.models import Job
 from pitchcraft.templates.models import PromptTemplate
 
-__all__ = ["AppSetting", "Base", "Document", "Job", "PromptTemplate", "User"]
+__all__ = ["AppSetting", "LlmSetting", "Base", "Document", "Job", "PromptTemplate", "User"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -57,7 +57,9 @@ class Ledger:
 class Runner:
     db: Database
     search: Search
-    llm: LLM | None
+    # The model for the next job (None: evidence mode), asked at each job so a change an
+    # administrator saves applies without a restart. Raises LLMError when it cannot work.
+    llm: Callable[[], LLM | None]
     context_passages: int = 8
     context_budget_chars: int = 6000
 
@@ -110,6 +112,10 @@ class Runner:
         timings["claims_ms"] = ledger.check_ms
         if not beat(0.3):
             return Outcome.lost()
+        try:
+            llm = self.llm()
+        except LLMError as exc:
+            return Outcome.failed(str(exc))
         claims = ledger.claim_dicts()
         by_verdict = evidence.counts(claims)
         base: dict[str, Any] = {
@@ -122,7 +128,7 @@ class Runner:
                 "no_match": ledger.has_documents and not passages,
             },
         }
-        if self.llm is None:
+        if llm is None:
             draft = [asdict(piece) for piece in corrected_draft(ledger.claims)]
             brief = evidence.brief(
                 claims=claims,
@@ -144,23 +150,23 @@ class Runner:
                     "sources": [p.source(cited=p.n in quoted) for p in passages],
                 }
             )
-        return self._with_model(job, passages, prompt, base, started)
+        return self._with_model(llm, job, passages, prompt, base, started)
 
     def _with_model(
         self,
+        llm: LLM,
         job: Job,
         passages: list[Passage],
         prompt: str,
         base: dict[str, Any],
         started: float,
     ) -> Outcome:
-        assert self.llm is not None
         model_started = time.perf_counter()
         messages = [{"role": "user", "content": prompt}]
         answer: list[str] = []
         last_saved = time.perf_counter()
         try:
-            with closing(self.llm.stream(messages)) as deltas:  # type: ignore[type-var]
+            with closing(llm.stream(messages)) as deltas:  # type: ignore[type-var]
                 for delta in deltas:
                     answer.append(delta)
                     if time.perf_counter() - last_saved >= PARTIAL_EVERY_S:
@@ -173,7 +179,7 @@ class Runner:
             result = {
                 **base,
                 "mode": LLM_MODE,
-                "model": self.llm.model,
+                "model": llm.model,
                 "refined_text": None,
                 "sources": [p.source(cited=False) for p in passages],
             }
@@ -191,7 +197,7 @@ class Runner:
             {
                 **base,
                 "mode": LLM_MODE,
-                "model": self.llm.model,
+                "model": llm.model,
                 "refined_text": refined,
                 "output_claims": [c.as_dict() for c in output_claims],
                 "sources": [p.source(cited=p.n in cited) for p in passages],
