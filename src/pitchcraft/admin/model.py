@@ -16,7 +16,7 @@ from pitchcraft.core.db import Database, utcnow
 from pitchcraft.core.errors import Invalid
 from pitchcraft.core.secretbox import SecretBox, Unreadable
 from pitchcraft.llm import LLM, LLMConfigError, build_llm
-from pitchcraft.llm.probe import BadEndpoint, check_base_url
+from pitchcraft.llm.probe import BadEndpoint, ProbeResult, check_base_url, probe
 from pitchcraft.settings import Settings
 
 KEY_UNREADABLE = "model key unreadable, save it again"
@@ -218,3 +218,14 @@ class SavedModel:
             return self.box.open(row.api_key_sealed)
         except Unreadable:
             return None
+
+    def test(self, *, base_url: str, api_key: str | None, model: str | None) -> ProbeResult:
+        """Try an endpoint (its models, one tiny chat call when a model is named). The
+        endpoint's failures are in the result; only input that cannot be tried raises."""
+        url = checked_url(base_url)
+        name = check_model_name(model) if model and model.strip() else None
+        key = self.saved_key_for(url) if api_key is None else check_api_key(api_key)
+        try:
+            return probe(url, key, name)
+        except BadEndpoint as exc:
+            raise Invalid(str(exc), code="bad_base_url") from exc
