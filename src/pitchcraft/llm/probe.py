@@ -65,7 +65,7 @@ def probe(
     api_key: str | None,
     model: str | None,
     *,
-    timeout: float = TEST_TIMEOUT_S,
+    timeout: float | None = None,
     transport: httpx.BaseTransport | None = None,
 ) -> ProbeResult:
     """Never raises for anything the endpoint does; BadEndpoint for a URL that is not one."""
@@ -74,6 +74,7 @@ def probe(
     if key and not (key.isascii() and key.isprintable()):
         raise BadEndpoint("The API key has characters that cannot be sent in an HTTP header.")
     started = time.monotonic()
+    timeout = TEST_TIMEOUT_S if timeout is None else timeout
     deadline = started + timeout
     with httpx.Client(
         headers=json_headers(key), follow_redirects=False, transport=transport
