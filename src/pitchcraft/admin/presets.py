@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from pitchcraft.llm.probe import ProbeResult, probe
 
-DETECT_TIMEOUT_S = 2.0
+DETECT_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)

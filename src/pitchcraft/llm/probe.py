@@ -73,12 +73,14 @@ def probe(
     key = (api_key or "").strip()
     if key and not (key.isascii() and key.isprintable()):
         raise BadEndpoint("The API key has characters that cannot be sent in an HTTP header.")
-    started = time.monotonic()
     timeout = TEST_TIMEOUT_S if timeout is None else timeout
-    deadline = started + timeout
     with httpx.Client(
         headers=json_headers(key), follow_redirects=False, transport=transport
     ) as client:
+        # Counted from here: building the client (loading CA certificates) is not the
+        # endpoint's time.
+        started = time.monotonic()
+        deadline = started + timeout
         session = _Session(client, deadline, timeout, key)
         try:
             models = session.models(endpoint_url(url, "models", **_URL_ARGS))
