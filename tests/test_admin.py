@@ -120,7 +120,10 @@ def test_the_users_list_counts_documents_jobs_and_storage(client: TestClient) ->
     r = client.post(
         "/api/v1/documents/upload",
         headers=auth(writer),
-        files=[("files", ("a.txt", body, "text/plain")), ("files", ("b.txt", body * 2, "text/plain"))],
+        files=[
+            ("files", ("a.txt", body, "text/plain")),
+            ("files", ("b.txt", body * 2, "text/plain")),
+        ],
     )
     assert r.status_code == 202, r.text
     process(client, writer, marketing_text="We stop ransomware.", backgrounds=[])
@@ -153,7 +156,9 @@ def test_a_saved_model_runs_the_next_job_with_its_key_and_never_shows_it(
     evidence = wait_job(client, admin, process(client, admin, marketing_text="We stop ransomware."))
     assert evidence["mode"] == "evidence"
 
-    saved = save(client, admin, base_url=fake_llm.base_url, model="fake-model", api_key=FAKE_LLM_KEY)
+    saved = save(
+        client, admin, base_url=fake_llm.base_url, model="fake-model", api_key=FAKE_LLM_KEY
+    )
     assert saved == {
         "base_url": fake_llm.base_url, "model": "fake-model", "api_key_set": True,
         "source": "app", "key_unreadable": False, "error": None,
@@ -175,8 +180,7 @@ def test_a_saved_model_runs_the_next_job_with_its_key_and_never_shows_it(
         client.get(LLM, headers=auth(admin)).text,
         client.get("/health").text,
         client.get("/api/v1/jobs", headers=auth(admin)).text,
-        client.get(f"/api/v1/rag/results/{job['job_id'] if 'job_id' in job else job['id']}",
-                   headers=auth(admin)).text,
+        client.get(f"/api/v1/rag/results/{job['job_id']}", headers=auth(admin)).text,
         client.get("/openapi.json").text,
     ]
     client.cookies.set("pitchcraft_session", admin)
@@ -224,7 +228,9 @@ def test_the_test_call_lists_models_and_reports_failures_plainly(
     assert chat.body["model"] == "fake-model" and chat.body["max_tokens"] <= 16
 
     wrong_key = "sk-wrong-key-9876543210"
-    wrong = client.post(TEST, headers=auth(admin), json={"base_url": fake_llm.base_url, "api_key": wrong_key})
+    wrong = client.post(
+        TEST, headers=auth(admin), json={"base_url": fake_llm.base_url, "api_key": wrong_key}
+    )
     assert wrong.status_code == 200
     assert wrong.json()["ok"] is False and "refused the API key" in wrong.json()["error"]
     assert wrong_key not in wrong.text and wrong_key[-4:] not in wrong.json()["error"]
@@ -327,9 +333,7 @@ def test_the_test_call_on_odd_endpoints(
     assert slow["ok"] is False and "did not answer within 1 s" in slow["error"]
 
 
-def test_ollama_is_detected_on_its_address(
-    tmp_path: Path, database_url: str | None
-) -> None:
+def test_ollama_is_detected_on_its_address(tmp_path: Path, database_url: str | None) -> None:
     with FakeLLM() as ollama:
         ollama.models = ["llama3.1:8b", "qwen2.5:7b"]
         settings = make_settings(tmp_path / "data", database_url, ollama_base_url=ollama.base_url)
@@ -396,9 +400,11 @@ def test_concurrent_saves_never_mix_one_url_with_another_key(
         try:
             for _ in range(5):
                 container.model.save(
-                    base_url=f"http://127.0.0.1:{9000 + n}/v1", model=f"model-{n}", api_key=f"key-{n}"
+                    base_url=f"http://127.0.0.1:{9000 + n}/v1",
+                    model=f"model-{n}",
+                    api_key=f"key-{n}",
                 )
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=saver, args=(n,)) for n in range(4)]
@@ -453,7 +459,9 @@ def test_the_setting_survives_a_restart_and_a_new_secret_makes_it_unreadable(
         assert job["status"] == "failed" and job["error"] == KEY_UNREADABLE
         assert len(fake_llm.requests) == calls  # nothing was sent with a wrong key
 
-        fixed = save(client, token, base_url=fake_llm.base_url, model="fake-model", api_key=FAKE_LLM_KEY)
+        fixed = save(
+            client, token, base_url=fake_llm.base_url, model="fake-model", api_key=FAKE_LLM_KEY
+        )
         assert fixed["key_unreadable"] is False
         job = wait_job(client, token, process(client, token, marketing_text="We stop ransomware."))
         assert job["status"] == "succeeded" and job["mode"] == "llm"

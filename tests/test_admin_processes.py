@@ -35,7 +35,9 @@ def test_a_running_server_uses_a_model_saved_by_another_process_without_restart(
     server = start_server(server_env)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         token = register(client, "admin@example.com")
-        first = wait_job(client, token, process(client, token, marketing_text="We stop ransomware."))
+        first = wait_job(
+            client, token, process(client, token, marketing_text="We stop ransomware.")
+        )
         assert first["mode"] == "evidence"
 
         # Another process (this one) saves the setting straight into the shared database.

@@ -42,9 +42,7 @@ def ollama() -> Iterator[FakeLLM]:
 
 
 @pytest.fixture(scope="module")
-def server(
-    tmp_path_factory: pytest.TempPathFactory, ollama: FakeLLM
-) -> Iterator[ServerProcess]:
+def server(tmp_path_factory: pytest.TempPathFactory, ollama: FakeLLM) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("admin-pages")
     env = {
         "DATA_DIR": str(root / "data"),

@@ -145,7 +145,9 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     try:
         model.llm()  # LLM_* settings that cannot work fail at start, naming the setting
     except ModelKeyUnreadable:
-        log.warning("the saved model key cannot be read (the server secret changed): %s", KEY_UNREADABLE)
+        log.warning(
+            "the saved model key cannot be read (the server secret changed): %s", KEY_UNREADABLE
+        )
     refine = Refine(db=db, templates=templates, notify=wakeup)
     return Container(
         settings=settings,

@@ -22,7 +22,7 @@ from pitchcraft.settings import Settings
 KEY_UNREADABLE = "model key unreadable, save it again"
 MAX_MODEL_CHARS = 200
 MAX_KEY_CHARS = 4096
-SECRET_PURPOSE = "llm-api-key"
+SECRET_PURPOSE = "llm-api-key"  # noqa: S105 - a label for the key derivation
 
 Source = Literal["app", "environment"]
 
@@ -181,9 +181,7 @@ class SavedModel:
                     # Locked: concurrent saves run one after the other, so the last one
                     # wins whole (never one's URL with another's key).
                     row = s.scalar(
-                        select(LlmSetting)
-                        .where(LlmSetting.id == LLM_SETTING_ID)
-                        .with_for_update()
+                        select(LlmSetting).where(LlmSetting.id == LLM_SETTING_ID).with_for_update()
                     )
                     if row is None:
                         row = LlmSetting(id=LLM_SETTING_ID, base_url=url, model=name)

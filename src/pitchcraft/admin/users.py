@@ -114,9 +114,9 @@ class Users:
                 raise Conflict("You cannot disable your own account.", code="cannot_disable_self")
             stays_admin = user.is_admin if is_admin is None else is_admin
             stays_active = user.is_active if disabled is None else not disabled
-            if user.is_admin and user.is_active and not (stays_admin and stays_active):
-                if not any(a.id != user.id for a in admins):
-                    raise Conflict(LAST_ADMIN, code="last_admin")
+            leaves = user.is_admin and user.is_active and not (stays_admin and stays_active)
+            if leaves and not any(a.id != user.id for a in admins):
+                raise Conflict(LAST_ADMIN, code="last_admin")
             if is_admin is not None:
                 user.is_admin = is_admin
             if is_subscribed is not None:

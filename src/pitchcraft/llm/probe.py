@@ -32,7 +32,7 @@ def check_base_url(base_url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
         raise BadEndpoint(f"The base URL must start with http:// or https:// (such as {EXAMPLE}).")
-    endpoint_url(url, "models", setting="The base URL", example=EXAMPLE, error=BadEndpoint)
+    _endpoint(url, "models")
     try:
         parts.port  # noqa: B018 - raises for a port that is not a number
     except ValueError as exc:
@@ -83,15 +83,18 @@ def probe(
         deadline = started + timeout
         session = _Session(client, deadline, timeout, key)
         try:
-            models = session.models(endpoint_url(url, "models", **_URL_ARGS))
+            models = session.models(_endpoint(url, "models"))
             if model and model.strip():
-                session.chat(endpoint_url(url, "chat/completions", **_URL_ARGS), model.strip())
+                session.chat(_endpoint(url, "chat/completions"), model.strip())
         except _Failed as exc:
             return ProbeResult(False, [], _ms(started), scrub(str(exc), key))
     return ProbeResult(True, models, _ms(started), None)
 
 
-_URL_ARGS = {"setting": "The base URL", "example": EXAMPLE, "error": BadEndpoint}
+def _endpoint(base_url: str, suffix: str) -> str:
+    return endpoint_url(
+        base_url, suffix, setting="The base URL", example=EXAMPLE, error=BadEndpoint
+    )
 
 
 def _ms(since: float) -> float:
@@ -105,20 +108,16 @@ class _Session:
         self.timeout = timeout
         self.keyed = bool(key)
 
-    def _request(self, method: str, url: str, **kwargs: object) -> httpx.Response:
+    def _request(self, method: str, url: str, json: object | None = None) -> httpx.Response:
         start = url
         for _ in range(MAX_REDIRECTS + 1):
             left = self.deadline - time.monotonic()
             if left <= 0:
                 raise _Failed(f"{_where(start)} did not answer within {self.timeout:g} s.")
             try:
-                response = self.client.request(
-                    method, url, timeout=httpx.Timeout(left), **kwargs  # type: ignore[arg-type]
-                )
+                response = self.client.request(method, url, json=json, timeout=httpx.Timeout(left))
             except httpx.TimeoutException:
-                raise _Failed(
-                    f"{_where(url)} did not answer within {self.timeout:g} s."
-                ) from None
+                raise _Failed(f"{_where(url)} did not answer within {self.timeout:g} s.") from None
             except httpx.TransportError as exc:
                 raise _Failed(
                     f"Could not connect to {_where(url)} ({_cause(exc)}). Check the address "

@@ -8,4 +8,4 @@ from pitchcraft.documents.models import Document
 from pitchcraft.jobs.models import Job
 from pitchcraft.templates.models import PromptTemplate
 
-__all__ = ["AppSetting", "LlmSetting", "Base", "Document", "Job", "PromptTemplate", "User"]
+__all__ = ["AppSetting", "Base", "Document", "Job", "LlmSetting", "PromptTemplate", "User"]

@@ -21,9 +21,7 @@ def upgrade() -> None:
             sa.Column("is_admin", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
     # An install that already has accounts gets its oldest one as administrator.
-    users = sa.table(
-        "users", sa.column("id", sa.Integer), sa.column("is_admin", sa.Boolean)
-    )
+    users = sa.table("users", sa.column("id", sa.Integer), sa.column("is_admin", sa.Boolean))
     oldest = sa.select(sa.func.min(users.c.id)).scalar_subquery()
     op.execute(users.update().where(users.c.id == oldest).values(is_admin=True))
 

@@ -28,7 +28,7 @@ def get_llm(admin: AdminUser, container: ContainerDep) -> LlmSettingOut:
     "/llm",
     response_model=LlmSettingOut,
     summary="Save the model connection; the next job uses it, in every process",
-    description="`api_key` is write-only: omitted keeps the saved key, `\"\"` clears it.",
+    description='`api_key` is write-only: omitted keeps the saved key, `""` clears it.',
 )
 def put_llm(body: LlmSettingIn, admin: AdminUser, container: ContainerDep) -> LlmSettingOut:
     view = container.model.save(

@@ -32,6 +32,4 @@ def login(body: LoginIn, request: Request, container: ContainerDep) -> TokenOut:
 
 @router.get("/me", response_model=UserOut)
 def me(user: CurrentUser) -> UserOut:
-    return UserOut(
-        id=user.id, email=user.email, created_at=user.created_at, is_admin=user.is_admin
-    )
+    return UserOut(id=user.id, email=user.email, created_at=user.created_at, is_admin=user.is_admin)

@@ -84,7 +84,9 @@ def model_test(
         if wants_json:
             return JSONResponse({"ok": False, "models": [], "error": exc.message}, exc.status)
         form = {"base_url": base_url, "model": model}
-        return _model_page(request, container, user, status=exc.status, form=form, error=exc.message)
+        return _model_page(
+            request, container, user, status=exc.status, form=form, error=exc.message
+        )
     if wants_json:
         return JSONResponse(
             {
@@ -113,7 +115,9 @@ def model_save(
         container.model.save(base_url=base_url, model=model, api_key=key, by=user.id)
     except AppError as exc:
         form = {"base_url": base_url, "model": model}
-        return _model_page(request, container, user, status=exc.status, form=form, error=exc.message)
+        return _model_page(
+            request, container, user, status=exc.status, form=form, error=exc.message
+        )
     return RedirectResponse("/admin/model?saved=1", status_code=303)
 
 
