@@ -465,3 +465,31 @@ def test_the_setting_survives_a_restart_and_a_new_secret_makes_it_unreadable(
         assert fixed["key_unreadable"] is False
         job = wait_job(client, token, process(client, token, marketing_text="We stop ransomware."))
         assert job["status"] == "succeeded" and job["mode"] == "llm"
+
+
+def test_a_backup_keeps_the_saved_model_sealed_and_a_restore_can_read_it(
+    tmp_path: Path, fake_llm: FakeLLM
+) -> None:
+    """SQLite: the archive's database holds the key only sealed; restored with the database's
+    own secret, the setting works as before."""
+    from pitchcraft.ops.backup import create_backup, restore_backup
+
+    source = make_settings(tmp_path / "data", None)
+    with TestClient(create_app(source)) as client:
+        admin = register(client, "admin@example.com")
+        save(client, admin, base_url=fake_llm.base_url, model="fake-model", api_key=FAKE_LLM_KEY)
+    archive = tmp_path / "backup.tar"
+    create_backup(source, archive)
+    assert FAKE_LLM_KEY.encode() not in archive.read_bytes()
+
+    restored = make_settings(tmp_path / "restored", None)
+    restore_backup(restored, archive)
+    with TestClient(create_app(restored)) as client:
+        token = client.post(
+            "/api/v1/auth/login", json={"email": "admin@example.com", "password": "test123"}
+        ).json()["access_token"]
+        view = client.get(LLM, headers=auth(token)).json()
+        assert view["source"] == "app" and view["key_unreadable"] is False
+        job = wait_job(client, token, process(client, token, marketing_text="We stop ransomware."))
+        assert job["status"] == "succeeded" and job["mode"] == "llm", job
+        assert chat_requests(fake_llm)[-1].headers["authorization"] == f"Bearer {FAKE_LLM_KEY}"
