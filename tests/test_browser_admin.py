@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests import test_browser as shared
 from tests.conftest import FAKE_LLM_KEY, ServerProcess, auth
 from tests.llm_server import FakeLLM
-from tests.test_browser import DESKTOP, Problems, goto, path_re, register, sign_out
+from tests.test_browser import DESKTOP, MOBILE, Problems, goto, path_re, register, sign_out
 
 pytestmark = pytest.mark.browser
 
@@ -164,6 +164,15 @@ def test_admin_connects_a_model_and_manages_users_and_a_member_sees_neither(
     member_row = page.locator(f"[data-testid=user-row][data-email='{MEMBER}']")
     expect(member_row.get_by_test_id("user-role")).to_have_text("administrator")
     assert FAKE_LLM_KEY not in page.content()
+
+    # On a phone, neither page scrolls sideways (the users table scrolls inside its card).
+    page.set_viewport_size(MOBILE)
+    for path in ("/admin/users", "/admin/model"):
+        goto(page, path)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px"
     assert problems.messages == []
 
 
