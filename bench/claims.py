@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         runner = Runner(
             db=container.db,
             search=container.search,
-            llm=None,
+            llm=lambda: None,
             context_passages=settings.context_passages,
             context_budget_chars=settings.context_budget_chars,
         )

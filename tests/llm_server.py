@@ -23,7 +23,8 @@ when its answer was complete and what it answered.
 Every request to `.../chat/completions` is checked the way a strict endpoint would:
 a JSON object with a non-empty `model`, `messages` a non-empty list of
 `{"role", "content"}` strings, a sane `temperature`/`max_tokens`/`stream` when present,
-and `Authorization: Bearer <key>` when a key is configured. A wrong request gets an
+and `Authorization: Bearer <key>` when a key is configured (`GET .../models` too). Every
+request is recorded with its headers (`Authorization` included). A wrong request gets an
 OpenAI-style error body (400, 401, 404) and does not use up a scripted behaviour.
 
 The default answer is computed from the request (see `default_answer`): it cites the
@@ -145,6 +146,8 @@ class FakeLLM:
         self.model = model  # when set, other model names get a 404 model_not_found
         self.delay = delay  # default seconds between streamed deltas
         self.latency = latency  # default seconds before each answer starts
+        # What GET /models lists (default: `model`, or "fake-model").
+        self.models: list[str] = []
         self.requests: list[Received] = []
         self._queue: deque[Behaviour] = deque()
         self._lock = threading.Lock()
@@ -266,8 +269,8 @@ class FakeLLM:
 
     # -- checking a request --------------------------------------------------------------
 
-    def check(self, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]] | None:
-        """None for a good request, else the status and error body a strict server sends."""
+    def check_key(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+        """None when the request carries the configured key (or none is configured)."""
         if self.api_key is not None:
             auth = headers.get("authorization", "")
             if auth != f"Bearer {self.api_key}":
@@ -278,6 +281,13 @@ class FakeLLM:
                     "invalid_request_error",
                     "invalid_api_key",
                 )
+        return None
+
+    def check(self, headers: dict[str, str], body: Any) -> tuple[int, dict[str, Any]] | None:
+        """None for a good request, else the status and error body a strict server sends."""
+        refused = self.check_key(headers)
+        if refused is not None:
+            return refused
         if not isinstance(body, dict):
             return 400, _error("The body must be a JSON object.", "invalid_request_error")
         model = body.get("model")
@@ -380,10 +390,24 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path.rstrip("/") == "/_fake/requests":
                 self._send(200, [asdict(r) for r in fake.requests])
-            elif self.path.rstrip("/").endswith("/models"):
-                name = fake.model or "fake-model"
-                self._send(200, {"object": "list", "data": [{"id": name, "object": "model"}]})
+                return
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            seen = Received(self.path, headers, None, time.monotonic())
+            with fake._lock:
+                fake.requests.append(seen)
+            if self.path.rstrip("/").endswith("/models"):
+                refused = fake.check_key(headers)
+                if refused is not None:
+                    seen.status = refused[0]
+                    self._send(*refused)
+                    return
+                names = fake.models or [fake.model or "fake-model"]
+                seen.status = 200
+                self._send(
+                    200, {"object": "list", "data": [{"id": n, "object": "model"} for n in names]}
+                )
             else:
+                seen.status = 404
                 self._send(404, _error(f"No route {self.path}.", "invalid_request_error"))
 
         def do_POST(self) -> None:

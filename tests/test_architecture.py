@@ -34,6 +34,7 @@ FEATURES: dict[str, set[str]] = {
     "glossary": {"grounding", "documents"},
     "refine": {"jobs", "templates", "search", "grounding", "channels", "glossary"},
     "exports": {"refine"},
+    "admin": {"auth", "documents", "refine"},
 }
 WIRING = {"container", "runtime", "migrations"}
 DOORS = {"web", "ops", "cli", "app", "__main__"}

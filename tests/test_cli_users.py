@@ -63,7 +63,7 @@ def test_create_then_list(settings: Settings, tmp_path: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     rows = [line.split() for line in listed.stdout.splitlines() if "@" in line]
     assert len(rows) == 1, listed.stdout
-    assert rows[0][1:3] == ["new.admin@example.com", "active"]
+    assert rows[0][1:4] == ["new.admin@example.com", "admin", "active"]  # the first is admin
     assert "No accounts yet." not in listed.stdout
 
     # The account is real: the web app signs it in.

@@ -244,14 +244,83 @@ def user_create(
 
 @users_app.command("list")
 def user_list() -> None:
-    """List accounts."""
+    """List accounts: role, state, sign-ins and what each one uses."""
     container = _container(_settings())
-    users = container.accounts.list_users()
-    if not users:
+    rows, _ = container.users.list(limit=1_000_000)
+    if not rows:
         typer.echo("No accounts yet.")
-    for u in users:
-        state = "active" if u.is_active else "disabled"
-        typer.echo(f"{u.id:>6}  {u.email:<40} {state:<8} created {u.created_at:%Y-%m-%d %H:%M} UTC")
+        return
+    typer.echo(
+        f"{'id':>6}  {'email':<40} {'role':<6} {'state':<8} {'subscr':<6} "
+        f"{'created (UTC)':<16} {'last sign-in':<16} {'docs':>5} {'jobs':>5} {'storage':>10}"
+    )
+    for u in rows:
+        last = f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else "never"
+        typer.echo(
+            f"{u.id:>6}  {u.email:<40} {'admin' if u.is_admin else 'member':<6} "
+            f"{'disabled' if u.disabled else 'active':<8} {'yes' if u.is_subscribed else 'no':<6} "
+            f"{u.created_at:%Y-%m-%d %H:%M} {last:<16} {u.documents:>5} {u.jobs:>5} "
+            f"{_size(u.storage_bytes):>10}"
+        )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _update_user(email: str, done: str, **change: bool) -> None:
+    from pitchcraft.core.errors import AppError
+
+    container = _container(_settings())
+    try:
+        row = container.users.update(container.users.id_for_email(email), **change)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    typer.echo(f"<{row.email}> {done}.")
+
+
+EmailArg = Annotated[str, typer.Argument(help="The account's email.")]
+
+
+@users_app.command("promote")
+def user_promote(email: EmailArg) -> None:
+    """Make an account an administrator."""
+    _update_user(email, "is now an administrator", is_admin=True)
+
+
+@users_app.command("demote")
+def user_demote(email: EmailArg) -> None:
+    """Make an administrator a member again (refused for the last administrator)."""
+    _update_user(email, "is now a member", is_admin=False)
+
+
+@users_app.command("disable")
+def user_disable(email: EmailArg) -> None:
+    """Disable an account: it cannot sign in, and its sessions stop working."""
+    _update_user(email, "is disabled; its sessions are signed out", disabled=True)
+
+
+@users_app.command("enable")
+def user_enable(email: EmailArg) -> None:
+    """Enable a disabled account again."""
+    _update_user(email, "is enabled", disabled=False)
+
+
+@users_app.command("set-subscribed")
+def user_set_subscribed(
+    email: EmailArg,
+    value: Annotated[str, typer.Argument(help="true or false", metavar="true|false")],
+) -> None:
+    """Set the account's is_subscribed flag."""
+    flags = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if value.strip().lower() not in flags:
+        raise _fail(f"Say true or false, not {value!r}.")
+    on = flags[value.strip().lower()]
+    _update_user(email, "is subscribed" if on else "is not subscribed", is_subscribed=on)
 
 
 @users_app.command("set-password")

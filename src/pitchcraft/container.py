@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from pitchcraft.admin.model import KEY_UNREADABLE, SECRET_PURPOSE, ModelKeyUnreadable, SavedModel
+from pitchcraft.admin.users import Users
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
@@ -15,7 +17,8 @@ from pitchcraft.channels.service import Channels
 from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
 from pitchcraft.core.persistence import PathReport, ensure_persistent
-from pitchcraft.core.system import stored_jwt_secret
+from pitchcraft.core.secretbox import SecretBox
+from pitchcraft.core.system import server_secret
 from pitchcraft.documents.service import Documents
 from pitchcraft.documents.sources import Sources
 from pitchcraft.documents.storage import FileStore
@@ -25,8 +28,6 @@ from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.glossary.service import Glossaries
 from pitchcraft.jobs.watch import Finished
 from pitchcraft.jobs.worker import Wakeup
-from pitchcraft.llm import build_llm
-from pitchcraft.llm.base import LLM
 from pitchcraft.refine.service import Refine
 from pitchcraft.search.service import Search
 from pitchcraft.settings import Settings
@@ -76,7 +77,9 @@ class Container:
     refine: Refine
     channels: Channels
     glossaries: Glossaries
-    llm: LLM | None
+    # The model connection: saved in the app, else LLM_*; read at each job.
+    model: SavedModel
+    users: Users
     # Queuing a job calls it; the worker of this process waits on it.
     wakeup: Wakeup
     path_reports: list[PathReport] = field(default_factory=list)
@@ -90,9 +93,7 @@ class Container:
     def close(self) -> None:
         if self.index.built:
             self.index().close()
-        close_llm = getattr(self.llm, "close", None)
-        if callable(close_llm):
-            close_llm()
+        self.model.close()
         self.db.dispose()
 
 
@@ -116,7 +117,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
                 f"The database is at revision {current or 'empty'} but this release needs "
                 f"{head}; run `pitchcraft migrate`."
             )
-    secret = settings.jwt_secret or stored_jwt_secret(db)
+    secret = server_secret(settings, db)
     accounts = Accounts(
         db=db,
         passwords=Passwords(),
@@ -147,7 +148,13 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     )
     search = Search(index=index, embedder=embedder, sparse=sparse)
     templates = Templates(db)
-    llm = build_llm(settings)
+    model = SavedModel(db=db, settings=settings, box=SecretBox(secret, purpose=SECRET_PURPOSE))
+    try:
+        model.llm()  # LLM_* settings that cannot work fail at start, naming the setting
+    except ModelKeyUnreadable:
+        log.warning(
+            "the saved model key cannot be read (the server secret changed): %s", KEY_UNREADABLE
+        )
     channels = Channels(db)
     glossaries = Glossaries(db)
     refine = Refine(
@@ -168,7 +175,8 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         refine=refine,
         channels=channels,
         glossaries=glossaries,
-        llm=llm,
+        model=model,
+        users=Users(db),
         wakeup=wakeup,
         path_reports=reports,
     )

@@ -33,7 +33,7 @@ def build_worker(container: Container) -> Worker:
     runner = Runner(
         db=container.db,
         search=container.search,
-        llm=container.llm,
+        llm=container.model.llm,
         context_passages=s.context_passages,
         context_budget_chars=s.context_budget_chars,
     )

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     llm_temperature: float = Field(default=0.4, ge=0, le=2)
     llm_max_tokens: int = Field(default=1200, ge=16, le=100_000)
     llm_max_retries: int = Field(default=4, ge=0, le=20)
+    # Where the Model page looks for a local Ollama (its preset; e.g. http://ollama:11434/v1).
+    ollama_base_url: str = "http://localhost:11434/v1"
     context_budget_chars: int = Field(default=6000, ge=500, le=200_000)
     context_passages: int = Field(default=8, ge=1, le=50)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Integer, String
+from sqlalchemy import Boolean, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pitchcraft.core.db import Base, UTCDateTime, utcnow
@@ -19,6 +19,8 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_subscribed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Administrators connect the model and manage accounts; the first account is one.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Part of every token; bumping it revokes all tokens issued before.
     token_version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

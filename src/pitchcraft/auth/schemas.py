@@ -39,3 +39,4 @@ class UserOut(BaseModel):
     email: str
     is_subscribed: bool = Field(description="The opt-in given at registration.")
     created_at: datetime
+    is_admin: bool = False

@@ -62,7 +62,14 @@ class Accounts:
             with self.db.session() as s:
                 if s.scalar(select(User.id).where(User.email == email)) is not None:
                     raise taken
-                user = User(email=email, password_hash=hashed, is_subscribed=is_subscribed)
+                # The first account of an install administers it.
+                first = s.scalar(select(User.id).limit(1)) is None
+                user = User(
+                    email=email,
+                    password_hash=hashed,
+                    is_subscribed=is_subscribed,
+                    is_admin=first,
+                )
                 s.add(user)
                 s.flush()
         except IntegrityError as exc:  # a concurrent registration won the race

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pitchcraft.core.db import Base, Database
+from pitchcraft.settings import Settings
 
 JWT_SECRET_KEY = "jwt_secret"  # noqa: S105 - a row key, not a secret
 
@@ -42,3 +43,9 @@ def get_or_create_value(db: Database, key: str, make: str) -> str:
 
 def stored_jwt_secret(db: Database) -> str:
     return get_or_create_value(db, JWT_SECRET_KEY, secrets.token_urlsafe(48))
+
+
+def server_secret(settings: Settings, db: Database) -> str:
+    """The server's secret: JWT_SECRET when set, else the one generated into the database.
+    Token signing and every key derived from it (CSRF, the saved model key) read it here."""
+    return settings.jwt_secret or stored_jwt_secret(db)

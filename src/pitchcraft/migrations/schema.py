@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
+from pitchcraft.admin.models import LlmSetting
 from pitchcraft.auth.models import User
 from pitchcraft.channels.models import UserChannel
 from pitchcraft.core.db import Base
@@ -15,6 +16,7 @@ __all__ = [
     "Document",
     "GlossaryRow",
     "Job",
+    "LlmSetting",
     "PromptTemplate",
     "User",
     "UserChannel",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,7 +69,9 @@ class Ledger:
 class Runner:
     db: Database
     search: Search
-    llm: LLM | None
+    # The model for the next job (None: evidence mode), asked at each job so a change an
+    # administrator saves applies without a restart. Raises LLMError when it cannot work.
+    llm: Callable[[], LLM | None]
     context_passages: int = 8
     context_budget_chars: int = 6000
 
@@ -133,6 +135,10 @@ class Runner:
         timings["claims_ms"] = ledger.check_ms
         if not beat(0.3):
             return Outcome.lost()
+        try:
+            llm = self.llm()
+        except LLMError as exc:
+            return Outcome.failed(str(exc))
         claims = ledger.claim_dicts()
         by_verdict = evidence.counts(claims)
         max_chars = _limit(channel)
@@ -148,7 +154,7 @@ class Runner:
                 "no_match": ledger.has_documents and not passages,
             },
         }
-        if self.llm is None:
+        if llm is None:
             draft = [asdict(piece) for piece in corrected_draft(ledger.claims)]
             brief = evidence.brief(
                 claims=claims,
@@ -175,10 +181,11 @@ class Runner:
                     "sources": [p.source(cited=p.n in quoted) for p in passages],
                 }
             )
-        return self._with_model(job, passages, prompt, base, started, glossary)
+        return self._with_model(llm, job, passages, prompt, base, started, glossary)
 
     def _with_model(
         self,
+        llm: LLM,
         job: Job,
         passages: list[Passage],
         prompt: str,
@@ -186,7 +193,6 @@ class Runner:
         started: float,
         glossary: Glossary,
     ) -> Outcome:
-        assert self.llm is not None
         model_started = time.perf_counter()
         channel = base["channel"]
         max_chars = _limit(channel)
@@ -198,7 +204,7 @@ class Runner:
 
         try:
             drafts = variants.write(
-                self.llm,
+                llm,
                 [{"role": "user", "content": prompt}],
                 count=count,
                 max_chars=max_chars,
@@ -214,7 +220,7 @@ class Runner:
             result = {
                 **base,
                 "mode": LLM_MODE,
-                "model": self.llm.model,
+                "model": llm.model,
                 "refined_text": None,
                 "sources": [p.source(cited=False) for p in passages],
                 FAILURE: model_failure(exc),
@@ -231,7 +237,7 @@ class Runner:
                 empty = {
                     **base,
                     "mode": LLM_MODE,
-                    "model": self.llm.model,
+                    "model": llm.model,
                     "refined_text": None,
                     "sources": [p.source(cited=False) for p in passages],
                     FAILURE: MODEL_FAILED,
@@ -259,7 +265,7 @@ class Runner:
             {
                 **base,
                 "mode": LLM_MODE,
-                "model": self.llm.model,
+                "model": llm.model,
                 "refined_text": first["text"],
                 "output_claims": first["claims"],
                 "variants": out,

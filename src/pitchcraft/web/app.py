@@ -86,7 +86,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         except Exception:  # the vector backend is down or its files are unusable
             log.warning("health: vector index unusable", exc_info=True)
             vectors, status = "unavailable", "degraded"
-        llm = settings.llm_model if settings.llm_base_url else "none"
+        try:
+            llm = c.model.status()
+        except Exception:  # reported with the database above
+            log.warning("health: the model setting could not be read", exc_info=True)
+            llm = "unknown"
         body = HealthOut(
             status=status, database=database, vectors=vectors, llm=llm, version=__version__
         )

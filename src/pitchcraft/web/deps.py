@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
-from pitchcraft.core.errors import Unauthorized
+from pitchcraft.core.errors import Forbidden, Unauthorized
 
 bearer = HTTPBearer(auto_error=False, description="The access_token from register or login.")
 
@@ -44,3 +44,12 @@ def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+def admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise Forbidden("Only an administrator can do this.", code="admin_only")
+    return user
+
+
+AdminUser = Annotated[User, Depends(admin_user)]

@@ -42,4 +42,5 @@ def me(user: CurrentUser) -> UserOut:
         email=user.email,
         is_subscribed=bool(user.is_subscribed),
         created_at=user.created_at,
+        is_admin=user.is_admin,
     )

@@ -1,0 +1,1 @@
+"""Running the install: who administers it, the model it uses, the accounts."""
