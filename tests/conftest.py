@@ -78,6 +78,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "database_url": database_url,
         "login_rate_limit_per_client": "1000/minute",
         "login_rate_limit_per_email": "1000/minute",
+        "login_rate_limit_per_email_client": "1000/minute",
         "register_rate_limit_per_client": "1000/minute",
         **overrides,
     }
@@ -126,8 +127,12 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
+# A password the policy accepts (at least 8 characters, not a common one).
+PASSWORD = "test-pass-123"
+
+
 def register(
-    client: TestClient | httpx.Client, email: str = "user@example.com", password: str = "test123"
+    client: TestClient | httpx.Client, email: str = "user@example.com", password: str = PASSWORD
 ) -> str:
     r = client.post("/api/v1/auth/register", json={"email": email, "password": password})
     assert r.status_code == 201, r.text

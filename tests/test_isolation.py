@@ -118,7 +118,7 @@ def world(
     try:
         with TestClient(app) as c:
             a = register(c, A_EMAIL, "a-password")
-            b = register(c, B_EMAIL, "b-password")
+            b = register(c, B_EMAIL, "b-password-77")
             (a_entry,) = upload(c, a, (A_FILE, A_DOC.encode()))
             (b_entry,) = upload(c, b, (B_FILE, B_DOC.encode()))
             assert wait_final(c, a, a_entry["id"])["status"] == "indexed"
@@ -156,13 +156,13 @@ def api_me(w: World) -> None:
 
 
 def api_login(w: World) -> None:
-    r = w.client.post("/api/v1/auth/login", json={"email": A_EMAIL, "password": "b-password"})
+    r = w.client.post("/api/v1/auth/login", json={"email": A_EMAIL, "password": "b-password-77"})
     assert r.status_code == 401
     assert_no_leak(r, "login as A with B's password")
 
 
 def api_register(w: World) -> None:
-    r = w.client.post("/api/v1/auth/register", json={"email": A_EMAIL, "password": "b-password"})
+    r = w.client.post("/api/v1/auth/register", json={"email": A_EMAIL, "password": "b-password-77"})
     assert r.status_code == 409
     assert "access_token" not in r.text
     w.assert_a_intact()

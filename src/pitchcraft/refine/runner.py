@@ -21,7 +21,13 @@ from pitchcraft.jobs.worker import Beat, Outcome
 from pitchcraft.llm.base import LLM, LLMError
 from pitchcraft.refine import evidence
 from pitchcraft.refine.citations import citations_in, clean_citations
-from pitchcraft.refine.context import Passage, format_context, select_for_claims
+from pitchcraft.refine.context import (
+    SYSTEM_PROMPT,
+    Passage,
+    format_context,
+    messages_for,
+    select_for_claims,
+)
 from pitchcraft.refine.service import REFINE
 from pitchcraft.search.service import Search
 from pitchcraft.templates.render import BACKGROUNDS, CONTEXT, MARKETING_TEXT, render
@@ -114,6 +120,7 @@ class Runner:
         by_verdict = evidence.counts(claims)
         base: dict[str, Any] = {
             "prompt": prompt,
+            "system_prompt": SYSTEM_PROMPT,
             "timings": timings,
             "claims": claims,
             "evidence": {
@@ -129,7 +136,7 @@ class Runner:
                 skipped_sentences=ledger.skipped_sentences,
                 draft=draft,
                 passages=passages,
-                prompt=prompt,
+                prompt=f"{SYSTEM_PROMPT}\n\n{prompt}",
                 has_documents=ledger.has_documents,
             )
             timings["total_ms"] = ms_since(started)
@@ -156,7 +163,7 @@ class Runner:
     ) -> Outcome:
         assert self.llm is not None
         model_started = time.perf_counter()
-        messages = [{"role": "user", "content": prompt}]
+        messages = messages_for(prompt)
         answer: list[str] = []
         last_saved = time.perf_counter()
         try:

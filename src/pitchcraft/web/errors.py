@@ -160,6 +160,8 @@ def install(app: FastAPI, *, page_user: PageUser) -> None:
             request, 500, "Something went wrong on our side; it has been logged.", "internal_error"
         )
         # This answer is sent from outside every middleware, SecurityHeaders included.
-        for key, value in security_headers(request.scope["path"]):
+        container = getattr(request.app.state, "container", None)
+        hsts = bool(container is not None and container.settings.cookie_secure)
+        for key, value in security_headers(request.scope["path"], hsts=hsts):
             response.headers.setdefault(key.decode(), value.decode())
         return response
