@@ -69,7 +69,9 @@ def test_unknown_email_and_wrong_password_look_the_same(client: TestClient) -> N
 def test_registration_can_be_closed(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", registration_open=False)
     with TestClient(create_app(settings)) as c:
-        r = c.post("/api/v1/auth/register", json={"email": "x@example.com", "password": "test-pass-123"})
+        r = c.post(
+            "/api/v1/auth/register", json={"email": "x@example.com", "password": "test-pass-123"}
+        )
         assert r.status_code == 403
         assert r.json()["code"] == "registration_closed"
 

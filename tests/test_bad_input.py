@@ -43,7 +43,11 @@ BODIES: list[tuple[str, bytes, int | set[int]]] = [
     ("wrong-types", json.dumps({"email": 123, "password": ["x"]}).encode(), 422),
     ("missing-password", json.dumps({"email": "a@example.com"}).encode(), 422),
     ("missing-email", json.dumps({"password": "test-pass-123"}).encode(), 422),
-    ("not-an-email", json.dumps({"email": "not-an-email", "password": "test-pass-123"}).encode(), 422),
+    (
+        "not-an-email",
+        json.dumps({"email": "not-an-email", "password": "test-pass-123"}).encode(),
+        422,
+    ),
     (
         "email-too-long",
         json.dumps({"email": "a" * 5000 + "@example.com", "password": "test-pass-123"}).encode(),

@@ -143,7 +143,13 @@ def test_minimum_length_follows_settings(sqlite_env: dict[str, str], tmp_path: P
 
 def test_set_password_rules_and_unknown_user(sqlite_env: dict[str, str], tmp_path: Path) -> None:
     unknown = run_cli(
-        sqlite_env, tmp_path, "user", "set-password", "ghost@example.com", "--password", "cli-pass-123456"
+        sqlite_env,
+        tmp_path,
+        "user",
+        "set-password",
+        "ghost@example.com",
+        "--password",
+        "cli-pass-123456",
     )
     assert unknown.returncode == 2, (unknown.stdout, unknown.stderr)
     assert "No account with the email 'ghost@example.com'" in unknown.stderr
@@ -160,7 +166,9 @@ def test_set_password_rules_and_unknown_user(sqlite_env: dict[str, str], tmp_pat
 
 
 def test_invalid_email_fails(sqlite_env: dict[str, str], tmp_path: Path) -> None:
-    bad = run_cli(sqlite_env, tmp_path, "user", "create", "not-an-email", "--password", "cli-pass-123456")
+    bad = run_cli(
+        sqlite_env, tmp_path, "user", "create", "not-an-email", "--password", "cli-pass-123456"
+    )
     assert bad.returncode == 2, (bad.stdout, bad.stderr)
     assert "'not-an-email' is not a valid email address." in bad.stderr
     listed = run_cli(sqlite_env, tmp_path, "user", "list")

@@ -34,7 +34,9 @@ def check_new_password(
         )
     folded = " ".join(password.split()).casefold()
     if not folded:
-        raise Invalid("The password cannot be only spaces.", code="password_too_weak")
+        raise Invalid(
+            "This password is too easy to guess: it is only spaces.", code="password_too_weak"
+        )
     own = _own_words(email)
     if folded in own:
         raise Invalid(

@@ -16,6 +16,7 @@ The storage is in-process by default; point RATE_LIMIT_STORAGE_URL at Redis
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from pitchcraft.core.errors import RateLimited
+
+log = logging.getLogger(__name__)
 
 LOGIN_SLOWDOWN_S = 2.0
 
@@ -72,6 +75,8 @@ class Throttle:
                 "Too many failed sign-ins for this account from here.",
             )
         if not self._limiter.test(self._login_email, "login-email", email):
+            # The address is not named: the log holds no user data at INFO.
+            log.info("sign-in on an address over its failure budget: slowed down")
             self._sleep(self.slowdown_s)
 
     def login_failed(self, *, email: str, client: str) -> None:
