@@ -275,8 +275,9 @@ def test_serve_warns_on_a_public_interface_without_secure_cookies(
     monkeypatch.setenv("CONTAINER_MODE", "no")
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
+    everywhere = "0.0.0.0"  # noqa: S104 - never bound: uvicorn.run is replaced above
     warned = []
-    for host, secure in [("0.0.0.0", "false"), ("127.0.0.1", "false"), ("0.0.0.0", "true")]:
+    for host, secure in [(everywhere, "false"), ("127.0.0.1", "false"), (everywhere, "true")]:
         monkeypatch.setenv("COOKIE_SECURE", secure)
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="pitchcraft"):
@@ -284,6 +285,6 @@ def test_serve_warns_on_a_public_interface_without_secure_cookies(
         assert result.exit_code == 0, result.output
         warned.append(any("COOKIE_SECURE=false" in r.getMessage() for r in caplog.records))
     assert warned == [True, False, False]
-    assert [c["host"] for c in calls] == ["0.0.0.0", "127.0.0.1", "0.0.0.0"]
+    assert [c["host"] for c in calls] == [everywhere, "127.0.0.1", everywhere]
     assert cli.listens_publicly("::") and cli.listens_publicly("192.168.1.5")
     assert not cli.listens_publicly("::1") and not cli.listens_publicly("localhost")
