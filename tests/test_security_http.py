@@ -38,7 +38,13 @@ def database_of(server_env: dict[str, str]) -> Database:
 
 
 def page(http: httpx.Client, path: str, token: str) -> httpx.Response:
-    return http.get(path, cookies={SESSION_COOKIE: token}, headers={"accept": "text/html"})
+    return http.get(path, headers={"accept": "text/html", **cookie(token)})
+
+
+def cookie(token: str, csrf: str | None = None) -> dict[str, str]:
+    """The browser's Cookie header: the session, and the CSRF cookie for a form."""
+    value = f"{SESSION_COOKIE}={token}" + (f"; csrftoken={csrf}" if csrf else "")
+    return {"cookie": value}
 
 
 # --- 4: a lone surrogate -------------------------------------------------------------------
@@ -192,7 +198,7 @@ def test_history_has_a_delete_button(server_env: dict[str, str], start_server: A
         r = http.post(
             f"/results/{ids[1]}/delete?page=1",
             data={"csrftoken": csrf},
-            cookies={SESSION_COOKIE: token, "csrftoken": csrf},
+            headers=cookie(token, csrf),
             follow_redirects=False,
         )
         assert r.status_code == 303, r.text
@@ -203,8 +209,7 @@ def test_history_has_a_delete_button(server_env: dict[str, str], start_server: A
         r = http.post(
             f"/results/{ids[0]}/delete",
             data={"csrftoken": csrf},
-            cookies={SESSION_COOKIE: stranger, "csrftoken": csrf},
-            headers={"accept": "text/html"},
+            headers={"accept": "text/html", **cookie(stranger, csrf)},
             follow_redirects=False,
         )
         assert r.status_code == 404
