@@ -358,6 +358,7 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("GET", "/api/v1/jobs"): api_history,
     ("GET", "/api/v1/jobs/{job_id}"): api_job("/api/v1/jobs/{job_id}"),
     ("POST", "/api/v1/jobs/{job_id}/rerun"): api_job("/api/v1/jobs/{job_id}/rerun", "POST"),
+    ("DELETE", "/api/v1/jobs/{job_id}"): api_job("/api/v1/jobs/{job_id}", "DELETE"),
     ("GET", "/"): page("/"),
     ("GET", "/documents"): page("/documents"),
     ("GET", "/documents/table"): page("/documents/table", headers={"hx-request": "true"}),
@@ -381,6 +382,7 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("GET", "/results/{job_id}"): page("/results/{a_job}", status=404),
     ("GET", "/results/{job_id}/live"): page("/results/{a_job}/live", status=404),
     ("POST", "/results/{job_id}/rerun"): page_post("/results/{a_job}/rerun", {}, expect={404}),
+    ("POST", "/results/{job_id}/delete"): page_post("/results/{a_job}/delete", {}, expect={404}),
     ("GET", "/results/{job_id}/sources/{n}"): page("/results/{a_job}/sources/1", status=404),
     ("GET", "/results/{job_id}/sources/{n}/page.png"): page(
         "/results/{a_job}/sources/1/page.png", status=404
