@@ -117,7 +117,7 @@ def world(
     app = create_app(settings)
     try:
         with TestClient(app) as c:
-            a = register(c, A_EMAIL, "a-password")
+            a = register(c, A_EMAIL, "a-password-41")
             b = register(c, B_EMAIL, "b-password-77")
             (a_entry,) = upload(c, a, (A_FILE, A_DOC.encode()))
             (b_entry,) = upload(c, b, (B_FILE, B_DOC.encode()))
