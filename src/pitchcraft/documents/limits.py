@@ -25,9 +25,14 @@ QUEUE_RETRY_S = 60
 class UserLimits:
     quota_bytes: int = 0
     max_queued: int = 0
-    # Checking and storing happen under one lock, so parallel uploads of one process cannot
-    # all pass the check before any of them is counted.
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    # Checking and storing happen under one lock per user, so parallel uploads of one
+    # process cannot all pass the check before any of them is counted.
+    _locks: dict[int, threading.Lock] = field(default_factory=dict, repr=False, compare=False)
+    _guard: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def lock(self, user_id: int) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(user_id, threading.Lock())
 
     def check(self, db: Database, user_id: int, incoming: Sequence[IncomingFile] = ()) -> None:
         """Raise TooLarge (quota) or RateLimited (queue) unless `incoming` fits; with no

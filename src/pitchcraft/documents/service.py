@@ -55,7 +55,7 @@ class Documents:
         Nothing is kept when the upload does not fit the user's limits."""
         accepted: list[Document] = []
         try:
-            with self.limits.lock:
+            with self.limits.lock(user_id):
                 self.limits.check(self.db, user_id, incoming)
                 for f in incoming:
                     accepted.append(self._accept_one(user_id, f))
