@@ -194,6 +194,10 @@ class ChildServer(Server):
             "CONTAINER_MODE": "no",
             "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
             "LOG_LEVEL": "INFO",
+            # The per-user limits would refuse a benchmark's bulk uploads (0: unlimited).
+            "USER_UPLOADS_PER_HOUR": "0",
+            "USER_QUEUED_DOCUMENTS": "0",
+            "USER_STORAGE_QUOTA_MB": "0",
             **self.extra_env,
         }
         with self.log_path.open("wb") as log:

@@ -233,6 +233,10 @@ class Server:
             "CONTAINER_MODE": "no",
             "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
             "LOG_LEVEL": "INFO",
+            # The per-user limits would refuse a benchmark's bulk uploads (0: unlimited).
+            "USER_UPLOADS_PER_HOUR": "0",
+            "USER_QUEUED_DOCUMENTS": "0",
+            "USER_STORAGE_QUOTA_MB": "0",
             **self.extra_env,
         }
         log = self.log_path.open("wb")

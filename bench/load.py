@@ -407,6 +407,11 @@ def run_db(db: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "REGISTER_RATE_LIMIT_PER_CLIENT": "100000/minute",
         "LOGIN_RATE_LIMIT_PER_CLIENT": "100000/minute",
         "LOGIN_RATE_LIMIT_PER_EMAIL": "100000/minute",
+        "LOGIN_RATE_LIMIT_PER_EMAIL_CLIENT": "100000/minute",
+        # The per-user limits would refuse the load's uploads (0: unlimited).
+        "USER_UPLOADS_PER_HOUR": "0",
+        "USER_QUEUED_DOCUMENTS": "0",
+        "USER_STORAGE_QUOTA_MB": "0",
     }
     schema: Any = None
     if db == "postgresql":

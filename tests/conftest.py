@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +78,7 @@ def make_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "database_url": database_url,
         "login_rate_limit_per_client": "1000/minute",
         "login_rate_limit_per_email": "1000/minute",
+        "login_rate_limit_per_email_client": "1000/minute",
         "register_rate_limit_per_client": "1000/minute",
         **overrides,
     }
@@ -126,8 +127,12 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
+# A password the policy accepts (at least 8 characters, not a common one).
+PASSWORD = "test-pass-123"
+
+
 def register(
-    client: TestClient | httpx.Client, email: str = "user@example.com", password: str = "test123"
+    client: TestClient | httpx.Client, email: str = "user@example.com", password: str = PASSWORD
 ) -> str:
     r = client.post("/api/v1/auth/register", json={"email": email, "password": password})
     assert r.status_code == 201, r.text
@@ -149,9 +154,10 @@ def free_port() -> int:
 class ServerProcess:
     """`pitchcraft serve` as a real process, for restart and browser tests."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, args: Sequence[str] = ()) -> None:
         self.env = {**os.environ, **env}
         self.log_path = log_path
+        self.args = list(args)  # more `serve` options, e.g. --forwarded-allow-ips
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -162,7 +168,7 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> ServerProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pitchcraft", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "pitchcraft", "serve", "--port", str(self.port), *self.args],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -213,8 +219,8 @@ def server_env(tmp_path: Path, database_url: str | None) -> dict[str, str]:
 def start_server(tmp_path: Path) -> Iterator[object]:
     servers: list[ServerProcess] = []
 
-    def _start(env: dict[str, str]) -> ServerProcess:
-        server = ServerProcess(env, tmp_path / f"server-{len(servers)}.log")
+    def _start(env: dict[str, str], args: Sequence[str] = ()) -> ServerProcess:
+        server = ServerProcess(env, tmp_path / f"server-{len(servers)}.log", args)
         servers.append(server)
         return server.start()
 

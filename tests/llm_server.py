@@ -114,7 +114,8 @@ def default_answer(body: dict[str, Any]) -> str:
 def _passage(prompt: str, n: int) -> str:
     """The text after the label `[n]` up to the next label, without its source label
     (`brochure.pdf, page 3: ...`)."""
-    match = re.search(rf"\[{n}\](.*?)(?=\[\d+\]|\Z)", prompt, flags=re.DOTALL)
+    # A passage ends at the next label or at its closing fence line (`⟪/source n⟫`).
+    match = re.search(rf"\[{n}\](.*?)(?=\[\d+\]|\u27ea|\Z)", prompt, flags=re.DOTALL)
     text = match.group(1) if match else ""
     head, sep, rest = text.partition(": ")
     return rest if sep and "\n" not in head else text

@@ -25,7 +25,7 @@ def secret_of(client: TestClient) -> str:
 
 
 def test_register_login_me(client: TestClient) -> None:
-    token = register(client, "Ada@Example.COM", "test123")
+    token = register(client, "Ada@Example.COM", "test-pass-123")
     me = client.get(ME, headers=auth(token))
     assert me.status_code == 200
     body = me.json()
@@ -33,7 +33,7 @@ def test_register_login_me(client: TestClient) -> None:
     assert isinstance(body["id"], int)
     assert datetime.fromisoformat(body["created_at"]).tzinfo is not None
 
-    r = client.post(LOGIN, json={"email": "ADA@example.com", "password": "test123"})
+    r = client.post(LOGIN, json={"email": "ADA@example.com", "password": "test-pass-123"})
     assert r.status_code == 200
     assert r.json()["token_type"] == "bearer"
     assert client.get(ME, headers=auth(r.json()["access_token"])).json()["id"] == body["id"]
@@ -54,7 +54,7 @@ def test_password_minimum_is_enforced(client: TestClient) -> None:
     )
     assert r.status_code == 422
     assert r.json()["code"] == "password_too_short"
-    assert "6 characters" in r.json()["detail"]
+    assert "8 characters" in r.json()["detail"]
 
 
 def test_unknown_email_and_wrong_password_look_the_same(client: TestClient) -> None:
@@ -69,7 +69,9 @@ def test_unknown_email_and_wrong_password_look_the_same(client: TestClient) -> N
 def test_registration_can_be_closed(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", registration_open=False)
     with TestClient(create_app(settings)) as c:
-        r = c.post("/api/v1/auth/register", json={"email": "x@example.com", "password": "test123"})
+        r = c.post(
+            "/api/v1/auth/register", json={"email": "x@example.com", "password": "test-pass-123"}
+        )
         assert r.status_code == 403
         assert r.json()["code"] == "registration_closed"
 
@@ -157,8 +159,8 @@ class TestTokens:
 
 
 class TestRateLimit:
-    def test_per_email(self, tmp_path: Path) -> None:
-        settings = make_settings(tmp_path / "data", login_rate_limit_per_email="3/minute")
+    def test_per_email_and_client(self, tmp_path: Path) -> None:
+        settings = make_settings(tmp_path / "data", login_rate_limit_per_email_client="3/minute")
         with TestClient(create_app(settings)) as c:
             register(c, "target@example.com", "right-pass")
             for _ in range(3):
@@ -170,7 +172,7 @@ class TestRateLimit:
             assert r.status_code == 429
             assert r.json()["code"] == "rate_limited"
             assert 1 <= int(r.headers["retry-after"]) <= 60
-            # Another account from the same client is not affected by this email's budget.
+            # Another account from the same client is not affected by this pair's budget.
             register(c, "other@example.com", "right-pass")
             assert (
                 c.post(
@@ -195,7 +197,7 @@ class TestRateLimit:
             codes = [
                 c.post(
                     "/api/v1/auth/register",
-                    json={"email": f"n{i}@example.com", "password": "test123"},
+                    json={"email": f"n{i}@example.com", "password": "test-pass-123"},
                 ).status_code
                 for i in range(3)
             ]
@@ -209,7 +211,8 @@ class TestRateLimit:
             pytest.fail("Redis is not reachable on 127.0.0.1:6379 (make test starts it)")
         url = "redis://127.0.0.1:6379/15"
         redis.Redis.from_url(url).flushdb()
-        common = {"login_rate_limit_per_email": "2/minute", "rate_limit_storage_url": url}
+        # Both replicas see the same client address, so the pair budget is shared.
+        common = {"login_rate_limit_per_email_client": "2/minute", "rate_limit_storage_url": url}
         settings = make_settings(tmp_path / "data", **common)
         with TestClient(create_app(settings)) as one, TestClient(create_app(settings)) as two:
             register(one, "shared@example.com", "right-pass")

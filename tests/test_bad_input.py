@@ -42,11 +42,15 @@ BODIES: list[tuple[str, bytes, int | set[int]]] = [
     ("empty-body", b"", 422),
     ("wrong-types", json.dumps({"email": 123, "password": ["x"]}).encode(), 422),
     ("missing-password", json.dumps({"email": "a@example.com"}).encode(), 422),
-    ("missing-email", json.dumps({"password": "test123"}).encode(), 422),
-    ("not-an-email", json.dumps({"email": "not-an-email", "password": "test123"}).encode(), 422),
+    ("missing-email", json.dumps({"password": "test-pass-123"}).encode(), 422),
+    (
+        "not-an-email",
+        json.dumps({"email": "not-an-email", "password": "test-pass-123"}).encode(),
+        422,
+    ),
     (
         "email-too-long",
-        json.dumps({"email": "a" * 5000 + "@example.com", "password": "test123"}).encode(),
+        json.dumps({"email": "a" * 5000 + "@example.com", "password": "test-pass-123"}).encode(),
         422,
     ),
     (
@@ -54,13 +58,13 @@ BODIES: list[tuple[str, bytes, int | set[int]]] = [
         json.dumps({"email": "a@example.com", "password": "p" * 100_000}).encode(),
         422,
     ),
-    ("invalid-utf8", b'{"email": "\xff\xfe@example.com", "password": "test123"}', {400, 422}),
+    ("invalid-utf8", b'{"email": "\xff\xfe@example.com", "password": "test-pass-123"}', {400, 422}),
     (
         "deeply-nested",
         b'{"email": ' + b"[" * 5000 + b"]" * 5000 + b', "password": "x"}',
         {400, 422},
     ),
-    ("nul-bytes", b'{"email": "a\\u0000@example.com", "password": "test123"}', 422),
+    ("nul-bytes", b'{"email": "a\\u0000@example.com", "password": "test-pass-123"}', 422),
 ]
 
 
@@ -100,7 +104,7 @@ def test_non_numeric_content_length(client: TestClient) -> None:
 def test_wrong_content_type(client: TestClient) -> None:
     r = client.post(
         REGISTER,
-        content=b"email=a@example.com&password=test123",
+        content=b"email=a@example.com&password=test-pass-123",
         headers={"content-type": "text/plain"},
     )
     assert_clear_error(r, 422)
@@ -119,9 +123,9 @@ def test_bad_authorization_headers(client: TestClient) -> None:
 
 
 def test_unicode_email_is_handled(client: TestClient) -> None:
-    r = client.post(REGISTER, json={"email": "jürgen@exämple.de", "password": "test123"})
+    r = client.post(REGISTER, json={"email": "jürgen@exämple.de", "password": "test-pass-123"})
     assert r.status_code == 201, r.text
-    r = client.post(LOGIN, json={"email": "JÜRGEN@exämple.de", "password": "test123"})
+    r = client.post(LOGIN, json={"email": "JÜRGEN@exämple.de", "password": "test-pass-123"})
     assert r.status_code == 200
 
 
@@ -154,7 +158,7 @@ class TestPages:
         assert "Page not found" in r.text
 
     def test_open_redirect_is_not_followed(self, client: TestClient) -> None:
-        register(client, "nav@example.com", "test123")
+        register(client, "nav@example.com", "test-pass-123")
         page = client.get("/login")
         token = page.cookies.get("csrftoken") or client.cookies.get("csrftoken")
         assert token
@@ -163,7 +167,7 @@ class TestPages:
             data={
                 "csrftoken": token,
                 "email": "nav@example.com",
-                "password": "test123",
+                "password": "test-pass-123",
                 "next": "//evil.example",
             },
             follow_redirects=False,
@@ -472,11 +476,11 @@ def test_multipart_form_without_the_csrf_cookie_is_refused(client: TestClient) -
 
 
 def test_multipart_login_form_is_checked_too(client: TestClient) -> None:
-    register(client, "multi@example.com", "test123")
+    register(client, "multi@example.com", "test-pass-123")
     client.get("/login")
     csrf = client.cookies.get("csrftoken")
     assert csrf
-    fields = part("email", b"multi@example.com") + part("password", b"test123")
+    fields = part("email", b"multi@example.com") + part("password", b"test-pass-123")
     r = client.post("/login", content=fields + CLOSE, headers={"content-type": MULTIPART})
     assert assert_clear_error(r, 403)["code"] == "csrf_failed"
     r = client.post(
@@ -495,7 +499,7 @@ def test_csrf_header_that_is_not_ascii(client: TestClient, path: str) -> None:
     headers = [("x-csrftoken", "jürgen".encode("latin-1")), ("accept", "application/json")]
     if path == LOGIN:
         r = client.post(
-            path, json={"email": "pages@example.com", "password": "test123"}, headers=headers
+            path, json={"email": "pages@example.com", "password": "test-pass-123"}, headers=headers
         )
         assert r.status_code == 200, r.text
         return

@@ -544,3 +544,38 @@ def test_refine_pages_fit_the_screen(
         assert problems.messages == [], problems.messages
     finally:
         ctx.close()
+
+
+def test_a_run_is_deleted_from_history(browser: Browser, evidence_server: ServerProcess) -> None:
+    ctx = _context(browser, evidence_server)
+    try:
+        page = ctx.new_page()
+        problems = Problems()
+        problems.watch(page)
+        register(page, email="history.delete@example.com")
+        ids = []
+        for text in ("Keep this run about ransomware.", "Delete this run about bread."):
+            nav(page, "Compose")
+            page.get_by_test_id("marketing-text").fill(text)
+            ids.append(process(page))
+            wait_done(page)
+        nav(page, "History")
+        expect(page.get_by_test_id("history-count")).to_have_text("2 runs")
+        doomed = page.locator(f'[data-testid=history-item][data-job="{ids[1]}"]')
+        # The button asks first; dismissing keeps the run.
+        page.once("dialog", lambda d: d.dismiss())
+        doomed.get_by_test_id("history-delete").click()
+        expect(page.get_by_test_id("history-count")).to_have_text("2 runs")
+        page.once("dialog", lambda d: d.accept())
+        with page.expect_response(lambda r: _is_post(r, f"/results/{ids[1]}/delete")) as info:
+            doomed.get_by_test_id("history-delete").click()
+        assert info.value.status == 200
+        expect(page.get_by_test_id("history-count")).to_have_text("1 run")
+        expect(page.get_by_test_id("history-item")).to_have_count(1)
+        expect(page.get_by_test_id("history-link")).to_have_text("Keep this run about ransomware.")
+        # Gone for good: its Result page is a 404 now, the other one still opens.
+        assert goto(page, f"/results/{ids[1]}").status == 404
+        assert goto(page, f"/results/{ids[0]}").status == 200
+        assert problems.messages == []
+    finally:
+        ctx.close()

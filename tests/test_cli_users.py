@@ -54,7 +54,7 @@ def login(client: TestClient, email: str, password: str) -> int:
 def test_create_then_list(settings: Settings, tmp_path: Path) -> None:
     env = env_for(settings)
     created = run_cli(
-        env, tmp_path, "user", "create", "New.Admin@Example.com", "--password", "pw-123456"
+        env, tmp_path, "user", "create", "New.Admin@Example.com", "--password", "cli-pass-123456"
     )
     assert created.returncode == 0, created.stderr
     assert "<new.admin@example.com>" in created.stdout
@@ -68,7 +68,7 @@ def test_create_then_list(settings: Settings, tmp_path: Path) -> None:
 
     # The account is real: the web app signs it in.
     with TestClient(create_app(settings)) as client:
-        assert login(client, "new.admin@example.com", "pw-123456") == 200
+        assert login(client, "new.admin@example.com", "cli-pass-123456") == 200
         assert login(client, "new.admin@example.com", "wrong-password") == 401
 
 
@@ -107,11 +107,11 @@ def test_empty_list(sqlite_env: dict[str, str], tmp_path: Path) -> None:
 
 def test_duplicate_create_fails(sqlite_env: dict[str, str], tmp_path: Path) -> None:
     first = run_cli(
-        sqlite_env, tmp_path, "user", "create", "dup@example.com", "--password", "pw-111111"
+        sqlite_env, tmp_path, "user", "create", "dup@example.com", "--password", "cli-pass-111111"
     )
     assert first.returncode == 0, first.stderr
     again = run_cli(
-        sqlite_env, tmp_path, "user", "create", "DUP@example.com", "--password", "pw-222222"
+        sqlite_env, tmp_path, "user", "create", "DUP@example.com", "--password", "cli-pass-222222"
     )
     assert again.returncode == 2, (again.stdout, again.stderr)
     assert "An account with this email already exists." in again.stderr
@@ -126,7 +126,7 @@ def test_too_short_password_fails(sqlite_env: dict[str, str], tmp_path: Path) ->
         sqlite_env, tmp_path, "user", "create", "short@example.com", "--password", "abc"
     )
     assert short.returncode == 2, (short.stdout, short.stderr)
-    assert "at least 6 characters" in short.stderr
+    assert "at least 8 characters" in short.stderr
     assert "Traceback" not in short.stderr
     listed = run_cli(sqlite_env, tmp_path, "user", "list")
     assert "short@example.com" not in listed.stdout
@@ -143,24 +143,32 @@ def test_minimum_length_follows_settings(sqlite_env: dict[str, str], tmp_path: P
 
 def test_set_password_rules_and_unknown_user(sqlite_env: dict[str, str], tmp_path: Path) -> None:
     unknown = run_cli(
-        sqlite_env, tmp_path, "user", "set-password", "ghost@example.com", "--password", "pw-123456"
+        sqlite_env,
+        tmp_path,
+        "user",
+        "set-password",
+        "ghost@example.com",
+        "--password",
+        "cli-pass-123456",
     )
     assert unknown.returncode == 2, (unknown.stdout, unknown.stderr)
     assert "No account with the email 'ghost@example.com'" in unknown.stderr
 
     created = run_cli(
-        sqlite_env, tmp_path, "user", "create", "s@example.com", "--password", "pw-123456"
+        sqlite_env, tmp_path, "user", "create", "s@example.com", "--password", "cli-pass-123456"
     )
     assert created.returncode == 0, created.stderr
     short = run_cli(
         sqlite_env, tmp_path, "user", "set-password", "s@example.com", "--password", "abc"
     )
     assert short.returncode == 2, (short.stdout, short.stderr)
-    assert "at least 6 characters" in short.stderr
+    assert "at least 8 characters" in short.stderr
 
 
 def test_invalid_email_fails(sqlite_env: dict[str, str], tmp_path: Path) -> None:
-    bad = run_cli(sqlite_env, tmp_path, "user", "create", "not-an-email", "--password", "pw-123456")
+    bad = run_cli(
+        sqlite_env, tmp_path, "user", "create", "not-an-email", "--password", "cli-pass-123456"
+    )
     assert bad.returncode == 2, (bad.stdout, bad.stderr)
     assert "'not-an-email' is not a valid email address." in bad.stderr
     listed = run_cli(sqlite_env, tmp_path, "user", "list")

@@ -320,11 +320,11 @@ def test_users_cannot_see_each_others_documents(client: TestClient) -> None:
 def test_sign_in_clears_documents_but_keeps_the_account(
     client: TestClient, settings: Settings
 ) -> None:
-    token = register(client, "clear@example.com", "test123")
+    token = register(client, "clear@example.com", "test-pass-123")
     [doc] = upload(client, token, ("note.txt", TEXT))
     assert wait_final(client, token, doc["id"])["status"] == "indexed"
     r = client.post(
-        "/api/v1/auth/login", json={"email": "clear@example.com", "password": "test123"}
+        "/api/v1/auth/login", json={"email": "clear@example.com", "password": "test-pass-123"}
     )
     assert r.status_code == 200
     fresh = r.json()["access_token"]
@@ -337,11 +337,11 @@ def test_sign_in_clears_documents_but_keeps_the_account(
 def test_clearing_on_sign_in_can_be_turned_off(tmp_path: Path) -> None:
     settings = make_settings(tmp_path / "data", clear_documents_on_login=False)
     with TestClient(create_app(settings)) as c:
-        token = register(c, "keep@example.com", "test123")
+        token = register(c, "keep@example.com", "test-pass-123")
         [doc] = upload(c, token, ("note.txt", TEXT))
         wait_final(c, token, doc["id"])
         fresh = c.post(
-            "/api/v1/auth/login", json={"email": "keep@example.com", "password": "test123"}
+            "/api/v1/auth/login", json={"email": "keep@example.com", "password": "test-pass-123"}
         ).json()
         listed = c.get("/api/v1/documents", headers=auth(fresh["access_token"])).json()
         assert [d["id"] for d in listed] == [doc["id"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -372,7 +373,7 @@ def test_log_holds_no_secret_and_no_user_text_at_info(
     """A whole session against `pitchcraft serve` at LOG_LEVEL=DEBUG: sign-up, sign-in, a
     wrong password, upload, search, template, a refine with a model, a password change by
     the CLI. Secrets appear at no level; user text at no level from INFO up."""
-    jwt_secret = "jwt-" + "0123456789abcdef" * 3
+    jwt_secret = "jwt-" + secrets.token_urlsafe(36)  # a guessable one is refused at start
     password, wrong, new_password = "first-Pa55word", "wrong-Pa55word", "second-Pa55word"
     email = "leaks@example.com"
     document = "Quokka Shield inspects every quantum handshake in the zebra datacenter."

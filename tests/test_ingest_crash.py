@@ -64,7 +64,7 @@ def _wait(
 
 def _register(server: ServerProcess, email: str) -> str:
     r = httpx.post(
-        f"{server.url}/api/v1/auth/register", json={"email": email, "password": "test123"}
+        f"{server.url}/api/v1/auth/register", json={"email": email, "password": "test-pass-123"}
     )
     assert r.status_code == 201, r.text
     token: str = r.json()["access_token"]
@@ -111,7 +111,8 @@ def test_sign_in_during_ingestion_clears_everything(
     )
 
     r = httpx.post(
-        f"{server.url}/api/v1/auth/login", json={"email": "busy@example.com", "password": "test123"}
+        f"{server.url}/api/v1/auth/login",
+        json={"email": "busy@example.com", "password": "test-pass-123"},
     )
     assert r.status_code == 200, r.text
     fresh = r.json()["access_token"]

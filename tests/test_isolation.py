@@ -124,8 +124,8 @@ def world(
     app = create_app(settings)
     try:
         with TestClient(app) as c:
-            a = register(c, A_EMAIL, "a-password")
-            b = register(c, B_EMAIL, "b-password")
+            a = register(c, A_EMAIL, "a-password-41")
+            b = register(c, B_EMAIL, "b-password-77")
             (a_entry,) = upload(c, a, (A_FILE, A_DOC.encode()))
             (b_entry,) = upload(c, b, (B_FILE, B_DOC.encode()))
             assert wait_final(c, a, a_entry["id"])["status"] == "indexed"
@@ -165,13 +165,13 @@ def api_me(w: World) -> None:
 
 
 def api_login(w: World) -> None:
-    r = w.client.post("/api/v1/auth/login", json={"email": A_EMAIL, "password": "b-password"})
+    r = w.client.post("/api/v1/auth/login", json={"email": A_EMAIL, "password": "b-password-77"})
     assert r.status_code == 401
     assert_no_leak(r, "login as A with B's password")
 
 
 def api_register(w: World) -> None:
-    r = w.client.post("/api/v1/auth/register", json={"email": A_EMAIL, "password": "b-password"})
+    r = w.client.post("/api/v1/auth/register", json={"email": A_EMAIL, "password": "b-password-77"})
     assert r.status_code == 409
     assert "access_token" not in r.text
     w.assert_a_intact()
@@ -435,6 +435,7 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("GET", "/results/{job_id}/export"): page("/results/{a_job}/export?format=md", status=404),
     ("GET", "/api/v1/jobs/{job_id}"): api_job("/api/v1/jobs/{job_id}"),
     ("POST", "/api/v1/jobs/{job_id}/rerun"): api_job("/api/v1/jobs/{job_id}/rerun", "POST"),
+    ("DELETE", "/api/v1/jobs/{job_id}"): api_job("/api/v1/jobs/{job_id}", "DELETE"),
     ("GET", "/"): page("/"),
     ("GET", "/documents"): page("/documents"),
     ("GET", "/documents/table"): page("/documents/table", headers={"hx-request": "true"}),
@@ -458,6 +459,7 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("GET", "/results/{job_id}"): page("/results/{a_job}", status=404),
     ("GET", "/results/{job_id}/live"): page("/results/{a_job}/live", status=404),
     ("POST", "/results/{job_id}/rerun"): page_post("/results/{a_job}/rerun", {}, expect={404}),
+    ("POST", "/results/{job_id}/delete"): page_post("/results/{a_job}/delete", {}, expect={404}),
     ("GET", "/results/{job_id}/sources/{n}"): page("/results/{a_job}/sources/1", status=404),
     ("GET", "/results/{job_id}/sources/{n}/page.png"): page(
         "/results/{a_job}/sources/1/page.png", status=404

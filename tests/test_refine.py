@@ -149,9 +149,15 @@ LEDGER_TEXT = (
 
 
 def prompt_passages(prompt: str) -> dict[int, str]:
-    """The numbered passages of a rendered prompt's context: {n: "label: text"}."""
-    found = re.findall(r"^\[(\d+)\] (.+?)(?=\n\n\[\d+\] |\n\nMarketing text)", prompt, re.M | re.S)
-    return {int(n): body for n, body in found}
+    """The numbered passages of a rendered prompt's context, each between its fence lines
+    `⟪source n⟫` and `⟪/source n⟫`: {n: "label: text"}."""
+    found = re.findall(
+        r"^\u27easource (\d+)\u27eb\n\[(\d+)\] (.*?)\n\u27ea/source (\d+)\u27eb$",
+        prompt,
+        re.M | re.S,
+    )
+    assert all(a == b == c for a, b, _, c in found), "a fence and its passage disagree"
+    return {int(n): body for n, _, body, _ in found}
 
 
 def test_evidence_mode_checks_each_claim_against_the_prompt_s_passages(

@@ -78,7 +78,9 @@ def test_the_model_gets_the_filled_template_and_citations_are_cleaned(
     body = request.body
     assert body["model"] == "fake-model" and body["stream"] is True
     assert body["temperature"] == 0.2 and body["max_tokens"] == 700
-    (message,) = body["messages"]
+    # The rules in a system message; the filled template, passages fenced, as the user's.
+    system, message = body["messages"]
+    assert system["role"] == "system" and system["content"] == job["system_prompt"]
     assert message["role"] == "user" and message["content"] == job["prompt"]
     prompt = message["content"]
     assert "cybersecurity, SaaS" in prompt

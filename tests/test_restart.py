@@ -12,7 +12,7 @@ from tests.conftest import ServerProcess
 
 pytestmark = pytest.mark.slow
 
-EMAIL, PASSWORD = "test@example.com", "test123"
+EMAIL, PASSWORD = "test@example.com", "test-pass-123"
 
 
 @pytest.mark.parametrize(

@@ -65,6 +65,18 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def listens_publicly(host: str) -> bool:
+    """True unless `host` is a loopback address (or `localhost`)."""
+    import ipaddress
+
+    if host.strip().lower() in {"localhost", "localhost."}:
+        return False
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return True  # a host name: it may resolve to any interface
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -84,6 +96,13 @@ def serve(
     for report in container.path_reports:
         logging.getLogger("pitchcraft").info(
             "%s=%s (%s)", report.setting, report.path, report.where
+        )
+    if not settings.cookie_secure and listens_publicly(host):
+        logging.getLogger("pitchcraft").warning(
+            "listening on %s, reachable from other machines, with COOKIE_SECURE=false: "
+            "session cookies travel unencrypted unless a TLS proxy is in front; put one "
+            "there and set COOKIE_SECURE=true (see SECURITY.md)",
+            host,
         )
     application = create_app(settings, container=container)
     uvicorn.run(

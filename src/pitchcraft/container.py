@@ -19,6 +19,7 @@ from pitchcraft.core.db import Database
 from pitchcraft.core.persistence import PathReport, ensure_persistent
 from pitchcraft.core.secretbox import SecretBox
 from pitchcraft.core.system import server_secret
+from pitchcraft.documents.limits import UserLimits
 from pitchcraft.documents.service import Documents
 from pitchcraft.documents.sources import Sources
 from pitchcraft.documents.storage import FileStore
@@ -125,6 +126,8 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         throttle=Throttle(
             login_per_email=settings.login_rate_limit_per_email,
             login_per_client=settings.login_rate_limit_per_client,
+            login_per_email_client=settings.login_rate_limit_per_email_client,
+            uploads_per_hour=settings.user_uploads_per_hour,
             register_per_client=settings.register_rate_limit_per_client,
             storage_url=settings.rate_limit_storage_url,
         ),
@@ -136,7 +139,16 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     embedder: Lazy[Embedder] = Lazy(lambda: build_embedder(settings))
     sparse: Lazy[SparseEncoder] = Lazy(Bm25Encoder)
     wakeup = Wakeup()
-    documents = Documents(db=db, store=store, index=index, notify=wakeup)
+    documents = Documents(
+        db=db,
+        store=store,
+        index=index,
+        notify=wakeup,
+        limits=UserLimits(
+            quota_bytes=settings.user_storage_quota_mb * 1024 * 1024,
+            max_queued=settings.user_queued_documents,
+        ),
+    )
     if settings.clear_documents_on_login:
         accounts.on_login.append(documents.clear_user)
     sources = Sources(

@@ -28,11 +28,12 @@ class Settings(BaseSettings):
     # Accounts and sessions
     jwt_secret: str | None = None
     access_token_minutes: int = Field(default=60 * 24, ge=1, le=60 * 24 * 365)
-    password_min_length: int = Field(default=6, ge=1, le=1024)
+    password_min_length: int = Field(default=8, ge=8, le=1024)
     registration_open: bool = True
     cookie_secure: bool = False
     login_rate_limit_per_email: str = "10/5minutes"
     login_rate_limit_per_client: str = "60/5minutes"
+    login_rate_limit_per_email_client: str = "10/5minutes"
     register_rate_limit_per_client: str = "20/hour"
     rate_limit_storage_url: str = "memory://"
 
@@ -44,6 +45,10 @@ class Settings(BaseSettings):
     clear_documents_on_login: bool = True
     max_upload_mb: int = Field(default=50, ge=1, le=10_000)
     max_files_per_upload: int = Field(default=20, ge=1, le=1000)
+    # Per-user limits; 0 means unlimited.
+    user_storage_quota_mb: int = Field(default=2048, ge=0)
+    user_uploads_per_hour: int = Field(default=500, ge=0)
+    user_queued_documents: int = Field(default=200, ge=0)
     ocr_enabled: bool = True
     parse_timeout_s: int = Field(default=600, ge=5)
     parse_memory_mb: int = Field(default=3072, ge=256)
@@ -100,6 +105,17 @@ class Settings(BaseSettings):
     def _secret_long_enough(cls, value: str | None) -> str | None:
         if value is not None and len(value.encode()) < 32:
             raise ValueError("JWT_SECRET must be at least 32 bytes; leave it unset to generate one")
+        return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _secret_not_guessable(cls, value: str | None) -> str | None:
+        if value is not None and len(value.encode()) >= 32 and guessable_secret(value):
+            raise ValueError(
+                "JWT_SECRET is easy to guess (a repeated character, words or a simple "
+                "pattern); use a random one, e.g. `openssl rand -base64 48`, or leave it "
+                "unset to generate one"
+            )
         return value
 
     @field_validator("llm_base_url", "llm_api_key")
@@ -198,6 +214,17 @@ class Settings(BaseSettings):
         if self.uses_sqlite and not self.database_url:
             paths = {"DB_PATH": self.db_dir, **paths}
         return paths
+
+
+# About 66 bits by zxcvbn's estimate: 32 random characters are far above it, while a
+# repeated character, words and keyboard patterns stay far below.
+MIN_SECRET_GUESSES_LOG10 = 20
+
+
+def guessable_secret(value: str) -> bool:
+    from zxcvbn import zxcvbn
+
+    return bool(zxcvbn(value[:72])["guesses_log10"] < MIN_SECRET_GUESSES_LOG10)
 
 
 def _split_origins(value: str) -> list[str]:

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field
 
-from pitchcraft.core.validation import CleanStr
+from pitchcraft.core.validation import CleanStr, TextStr, encodable
 
 PASSWORD_MAX_LENGTH = 1024
+
+
+def _encodable_text(value: Any) -> Any:
+    return encodable(value) if isinstance(value, str) else value
+
+
+Email = Annotated[EmailStr, BeforeValidator(_encodable_text)]
 
 
 class RegisterIn(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    email: EmailStr = Field(max_length=320)
-    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    email: Email = Field(max_length=320)
+    password: TextStr = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
     # The original system's sign-up opt-in (news by email); off unless the request says so.
     is_subscribed: bool = False
 
@@ -25,7 +33,7 @@ class LoginIn(BaseModel):
 
     # Not validated as an email: a malformed address simply matches no account (401).
     email: CleanStr = Field(min_length=1, max_length=320)
-    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    password: TextStr = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
 class TokenOut(BaseModel):

@@ -8,7 +8,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from pitchcraft.auth.emails import check_email_characters, normalize_email
 from pitchcraft.auth.models import User
+from pitchcraft.auth.passwords import check_new_password
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import InvalidToken, Passwords, Tokens
 from pitchcraft.core.db import Database, utcnow
@@ -17,9 +19,7 @@ from pitchcraft.core.validation import has_control_chars
 
 INVALID_CREDENTIALS = "The email or password is incorrect."
 
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
+__all__ = ["INVALID_CREDENTIALS", "Accounts", "normalize_email"]
 
 
 @dataclass
@@ -35,12 +35,8 @@ class Accounts:
     # Run after each successful sign-in with the user's id (e.g. clearing documents).
     on_login: list[Callable[[int], object]] = field(default_factory=list)
 
-    def check_password_rules(self, password: str) -> None:
-        if len(password) < self.password_min_length:
-            raise Invalid(
-                f"The password must be at least {self.password_min_length} characters long.",
-                code="password_too_short",
-            )
+    def check_password_rules(self, password: str, email: str | None = None) -> None:
+        check_new_password(password, email, min_length=self.password_min_length)
 
     def register(
         self, *, email: str, password: str, client: str, is_subscribed: bool = False
@@ -54,8 +50,9 @@ class Accounts:
         return self.create_user(email=email, password=password, is_subscribed=is_subscribed)
 
     def create_user(self, *, email: str, password: str, is_subscribed: bool = False) -> User:
-        self.check_password_rules(password)
         email = normalize_email(email)
+        check_email_characters(email)
+        self.check_password_rules(password, email)
         hashed = self.passwords.hash(password)
         taken = Conflict("An account with this email already exists.", code="email_taken")
         try:
@@ -81,15 +78,19 @@ class Accounts:
         self.throttle.login(email=email, client=client)
         if has_control_chars(email):  # no stored address has them; PostgreSQL rejects NUL
             self.passwords.dummy_verify(password)
+            self.throttle.login_failed(email=email, client=client)
             raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
         with self.db.session() as s:
             user = s.scalar(select(User).where(User.email == email))
         if user is None:
             self.passwords.dummy_verify(password)
+            self.throttle.login_failed(email=email, client=client)
             raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
         ok, new_hash = self.passwords.verify_and_update(password, user.password_hash)
         if not ok or not user.is_active:
+            self.throttle.login_failed(email=email, client=client)
             raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+        self.throttle.login_succeeded(email=email, client=client)
         with self.db.session() as s:
             fresh = s.get(User, user.id)
             if fresh is None:
@@ -118,10 +119,11 @@ class Accounts:
 
     def set_password(self, *, email: str, password: str) -> User:
         """Change a password and revoke every token issued before."""
-        self.check_password_rules(password)
+        email = normalize_email(email)
+        self.check_password_rules(password, email)
         hashed = self.passwords.hash(password)
         with self.db.session() as s:
-            user = s.scalar(select(User).where(User.email == normalize_email(email)))
+            user = s.scalar(select(User).where(User.email == email))
             if user is None:
                 raise Invalid(f"No account with the email {email!r}.", code="unknown_user")
             user.password_hash = hashed

@@ -6,7 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, select
 
@@ -14,6 +14,7 @@ from pitchcraft.auth.models import User
 from pitchcraft.core.db import Database
 from pitchcraft.core.errors import NotFound
 from pitchcraft.documents.incoming import IncomingFile
+from pitchcraft.documents.limits import UserLimits
 from pitchcraft.documents.models import FAILED, QUEUED, Document
 from pitchcraft.documents.storage import PART_SUFFIX, FileStore
 from pitchcraft.ingestion.detect import detect
@@ -43,13 +44,21 @@ class Documents:
     index: Callable[[], VectorIndex]
     # Called after new ingestion jobs are committed, to wake an idle in-process worker.
     notify: Callable[[], None] = lambda: None
+    limits: UserLimits = field(default_factory=UserLimits)
+
+    def check_room(self, user_id: int) -> None:
+        """Refuse an upload before it is read when the user has no room left."""
+        self.limits.check(self.db, user_id)
 
     def accept(self, user_id: int, incoming: list[IncomingFile]) -> list[Document]:
-        """Store each received file and queue it; refused files become failed entries."""
+        """Store each received file and queue it; refused files become failed entries.
+        Nothing is kept when the upload does not fit the user's limits."""
         accepted: list[Document] = []
         try:
-            for f in incoming:
-                accepted.append(self._accept_one(user_id, f))
+            with self.limits.lock(user_id):
+                self.limits.check(self.db, user_id, incoming)
+                for f in incoming:
+                    accepted.append(self._accept_one(user_id, f))
         finally:
             for f in incoming:  # anything not committed is removed, never left half-way
                 if f.temp is not None:

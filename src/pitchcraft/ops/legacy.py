@@ -12,9 +12,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from pitchcraft.auth.emails import check_email_characters, normalize_email
 from pitchcraft.auth.models import User
-from pitchcraft.auth.service import normalize_email
 from pitchcraft.core.db import Database, utcnow
+from pitchcraft.core.errors import Invalid
 from pitchcraft.jobs.models import Job
 from pitchcraft.templates.models import PromptTemplate
 
@@ -182,6 +183,12 @@ def import_legacy(db: Database, path: Path) -> ImportReport:
                 report.notes.append(
                     f"skipped legacy user {row['id']}: missing email or password hash"
                 )
+                continue
+            try:
+                check_email_characters(email)
+            except Invalid as exc:
+                report.users_skipped += 1
+                report.notes.append(f"skipped legacy user {row['id']}: {exc.message}")
                 continue
             existing = s.scalar(select(User).where(User.email == email))
             if existing is not None and existing.legacy_id == row["id"]:

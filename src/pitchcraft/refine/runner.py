@@ -23,7 +23,13 @@ from pitchcraft.jobs.worker import Beat, Outcome
 from pitchcraft.llm.base import LLM, LLMError
 from pitchcraft.refine import evidence, variants
 from pitchcraft.refine.citations import citations_in, clean_citations
-from pitchcraft.refine.context import Passage, format_context, select_for_claims
+from pitchcraft.refine.context import (
+    SYSTEM_PROMPT,
+    Passage,
+    format_context,
+    messages_for,
+    select_for_claims,
+)
 from pitchcraft.refine.copy import chars, length
 from pitchcraft.refine.diff import word_diff
 from pitchcraft.refine.failures import FAILURE, MODEL_FAILED, SEARCH_UNAVAILABLE, model_failure
@@ -144,6 +150,7 @@ class Runner:
         max_chars = _limit(channel)
         base: dict[str, Any] = {
             "prompt": prompt,
+            "system_prompt": SYSTEM_PROMPT,
             "timings": timings,
             "channel": channel,
             "length": length(text, max_chars),
@@ -161,7 +168,7 @@ class Runner:
                 skipped_sentences=ledger.skipped_sentences,
                 draft=draft,
                 passages=passages,
-                prompt=prompt,
+                prompt=f"{SYSTEM_PROMPT}\n\n{prompt}",
                 has_documents=ledger.has_documents,
             )
             timings["total_ms"] = ms_since(started)
@@ -205,7 +212,7 @@ class Runner:
         try:
             drafts = variants.write(
                 llm,
-                [{"role": "user", "content": prompt}],
+                messages_for(prompt),
                 count=count,
                 max_chars=max_chars,
                 channel=str(channel["name"]) if channel else "the channel",

@@ -191,6 +191,11 @@ class ResultOut(BaseModel):
     )
     template: str | None
     prompt: str | None = None
+    system_prompt: str | None = Field(
+        default=None,
+        description="The system message sent before `prompt`: how the model is told to read "
+        "the fenced passages (data, never instructions).",
+    )
     claims: list[ClaimOut] = Field(
         default_factory=list, description="The submitted text, sentence by sentence, checked."
     )
@@ -248,6 +253,7 @@ class ResultOut(BaseModel):
             topics=backgrounds,
             template=payload.get("template"),
             prompt=result.get("prompt"),
+            system_prompt=result.get("system_prompt"),
             claims=_claims(result.get("claims")) or [],
             output_claims=_claims(result.get("output_claims")),
             corrected_draft=_draft(result.get("corrected_draft")),

@@ -162,6 +162,15 @@ class Refine:
             s.expunge(job)
             return job
 
+    def delete(self, user_id: int, job_id: str) -> None:
+        """Remove one of the user's refine jobs (a running one stops being saved: its
+        worker no longer holds it)."""
+        with self.db.session() as s:
+            job = s.get(Job, job_id) if len(job_id) <= 64 and "\x00" not in job_id else None
+            if job is None or job.user_id != user_id or job.kind != REFINE:
+                raise NotFound("No such job.", code="job_not_found")
+            s.delete(job)
+
     def history(self, user_id: int, *, limit: int, offset: int) -> tuple[list[Job], int]:
         where = (Job.user_id == user_id, Job.kind == REFINE)
         with self.db.session() as s:

@@ -27,6 +27,7 @@ from pitchcraft.web.deps import ContainerDep
 from pitchcraft.web.middleware import ApiCors, BodyLimit, GuardUnreadableBody, SecurityHeaders
 from pitchcraft.web.pages.session import session_user
 from pitchcraft.web.paths import UPLOAD_PATHS
+from pitchcraft.web.responses import SafeJSONResponse, showable
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        default_response_class=SafeJSONResponse,
     )
     app.state.container = container
     app.state.templates = Jinja2Templates(directory=str(WEB / "templates"))
+    app.state.templates.env.finalize = showable
     app.mount("/static", StaticFiles(directory=str(WEB / "static")), name="static")
     errors.install(app, page_user=lambda request: session_user(request, container))
     app.include_router(api_router)
@@ -124,5 +127,5 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.add_middleware(BodyLimit, limit_for=limit_for)
     if settings.cors_origins:
         app.add_middleware(ApiCors, origins=settings.cors_origins)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     return app

@@ -12,7 +12,8 @@ from fastapi.responses import FileResponse, Response
 from pitchcraft.documents.sources import Original
 
 # Cached by the browser only (a user's material), briefly: a document can be deleted.
-PREVIEW_CACHE = "private, max-age=300"
+# A user's file or page image stays in no cache (shared computer, proxy, back button).
+PREVIEW_CACHE = "no-store"
 # A downloaded HTML file must not run as a page of this site if it is ever opened inline.
 _DOWNLOAD_CSP = "default-src 'none'; sandbox"
 # What the plain `filename` keeps; not `=` or `;`, which careless parsers split on.
@@ -60,7 +61,7 @@ def file_response(original: Original) -> FileResponse:
             "Content-Disposition": content_disposition(original.filename),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": _DOWNLOAD_CSP,
-            "Cache-Control": "private, no-cache",
+            "Cache-Control": "no-store",
         },
     )
 

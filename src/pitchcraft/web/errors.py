@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from pitchcraft.core.errors import AppError
+from pitchcraft.core.validation import NOT_UTF8
 from pitchcraft.web.middleware import security_headers
 from pitchcraft.web.paths import is_api
 
@@ -98,8 +99,9 @@ def allowed_methods(request: Request) -> list[str]:
 
 
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts)
+    # The first element says where the value came from; a field may be named `query` too.
+    rest = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+    return ".".join(str(p) for p in rest)
 
 
 def describe_validation(errors: list[Any]) -> str:
@@ -115,6 +117,9 @@ def describe_validation(errors: list[Any]) -> str:
             sentences.append(f"{where} is required.")
         elif kind in {"model_attributes_type", "dict_type"} and not where:
             sentences.append("The request body must be a JSON object.")
+        elif kind == "string_unicode":
+            # pydantic's own refusal of a lone surrogate, said as our validators say it.
+            sentences.append(f"{where}: {NOT_UTF8}." if where else f"The text {NOT_UTF8}.")
         else:
             msg = str(err.get("msg", "is invalid")).rstrip(".")
             sentences.append(f"{where}: {msg}." if where else f"{msg}.")
@@ -160,6 +165,8 @@ def install(app: FastAPI, *, page_user: PageUser) -> None:
             request, 500, "Something went wrong on our side; it has been logged.", "internal_error"
         )
         # This answer is sent from outside every middleware, SecurityHeaders included.
-        for key, value in security_headers(request.scope["path"]):
+        container = getattr(request.app.state, "container", None)
+        hsts = bool(container is not None and container.settings.cookie_secure)
+        for key, value in security_headers(request.scope["path"], hsts=hsts):
             response.headers.setdefault(key.decode(), value.decode())
         return response

@@ -120,10 +120,22 @@ DOCS_CSP = (
 DOCS_PATHS = {"/docs", "/redoc"}
 
 
-def security_headers(path: str) -> list[tuple[bytes, bytes]]:
-    """The headers every response carries (the CSP depends on the page)."""
+# Pages, JSON answers, downloads and previews hold a user's data: no browser or proxy keeps
+# a copy. Only the static files (the same for everyone) may be cached.
+NO_STORE = (b"cache-control", b"no-store")
+HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
+
+
+def security_headers(path: str, *, hsts: bool = False) -> list[tuple[bytes, bytes]]:
+    """The headers every response carries (the CSP depends on the page). `hsts` when the
+    cookies are marked secure, i.e. the site is served over HTTPS."""
     csp = DOCS_CSP if path in DOCS_PATHS else PAGE_CSP
-    return [*SECURITY_HEADERS, (b"content-security-policy", csp)]
+    headers = [*SECURITY_HEADERS, (b"content-security-policy", csp)]
+    if not path.startswith("/static/"):
+        headers.append(NO_STORE)
+    if hsts:
+        headers.append(HSTS)
+    return headers
 
 
 class SecurityHeaders:
@@ -131,14 +143,15 @@ class SecurityHeaders:
     other layers send themselves (413, 400, CSRF refusals, CORS preflights). Responses of
     Starlette's last-resort 500 handler get them in `errors`."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
         self.app = app
+        self.hsts = hsts
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        wanted = security_headers(scope["path"])
+        wanted = security_headers(scope["path"], hsts=self.hsts)
 
         async def with_headers(msg: Message) -> None:
             if msg["type"] == "http.response.start":

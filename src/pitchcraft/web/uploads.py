@@ -143,6 +143,10 @@ async def receive_files(
 async def upload_for(request: Request, container: Container, user_id: int) -> list[Document]:
     """Receive the request's files and hand them to the documents service (API and page)."""
     settings = container.settings
+    throttle = container.accounts.throttle
+    # Refused before the body is read when nothing more can be accepted anyway.
+    await run_in_threadpool(container.documents.check_room, user_id)
+    throttle.uploads(user_id=user_id, files=0)
     incoming = await receive_files(
         request,
         container.store,
@@ -150,4 +154,11 @@ async def upload_for(request: Request, container: Container, user_id: int) -> li
         max_bytes=settings.max_upload_mb * 1024 * 1024,
         max_files=settings.max_files_per_upload,
     )
+    try:
+        throttle.uploads(user_id=user_id, files=len(incoming))
+    except BaseException:
+        for f in incoming:
+            if f.temp is not None:
+                f.temp.unlink(missing_ok=True)
+        raise
     return await run_in_threadpool(container.documents.accept, user_id, incoming)

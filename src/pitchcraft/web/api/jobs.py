@@ -32,6 +32,17 @@ def job(job_id: str, user: CurrentUser, container: ContainerDep) -> ResultOut:
     return ResultOut.of(container.refine.get(user.id, job_id))
 
 
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Delete one of the caller's jobs (404 for any other)",
+)
+def delete_job(job_id: str, user: CurrentUser, container: ContainerDep) -> Response:
+    container.refine.delete(user.id, job_id)
+    return Response(status_code=204)
+
+
 @router.post("/{job_id}/rerun", status_code=status.HTTP_202_ACCEPTED, response_model=JobAccepted)
 def rerun(
     job_id: str, user: CurrentUser, container: ContainerDep, body: RerunIn | None = None

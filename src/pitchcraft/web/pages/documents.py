@@ -27,6 +27,12 @@ UPLOAD_ERRORS = {
     "no_files": "No files were received. Choose one or more files and try again.",
     "bad_multipart": "The upload was cut short. Please try again.",
     "multipart_required": "The upload was not sent as a file upload. Please try again.",
+    "storage_quota_exceeded": "Your documents have reached your account's storage quota. "
+    "Delete documents you no longer need, then upload again.",
+    "queue_limit_reached": "Too many of your documents are still waiting to be indexed. "
+    "Upload more once some are done.",
+    "rate_limited": "You have uploaded as many files as an account may in an hour. "
+    "Try again later.",
 }
 UPLOAD_ERROR_DEFAULT = "The upload did not go through. Please try again."
 

@@ -115,6 +115,18 @@ def result_rerun(
     return RedirectResponse(f"/results/{new.id}", status_code=303)
 
 
+@router.post("/results/{job_id}/delete", response_class=HTMLResponse)
+def result_delete(
+    request: Request, job_id: str, container: ContainerDep, user: PageUser
+) -> Response:
+    _job(container, user, job_id)
+    container.refine.delete(user.id, job_id)
+    if request.headers.get("hx-request"):
+        ctx = _history_context(container, user, _page_number(request))
+        return render(request, "_history_list.html", user=user, **ctx)
+    return RedirectResponse(f"/history?page={_page_number(request)}", status_code=303)
+
+
 def _page_number(request: Request) -> int:
     raw = request.query_params.get("page", "1")
     return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 6 and int(raw) else 1
