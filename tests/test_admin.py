@@ -98,7 +98,7 @@ def test_promote_demote_disable_and_the_last_administrator(client: TestClient) -
     )
     assert sub.status_code == 200 and sub.json()["disabled"] and sub.json()["is_subscribed"]
     assert client.get(ME, headers=auth(admin)).status_code == 401
-    login = {"email": "boss@example.com", "password": "test123"}
+    login = {"email": "boss@example.com", "password": "test-pass-123"}
     assert client.post("/api/v1/auth/login", json=login).status_code == 401
     on = client.patch(f"{USERS}/{boss_id}", headers=auth(member), json={"disabled": False})
     assert on.status_code == 200 and on.json()["disabled"] is False
@@ -114,7 +114,7 @@ def test_promote_demote_disable_and_the_last_administrator(client: TestClient) -
 def test_the_users_list_counts_documents_jobs_and_storage(client: TestClient) -> None:
     admin = register(client, "admin@example.com")
     writer = register(client, "writer@example.com")
-    login = {"email": "writer@example.com", "password": "test123"}
+    login = {"email": "writer@example.com", "password": "test-pass-123"}
     assert client.post("/api/v1/auth/login", json=login).status_code == 200  # a sign-in
     body = b"Acme Shield blocks ransomware on 10,000 laptops.\n"
     r = client.post(
@@ -426,14 +426,14 @@ def test_the_setting_survives_a_restart_and_a_new_secret_makes_it_unreadable(
     tmp_path: Path, database_url: str | None, fake_llm: FakeLLM
 ) -> None:
     data = tmp_path / "data"
-    first = make_settings(data, database_url, jwt_secret="a" * 40)
+    first = make_settings(data, database_url, jwt_secret="tZ3q-first-secret-9fKw2LmQx7RvB4nHs8dJ")
     with TestClient(create_app(first)) as client:
         admin = register(client, "admin@example.com")
         save(client, admin, base_url=fake_llm.base_url, model="fake-model", api_key=FAKE_LLM_KEY)
 
     with TestClient(create_app(first)) as client:  # restarted, same secret
         token = client.post(
-            "/api/v1/auth/login", json={"email": "admin@example.com", "password": "test123"}
+            "/api/v1/auth/login", json={"email": "admin@example.com", "password": "test-pass-123"}
         ).json()["access_token"]
         assert client.get(LLM, headers=auth(token)).json()["source"] == "app"
         job = wait_job(client, token, process(client, token, marketing_text="We stop ransomware."))
@@ -441,10 +441,10 @@ def test_the_setting_survives_a_restart_and_a_new_secret_makes_it_unreadable(
         assert chat_requests(fake_llm)[-1].headers["authorization"] == f"Bearer {FAKE_LLM_KEY}"
 
     calls = len(fake_llm.requests)
-    changed = make_settings(data, database_url, jwt_secret="b" * 40)
+    changed = make_settings(data, database_url, jwt_secret="Yp6e-second-secret-2WcXo5TgUa1kZr7NfE")
     with TestClient(create_app(changed)) as client:
         token = client.post(
-            "/api/v1/auth/login", json={"email": "admin@example.com", "password": "test123"}
+            "/api/v1/auth/login", json={"email": "admin@example.com", "password": "test-pass-123"}
         ).json()["access_token"]
         view = client.get(LLM, headers=auth(token)).json()
         assert view["key_unreadable"] is True and view["error"] == KEY_UNREADABLE
@@ -486,7 +486,7 @@ def test_a_backup_keeps_the_saved_model_sealed_and_a_restore_can_read_it(
     restore_backup(restored, archive)
     with TestClient(create_app(restored)) as client:
         token = client.post(
-            "/api/v1/auth/login", json={"email": "admin@example.com", "password": "test123"}
+            "/api/v1/auth/login", json={"email": "admin@example.com", "password": "test-pass-123"}
         ).json()["access_token"]
         view = client.get(LLM, headers=auth(token)).json()
         assert view["source"] == "app" and view["key_unreadable"] is False

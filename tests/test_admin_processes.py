@@ -91,7 +91,9 @@ def test_operators_manage_roles_and_accounts_from_the_command_line(
 ) -> None:
     env = env_for(settings)
     for email in ("ops@example.com", "dana@example.com"):
-        made = run_cli(env, tmp_path, "user", "create", email, "--password", "pw-123456")
+        made = run_cli(
+            env, tmp_path, "user", "create", email, "--password", "cobalt-harbor-lantern-9"
+        )
         assert made.returncode == 0, made.stderr
 
     def cli(*args: str) -> Any:

@@ -79,7 +79,11 @@ def test_the_original_frontend_sees_what_it_reads(
         # Sign-up with the opt-in, and without it.
         r = c.post(
             "/api/v1/auth/register",
-            json={"email": "optin@example.com", "password": "secret12", "is_subscribed": True},
+            json={
+                "email": "optin@example.com",
+                "password": "opt-in-sparrow-42",
+                "is_subscribed": True,
+            },
         )
         assert r.status_code == 201, r.text
         token = r.json()["access_token"]
@@ -87,12 +91,14 @@ def test_the_original_frontend_sees_what_it_reads(
         assert me["email"] == "optin@example.com" and me["is_subscribed"] is True
         assert isinstance(me["id"], int)
         other = c.post(
-            "/api/v1/auth/register", json={"email": "plain@example.com", "password": "secret12"}
+            "/api/v1/auth/register",
+            json={"email": "plain@example.com", "password": "opt-in-sparrow-42"},
         ).json()["access_token"]
         assert c.get("/api/v1/auth/me", headers=auth(other)).json()["is_subscribed"] is False
         # Sign-in keeps the flag.
         r = c.post(
-            "/api/v1/auth/login", json={"email": "optin@example.com", "password": "secret12"}
+            "/api/v1/auth/login",
+            json={"email": "optin@example.com", "password": "opt-in-sparrow-42"},
         )
         token = r.json()["access_token"]
         assert c.get("/api/v1/auth/me", headers=auth(token)).json()["is_subscribed"] is True
@@ -173,7 +179,8 @@ def test_a_job_that_cannot_reach_its_model_is_an_error_status(
     )
     with _client(server) as c:
         token = c.post(
-            "/api/v1/auth/register", json={"email": "u@example.com", "password": "secret12"}
+            "/api/v1/auth/register",
+            json={"email": "u@example.com", "password": "opt-in-sparrow-42"},
         ).json()["access_token"]
         r = c.post(
             "/api/v1/rag/process",
@@ -206,7 +213,8 @@ def test_a_client_that_leaves_does_not_cancel_its_job(
     server = start_server({**server_env, **fake.env(), "PROCESS_WAIT_S": "120"})
     with _client(server) as c:
         token = c.post(
-            "/api/v1/auth/register", json={"email": "u@example.com", "password": "secret12"}
+            "/api/v1/auth/register",
+            json={"email": "u@example.com", "password": "opt-in-sparrow-42"},
         ).json()["access_token"]
         with pytest.raises(httpx.ReadTimeout):
             c.post(

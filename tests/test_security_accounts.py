@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -207,7 +208,9 @@ def test_migration_normalises_stored_addresses(settings: Settings) -> None:
     cfg = migrate.alembic_config()
     with db.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0002")
+        # The revision just before the one that normalises addresses.
+        before = ScriptDirectory.from_config(cfg).get_revision("0007").down_revision
+        command.upgrade(cfg, str(before))
     hashed = Passwords().hash(PASSWORD)
     with db.session() as s:
         s.add(User(email=FULL_WIDTH_ALICE, password_hash=hashed))
