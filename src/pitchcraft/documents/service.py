@@ -33,6 +33,8 @@ EXTENSIONS = {
     "text": ".txt",
     "markdown": ".md",
     "html": ".html",
+    "xlsx": ".xlsx",
+    "csv": ".csv",
 }
 
 

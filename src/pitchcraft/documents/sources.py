@@ -31,6 +31,8 @@ MEDIA_TYPES = {
     "text": "text/plain",
     "markdown": "text/markdown",
     "html": "text/html",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv",
 }
 OCTET_STREAM = "application/octet-stream"
 DEFAULT_RADIUS = 2

@@ -85,6 +85,9 @@ class Source(BaseModel):
     cited: bool = True
     # The passage's place in its document; None for sources saved before it was kept.
     chunk_index: int | None = None
+    # A spreadsheet passage's sheet (None for a CSV) and first and last row; else None.
+    sheet: str | None = None
+    rows: list[int] | None = None
 
 
 class Timings(BaseModel):
@@ -203,7 +206,15 @@ def _source(raw: Any) -> dict[str, Any]:
         "score": raw.get("score") if isinstance(raw.get("score"), int | float) else None,
         "cited": bool(raw.get("cited", True)),
         "chunk_index": _whole(raw.get("chunk_index")),
+        "sheet": raw.get("sheet") if isinstance(raw.get("sheet"), str) else None,
+        "rows": _rows(raw.get("rows")),
     }
+
+
+def _rows(value: Any) -> list[int] | None:
+    if isinstance(value, list) and len(value) == 2 and all(_whole(v) is not None for v in value):
+        return [int(v) for v in value]
+    return None
 
 
 def _whole(value: Any) -> int | None:

@@ -26,6 +26,11 @@ class SearchResult(BaseModel):
     filename: str
     page: int | None
     section: str | None
+    sheet: str | None = Field(default=None, description="A spreadsheet passage's sheet.")
+    rows: list[int] | None = Field(
+        default=None,
+        description="A spreadsheet passage's first and last row, as the sheet numbers them.",
+    )
     snippet: str
     score: float = Field(
         description="The fused rank score: orders the results of one search, not comparable "

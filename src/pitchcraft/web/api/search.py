@@ -23,6 +23,8 @@ def search(body: SearchIn, user: CurrentUser, container: ContainerDep) -> Search
                 filename=h.filename,
                 page=h.page,
                 section=h.section,
+                sheet=h.section if h.rows is not None else None,
+                rows=list(h.rows) if h.rows is not None else None,
                 snippet=h.text[:SNIPPET_CHARS],
                 score=round(h.score, 6),
             )
