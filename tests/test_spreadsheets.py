@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 import struct
 import zipfile
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from pitchcraft.vectors.base import Hit
 from tests.conftest import app_on, auth, register
 from tests.docs_helpers import upload, wait_final
 from tests.test_refine import process, wait_job
+from tests.test_source_viewer import SESSION
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -377,3 +379,12 @@ def test_upload_index_search_and_cite(database: str, tmp_path: Path) -> None:
         plans = [s for s in job["sources"] if s["filename"] == "pricing.xlsx"]
         assert plans and plans[0]["label"] == 'pricing.xlsx, sheet "Plans", rows 2\u20135'
         assert plans[0]["sheet"] == "Plans" and plans[0]["rows"] == [2, 5]
+
+        # The source viewer shows those rows as a table, under the sheet's header.
+        c.cookies.set(SESSION, token)
+        page = c.get(f"/results/{job['job_id']}/sources/{plans[0]['n']}")
+        c.cookies.clear()
+        assert page.status_code == 200, page.text
+        table = page.text.split('data-testid="rows-table"', 1)[1].split("</table>", 1)[0]
+        assert re.findall(r'<tr data-row="(\d+)">', table) == ["2", "3", "4", "5"]
+        assert '<th scope="col">Price</th>' in table and "<td>$1,299.50</td>" in table
