@@ -719,13 +719,13 @@ def baseline_extract(path: Path) -> list[tuple[int | None, str]]:
         import openpyxl  # type: ignore[import-untyped]
 
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-        sheets = [
-            "\n".join(
-                " | ".join("" if v is None else str(v) for v in row)
-                for row in ws.iter_rows(values_only=True)
+        sheets = []
+        for ws in wb.worksheets:
+            ws.reset_dimensions()  # some writers declare "A1:A1" whatever the sheet holds
+            rows = ws.iter_rows(values_only=True)
+            sheets.append(
+                "\n".join(" | ".join("" if v is None else str(v) for v in row) for row in rows)
             )
-            for ws in wb.worksheets
-        ]
         wb.close()
         return [(None, text) for text in sheets]
     import docx
