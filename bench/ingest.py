@@ -23,6 +23,7 @@ For each file (default: large/DA-619p.pdf and large/handbook-872p.docx):
   (`QdrantClient(path=...)`) upserting the vectors. baseline/service is the speed-up.
 
 Run: .venv/bin/python -m bench.ingest [--quick | --full] [--files REL ...] [--sample-every N]
+     .venv/bin/python -m bench.ingest --spreadsheets   # .xlsx/.csv of tests/data/spreadsheets
 
 By default the two in-process embeddings of (a) and (b) are timed on every 3rd pipeline
 batch and extrapolated by text count (int8 on every 6th, a subset of those), to keep the
@@ -68,6 +69,14 @@ from bench import (
 )
 
 DEFAULT_FILES = ("large/DA-619p.pdf", "large/handbook-872p.docx")
+# The project's own spreadsheets (tests/data/spreadsheets, licences in its LICENSES.md),
+# named "spreadsheets/<file>" with --files; --spreadsheets runs them all.
+SPREADSHEETS = ROOT / "tests" / "data"
+SPREADSHEET_FILES = (
+    "spreadsheets/ks_1033_data.csv",
+    "spreadsheets/covid_19-iss.xlsx",
+    "spreadsheets/pricing.xlsx",
+)
 QUICK_PAGES = 100
 WARMUP_FILE = "text/fake-text.txt"
 PASSWORD = "bench-password-123"  # noqa: S105  # a throwaway account on a throwaway server
@@ -707,6 +716,22 @@ def baseline_extract(path: Path) -> list[tuple[int | None, str]]:
 
         reader = PdfReader(str(path))
         return [(i + 1, page.extract_text() or "") for i, page in enumerate(reader.pages)]
+    if path.suffix.lower() in (".csv", ".tsv"):
+        # The original system refused spreadsheets; the plain way is the file as text.
+        return [(None, path.read_text(encoding="utf-8", errors="replace"))]
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        import openpyxl  # type: ignore[import-untyped]
+
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        sheets = []
+        for ws in wb.worksheets:
+            ws.reset_dimensions()  # some writers declare "A1:A1" whatever the sheet holds
+            rows = ws.iter_rows(values_only=True)
+            sheets.append(
+                "\n".join(" | ".join("" if v is None else str(v) for v in row) for row in rows)
+            )
+        wb.close()
+        return [(None, text) for text in sheets]
     import docx
 
     document = docx.Document(str(path))
@@ -822,8 +847,12 @@ def pdf_slice(path: Path, pages: int, out_dir: Path) -> Path:
     return out
 
 
+def corpus_path(rel: str) -> Path:
+    return SPREADSHEETS / rel if rel.startswith("spreadsheets/") else CORPUS / rel
+
+
 def run_file(rel: str, args: argparse.Namespace, work: Path, torch_threads: int) -> dict[str, Any]:
-    path = CORPUS / rel
+    path = corpus_path(rel)
     if args.quick and path.suffix.lower() == ".pdf":
         path = pdf_slice(path, QUICK_PAGES, work)
     name = path.name
@@ -856,7 +885,7 @@ def run_file(rel: str, args: argparse.Namespace, work: Path, torch_threads: int)
     if not pages:
         pages, pages_note = docx_pages(path), "Word's stored page count (docProps/app.xml)"
     if not pages:
-        match = re.search(r"-(\d+)p\.", (CORPUS / rel).name)
+        match = re.search(r"-(\d+)p\.", corpus_path(rel).name)
         pages = int(match.group(1)) if match else None
         pages_note = "nominal page count in the file name (the DOCX has no page data)"
     return {
@@ -977,6 +1006,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--files", nargs="+", help="corpus-relative files (default: both)")
     parser.add_argument(
+        "--spreadsheets",
+        action="store_true",
+        help="the project's spreadsheets (tests/data/spreadsheets) instead",
+    )
+    parser.add_argument(
         "--sample-every",
         type=int,
         default=None,
@@ -1000,6 +1034,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.idle_probes is None:
         args.idle_probes = 25 if args.quick else 50
     files = args.files or ([DEFAULT_FILES[0]] if args.quick else list(DEFAULT_FILES))
+    if args.spreadsheets:
+        files = list(SPREADSHEET_FILES)
 
     go_offline()
     import torch

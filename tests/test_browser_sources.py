@@ -131,6 +131,10 @@ def test_open_a_source_where_it_stands_and_download_it(
         expect(page).to_have_url(re.compile(rf"/results/{job_id}#source-\d+$"))
         delivered = page.get_by_test_id("ledger").get_by_test_id("claim").first
         expect(delivered).to_have_attribute("data-verdict", "supported")
+        if viewport["width"] <= 640:
+            # On a phone each claim starts folded to its sentence and verdict.
+            expect(delivered.get_by_test_id("claim-quote").first).to_be_hidden()
+            delivered.get_by_test_id("claim-toggle").click()
         quote = delivered.get_by_test_id("claim-quote").first
         quoted = (quote.inner_text().split("”")[0]).lstrip("“").strip()
         assert "20,000 bottles" in quoted

@@ -54,6 +54,7 @@ class Settings(BaseSettings):
     parse_memory_mb: int = Field(default=3072, ge=256)
     chunk_size: int = Field(default=1000, ge=200, le=8000)
     chunk_overlap: int = Field(default=150, ge=0, le=2000)
+    spreadsheet_max_rows: int = Field(default=20_000, ge=1, le=1_000_000)
     soffice_path: str | None = None
 
     # Embeddings

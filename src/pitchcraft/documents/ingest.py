@@ -112,6 +112,7 @@ class Ingestor:
                 soffice=self.settings.soffice_path,
                 timeout_s=self.settings.parse_timeout_s,
                 memory_mb=self.settings.parse_memory_mb,
+                max_rows=self.settings.spreadsheet_max_rows,
             )
             chunks = chunk(
                 parsed, size=self.settings.chunk_size, overlap=self.settings.chunk_overlap
@@ -212,6 +213,7 @@ class Ingestor:
                     filename=doc.filename,
                     page=c.page,
                     section=c.section,
+                    rows=c.rows,
                     chunk_index=c.index,
                     text=c.text,
                 )

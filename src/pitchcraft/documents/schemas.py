@@ -77,3 +77,10 @@ class PassageContextOut(BaseModel):
                 for p in c.passages
             ],
         )
+
+
+class SampleExampleOut(BaseModel):
+    """Marketing copy about the sample documents' product; two of its figures are wrong on
+    purpose, so the check has something to find."""
+
+    marketing_text: str

@@ -34,6 +34,8 @@ EXTENSIONS = {
     "text": ".txt",
     "markdown": ".md",
     "html": ".html",
+    "xlsx": ".xlsx",
+    "csv": ".csv",
 }
 
 

@@ -21,6 +21,9 @@ from pitchcraft.documents.preview.office import NEEDS_LIBREOFFICE
 from pitchcraft.documents.service import Documents
 from pitchcraft.documents.storage import FileStore
 from pitchcraft.ingestion.parsers.ppt import find_soffice
+from pitchcraft.ingestion.parsers.spreadsheet import table_rows
+from pitchcraft.ingestion.sandbox import run_sandboxed
+from pitchcraft.ingestion.types import ParseFailure
 from pitchcraft.vectors.base import MAX_PASSAGES, Hit, VectorIndex
 
 MEDIA_TYPES = {
@@ -31,8 +34,12 @@ MEDIA_TYPES = {
     "text": "text/plain",
     "markdown": "text/markdown",
     "html": "text/html",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "csv": "text/csv",
 }
 OCTET_STREAM = "application/octet-stream"
+SPREADSHEET_KINDS = ("xlsx", "csv")
+MAX_TABLE_ROWS = 200  # rows the source viewer's table shows at most
 DEFAULT_RADIUS = 2
 MAX_RADIUS = 5
 MAX_HIGHLIGHT_CHARS = 5000
@@ -80,6 +87,15 @@ class InContext:
     filename: str
     chunk_index: int
     passages: list[Neighbour]
+
+
+@dataclass(frozen=True)
+class RowsTable:
+    """Rows of a spreadsheet as the source viewer shows them: (row number, cells)."""
+
+    sheet: str | None
+    header: list[str] | None
+    rows: list[tuple[int, list[str]]]
 
 
 @dataclass
@@ -173,6 +189,34 @@ class Sources:
                 for i, text, is_focus in shown
             ],
         )
+
+    def rows_table(
+        self, user_id: int, document_id: str, sheet: str | None, first: int, last: int
+    ) -> RowsTable:
+        """Rows `first`..`last` of a spreadsheet's sheet (at most MAX_TABLE_ROWS), with its
+        header, read from the stored file in the parsing sandbox (time and memory limits).
+
+        NotFound: no such document, or it is no spreadsheet. PreviewFailed: unreadable."""
+        doc = self.documents.get(user_id, document_id)
+        if doc.file_type not in SPREADSHEET_KINDS:
+            raise NotFound(f"{doc.filename} is no spreadsheet.", code="not_a_spreadsheet")
+        path = self._path(doc)
+        last = max(first, min(last, first + MAX_TABLE_ROWS - 1))
+        try:
+            header, rows = run_sandboxed(
+                table_rows,
+                path,
+                doc.file_type,
+                sheet,
+                first,
+                last,
+                timeout_s=self.timeout_s,
+                memory_mb=self.memory_mb,
+                name="table-rows",
+            )
+        except ParseFailure as exc:
+            raise PreviewFailed(f"The rows of {doc.filename} cannot be shown: {exc}.") from exc
+        return RowsTable(sheet=sheet, header=header, rows=rows)
 
     def find_chunk(self, user_id: int, document_id: str, snippet: str) -> int | None:
         """The chunk index of the passage a stored snippet was taken from (sources saved

@@ -5,6 +5,10 @@ Consecutive blocks of the same page (or slide) and section are packed into chunk
 sentence, then word boundaries (a hard cut only for a run of text without any). Consecutive
 chunks of one page and section share about `overlap` characters. A chunk never spans two
 pages or two sections, so each carries its page and section. Linear in the text's length.
+
+Spreadsheet rows (blocks with `rows`) are packed whole, without overlap: a chunk is a run of
+consecutive rows of one sheet, so its source reads "sheet "Plans", rows 2-31". Only a single
+row longer than a chunk is cut, and each of its pieces still names that row.
 """
 
 from __future__ import annotations
@@ -38,9 +42,45 @@ def chunk(doc: ParsedDocument, *, size: int = 1000, overlap: int = 150) -> list[
     size = max(size, 50)
     overlap = max(0, min(overlap, size // 3))
     chunks: list[Chunk] = []
+    if any(b.rows is not None for b in doc.blocks):
+        return _row_chunks(doc.blocks, size)
     for page, section, texts in _groups(doc.blocks):
         for text in _pack(texts, size, overlap):
             chunks.append(Chunk(index=len(chunks), text=text, page=page, section=section))
+    return chunks
+
+
+def _row_chunks(blocks: list[Block], size: int) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    run: list[Block] = []
+    length = 0
+
+    def close() -> None:
+        if run:
+            first, last = run[0].rows or (0, 0), run[-1].rows or (0, 0)
+            text = "\n".join(b.text for b in run)
+            chunks.append(Chunk(len(chunks), text, None, run[0].section, (first[0], last[1])))
+            run.clear()
+
+    stretched = int(size * _STRETCH)
+    for block in blocks:
+        text = block.text.strip()
+        if not text:
+            continue
+        if len(text) > stretched:  # one row longer than a chunk: alone, in pieces
+            close()
+            length = 0
+            for piece in _split(text, size, "\n"):
+                chunks.append(
+                    Chunk(len(chunks), piece.text.strip(), None, block.section, block.rows)
+                )
+            continue
+        if run and (run[0].section != block.section or length + 1 + len(text) > size):
+            close()
+            length = 0
+        run.append(Block(text, block.page, block.section, block.rows))
+        length += len(text) + (1 if length else 0)
+    close()
     return chunks
 
 

@@ -1,7 +1,7 @@
 """What kind of document a file is, decided from its content (the name is only a hint).
 
-Kinds: "pdf", "docx", "pptx", "ppt", "image", "text", "markdown", "html". Anything else
-raises ParseFailure with a reason a person understands.
+Kinds: "pdf", "docx", "pptx", "ppt", "image", "text", "markdown", "html", "xlsx", "csv".
+Anything else raises ParseFailure with a reason a person understands.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import filetype  # type: ignore[import-untyped]
 from pitchcraft.ingestion.parsers.text import bom_encoding, decode, utf16_without_bom
 from pitchcraft.ingestion.types import ParseFailure
 
-KINDS = ("pdf", "docx", "pptx", "ppt", "image", "text", "markdown", "html")
+KINDS = ("pdf", "docx", "pptx", "ppt", "image", "text", "markdown", "html", "xlsx", "csv")
+_TABLE_EXTENSIONS = (".csv", ".tsv", ".tab")
 
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
@@ -62,8 +63,8 @@ _HTML_TAGS = re.compile(r"<(?:html|head|body|p|div|span|table|h[1-6]|br|a\s|ul|o
 _OLE_STREAMS = {
     "PowerPoint Document": "ppt",
     "WordDocument": "legacy Word .doc: save it as .docx",
-    "Workbook": "legacy Excel .xls",
-    "Book": "legacy Excel .xls",
+    "Workbook": "legacy Excel .xls: save it as .xlsx",
+    "Book": "legacy Excel .xls: save it as .xlsx",
     "EncryptedPackage": "password-protected Office document",
     "__properties_version1.0": "Outlook message",
 }
@@ -141,6 +142,8 @@ def _text_kind(text: str, ext: str) -> str:
         return "html"
     if ext in (".md", ".markdown"):
         return "markdown"
+    if ext in _TABLE_EXTENSIONS:
+        return "csv"
     return "text"
 
 
@@ -155,6 +158,8 @@ def _zip_kind(path: Path, head: bytes, ext: str) -> str:
             return "docx"
         if b"ppt/" in head or ext == ".pptx":
             return "pptx"
+        if b"xl/" in head or ext in (".xlsx", ".xlsm"):
+            return "xlsx"
         raise ParseFailure("unsupported file type (damaged ZIP archive)") from None
     if "[Content_Types].xml" in names:
         if any(n.startswith("word/") for n in names):
@@ -162,8 +167,16 @@ def _zip_kind(path: Path, head: bytes, ext: str) -> str:
         if any(n.startswith("ppt/") for n in names):
             return "pptx"
         if any(n.startswith("xl/") for n in names):
-            raise ParseFailure("unsupported file type (Excel workbook)")
+            if "xl/workbook.bin" in names:
+                raise ParseFailure(
+                    "unsupported file type (Excel binary workbook .xlsb: save it as .xlsx)"
+                )
+            return "xlsx"
         raise ParseFailure("unsupported file type (Office Open XML package)")
+    if mimetype == "application/vnd.oasis.opendocument.spreadsheet":
+        raise ParseFailure(
+            "unsupported file type (OpenDocument spreadsheet: save it as .xlsx or .csv)"
+        )
     if mimetype.startswith("application/vnd.oasis.opendocument"):
         raise ParseFailure("unsupported file type (OpenDocument: save it as .docx, .pptx or PDF)")
     if mimetype == "application/epub+zip":

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from pitchcraft.ingestion.lifetime import die_with_parent
-from pitchcraft.ingestion.parsers import PARSER_MODULES, parse_file
+from pitchcraft.ingestion.parsers import DEFAULT_MAX_ROWS, PARSER_MODULES, parse_file
 from pitchcraft.ingestion.types import ParsedDocument, ParseFailure
 
 TOO_MUCH_MEMORY = "needs too much memory to read"
@@ -94,13 +94,20 @@ def warm_up() -> None:
 
 
 def parse_sandboxed(
-    path: Path, kind: str, *, ocr: bool, soffice: str | None, timeout_s: float, memory_mb: int
+    path: Path,
+    kind: str,
+    *,
+    ocr: bool,
+    soffice: str | None,
+    timeout_s: float,
+    memory_mb: int,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> ParsedDocument:
     context = _get_context()
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
         target=_child,
-        args=(sender, _parse, (str(path), kind, ocr, soffice), memory_mb),
+        args=(sender, _parse, (str(path), kind, ocr, soffice, max_rows), memory_mb),
         name=f"parse-{kind}",
         daemon=True,
     )
@@ -238,11 +245,15 @@ def _child(
         conn.close()
 
 
-def _parse(path: str, kind: str, ocr: bool, soffice: str | None) -> ParsedDocument:
-    return _run(Path(path), kind, ocr=ocr, soffice=soffice)
+def _parse(
+    path: str, kind: str, ocr: bool, soffice: str | None, max_rows: int = DEFAULT_MAX_ROWS
+) -> ParsedDocument:
+    return _run(Path(path), kind, ocr=ocr, soffice=soffice, max_rows=max_rows)
 
 
-def _run(path: Path, kind: str, *, ocr: bool, soffice: str | None) -> ParsedDocument:
+def _run(
+    path: Path, kind: str, *, ocr: bool, soffice: str | None, max_rows: int = DEFAULT_MAX_ROWS
+) -> ParsedDocument:
     if kind == TEST_HANG:
         while True:
             time.sleep(60)
@@ -251,7 +262,7 @@ def _run(path: Path, kind: str, *, ocr: bool, soffice: str | None) -> ParsedDocu
         raise AssertionError(f"allocated {len(hog)} MiB")
     if kind == TEST_ERROR:
         raise RuntimeError("simulated parser bug")
-    return parse_file(path, kind, ocr=ocr, soffice=soffice)
+    return parse_file(path, kind, ocr=ocr, soffice=soffice, max_rows=max_rows)
 
 
 def _limit_memory(memory_mb: int) -> None:

@@ -17,12 +17,14 @@ class Block:
     """A run of text in reading order: a paragraph, a table rendered as text, a slide's notes.
 
     `page` is the 1-based PDF page or PPTX slide (None where the format has no pages);
-    `section` is the nearest heading above it, when the format has headings.
+    `section` is the nearest heading above it, when the format has headings (a
+    spreadsheet's sheet name); `rows` the first and last spreadsheet row it holds.
     """
 
     text: str
     page: int | None = None
     section: str | None = None
+    rows: tuple[int, int] | None = None
 
 
 @dataclass
@@ -46,3 +48,4 @@ class Chunk:
     text: str
     page: int | None
     section: str | None
+    rows: tuple[int, int] | None = None  # a spreadsheet's first and last row in the chunk

@@ -34,10 +34,14 @@ class Passage:
     score: float
     chunk_index: int | None = None  # where the source viewer finds its neighbours
     similarity: float | None = None  # cosine to the query that found it (search/score.py)
+    rows: tuple[int, int] | None = None  # a spreadsheet passage's rows; its sheet is `section`
 
     @property
     def label(self) -> str:
-        """The source label a reader can check: `deck.pptx, slide 4`, `brief.pdf, page 3`."""
+        """The source label a reader can check: `deck.pptx, slide 4`, `brief.pdf, page 3`,
+        `pricing.xlsx, sheet "Plans", rows 2-31` (an en dash in the label)."""
+        if self.rows is not None:
+            return rows_label(self.filename, self.section, self.rows)
         if self.page is not None:
             unit = "slide" if PurePath(self.filename).suffix.lower() in SLIDE_TYPES else "page"
             return f"{self.filename}, {unit} {self.page}"
@@ -59,6 +63,8 @@ class Passage:
             "rank_score": round(self.score, 6),
             "cited": cited,
             "chunk_index": self.chunk_index,
+            "sheet": self.section if self.rows is not None else None,
+            "rows": list(self.rows) if self.rows is not None else None,
         }
 
     @classmethod
@@ -73,7 +79,15 @@ class Passage:
             score=hit.score,
             chunk_index=hit.chunk_index,
             similarity=hit.similarity,
+            rows=hit.rows,
         )
+
+
+def rows_label(filename: str, sheet: str | None, rows: tuple[int, int]) -> str:
+    """`pricing.xlsx, sheet "Plans", rows 2-31`; a CSV has no sheet, one row reads `row 7`."""
+    first, last = rows
+    span = f"row {first}" if first == last else f"rows {first}\u2013{last}"
+    return f'{filename}, sheet "{sheet}", {span}' if sheet else f"{filename}, {span}"
 
 
 def words(text: str) -> set[str]:

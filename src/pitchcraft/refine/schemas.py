@@ -121,6 +121,9 @@ class Source(BaseModel):
     cited: bool = True
     # The passage's place in its document; None for sources saved before it was kept.
     chunk_index: int | None = None
+    # A spreadsheet passage's sheet (None for a CSV) and first and last row; else None.
+    sheet: str | None = None
+    rows: list[int] | None = None
 
 
 class ChannelUsed(BaseModel):
@@ -327,6 +330,8 @@ def _source(raw: Any) -> dict[str, Any]:
         "rank_score": rank_score,
         "cited": bool(raw.get("cited", True)),
         "chunk_index": _whole(raw.get("chunk_index")),
+        "sheet": raw.get("sheet") if isinstance(raw.get("sheet"), str) else None,
+        "rows": _rows(raw.get("rows")),
     }
 
 
@@ -365,6 +370,12 @@ def file_type_of(filename: str) -> str:
     if not extension:
         return "unknown"
     return _KINDS.get(extension, extension)
+
+
+def _rows(value: Any) -> list[int] | None:
+    if isinstance(value, list) and len(value) == 2 and all(_whole(v) is not None for v in value):
+        return [int(v) for v in value]
+    return None
 
 
 def _whole(value: Any) -> int | None:

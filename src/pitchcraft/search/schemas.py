@@ -26,6 +26,11 @@ class SearchResult(BaseModel):
     filename: str
     page: int | None
     section: str | None
+    sheet: str | None = Field(default=None, description="A spreadsheet passage's sheet.")
+    rows: list[int] | None = Field(
+        default=None,
+        description="A spreadsheet passage's first and last row, as the sheet numbers them.",
+    )
     snippet: str
     score: float | None = Field(
         description="How close the passage is in meaning to the query, 0-1: the cosine "

@@ -43,6 +43,7 @@ class IndexPoint:
     section: str | None
     chunk_index: int
     text: str
+    rows: tuple[int, int] | None = None  # a spreadsheet passage's first and last row
 
 
 def dense_values(vector: Sequence[float], dim: int) -> list[float]:
@@ -74,6 +75,7 @@ class Hit:
     text: str
     score: float
     similarity: float | None = None
+    rows: tuple[int, int] | None = None  # a spreadsheet passage's first and last row
 
 
 MAX_PASSAGES = 256  # chunk indexes one `passages` call may ask for

@@ -1,5 +1,6 @@
-"""The payload stored with each point, shared by both Qdrant adapters: the six passage
-fields of an `IndexPoint` or a `Hit` (the vectors and the score are stored apart)."""
+"""The payload stored with each point, shared by both Qdrant adapters: the passage fields
+of an `IndexPoint` or a `Hit` (the vectors and the score are stored apart). `rows` is
+written only for spreadsheet passages, so other points keep the six fields they had."""
 
 from __future__ import annotations
 
@@ -21,10 +22,11 @@ class _Passage(TypedDict):
     section: str | None
     chunk_index: int
     text: str
+    rows: tuple[int, int] | None
 
 
 def payload_of(point: IndexPoint) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         DOCUMENT_ID: point.document_id,
         "filename": point.filename,
         "page": point.page,
@@ -32,6 +34,9 @@ def payload_of(point: IndexPoint) -> dict[str, Any]:
         CHUNK_INDEX: point.chunk_index,
         "text": point.text,
     }
+    if point.rows is not None:
+        payload["rows"] = [point.rows[0], point.rows[1]]
+    return payload
 
 
 def hit_from(payload: dict[str, Any], score: float, similarity: float | None = None) -> Hit:
@@ -71,4 +76,14 @@ def _passage(payload: dict[str, Any]) -> _Passage:
         section=str(section) if section is not None else None,
         chunk_index=int(payload.get(CHUNK_INDEX, 0)),
         text=str(payload.get("text", "")),
+        rows=_rows(payload.get("rows")),
     )
+
+
+def _rows(value: Any) -> tuple[int, int] | None:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        try:
+            return (int(value[0]), int(value[1]))
+        except (TypeError, ValueError):
+            return None
+    return None

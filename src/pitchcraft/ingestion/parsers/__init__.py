@@ -10,6 +10,8 @@ from pathlib import Path
 
 from pitchcraft.ingestion.types import ParsedDocument, ParseFailure
 
+DEFAULT_MAX_ROWS = 20_000  # SPREADSHEET_MAX_ROWS
+
 PARSER_MODULES = (
     "pitchcraft.ingestion.parsers.pdf",
     "pitchcraft.ingestion.parsers.docx",
@@ -18,13 +20,21 @@ PARSER_MODULES = (
     "pitchcraft.ingestion.parsers.image",
     "pitchcraft.ingestion.parsers.text",
     "pitchcraft.ingestion.parsers.html",
+    "pitchcraft.ingestion.parsers.spreadsheet",
 )
-_TEXT_KINDS = {"text", "markdown", "html"}
+_TEXT_KINDS = {"text", "markdown", "html", "csv"}
 
 
-def parse_file(path: Path, kind: str, *, ocr: bool, soffice: str | None) -> ParsedDocument:
+def parse_file(
+    path: Path,
+    kind: str,
+    *,
+    ocr: bool,
+    soffice: str | None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+) -> ParsedDocument:
     """Parse `path` as `kind` (from `detect`); ParseFailure says why a document can't be read."""
-    doc = _dispatch(path, kind, ocr=ocr, soffice=soffice)
+    doc = _dispatch(path, kind, ocr=ocr, soffice=soffice, max_rows=max_rows)
     blocks = [b for b in doc.blocks if b.text.strip()]
     if not blocks:
         raise ParseFailure("empty document" if kind in _TEXT_KINDS else "no extractable text")
@@ -32,7 +42,9 @@ def parse_file(path: Path, kind: str, *, ocr: bool, soffice: str | None) -> Pars
     return doc
 
 
-def _dispatch(path: Path, kind: str, *, ocr: bool, soffice: str | None) -> ParsedDocument:
+def _dispatch(
+    path: Path, kind: str, *, ocr: bool, soffice: str | None, max_rows: int
+) -> ParsedDocument:
     if kind == "pdf":
         from pitchcraft.ingestion.parsers import pdf
 
@@ -61,4 +73,12 @@ def _dispatch(path: Path, kind: str, *, ocr: bool, soffice: str | None) -> Parse
         from pitchcraft.ingestion.parsers import html
 
         return html.parse(path, ocr=ocr)
+    if kind == "xlsx":
+        from pitchcraft.ingestion.parsers import spreadsheet
+
+        return spreadsheet.parse_xlsx(path, max_rows=max_rows)
+    if kind == "csv":
+        from pitchcraft.ingestion.parsers import spreadsheet
+
+        return spreadsheet.parse_csv(path, max_rows=max_rows)
     raise ParseFailure(f"unsupported file type ({kind})")

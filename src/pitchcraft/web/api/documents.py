@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
-from pitchcraft.documents.schemas import DocumentOut, PassageContextOut
+from pitchcraft.documents.sample_library import add_samples, example_text
+from pitchcraft.documents.schemas import DocumentOut, PassageContextOut, SampleExampleOut
 from pitchcraft.documents.sources import DEFAULT_RADIUS, MAX_HIGHLIGHT_CHARS, MAX_RADIUS
 from pitchcraft.web.deps import ContainerDep, CurrentUser
 from pitchcraft.web.downloads import FILE_RESPONSES, PNG_RESPONSES, file_response, png_response
@@ -47,6 +48,28 @@ UPLOAD_DOC = {
 )
 async def upload(request: Request, user: CurrentUser, container: ContainerDep) -> list[DocumentOut]:
     return [DocumentOut.of(d) for d in await upload_for(request, container, user.id)]
+
+
+@router.post(
+    "/samples",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=list[DocumentOut],
+    summary="Add the bundled sample documents to the caller's documents",
+)
+def add_sample_documents(user: CurrentUser, container: ContainerDep) -> list[DocumentOut]:
+    """A brochure, a datasheet, a slide deck and a price list of a made-up product, queued
+    for indexing as ordinary documents of the caller; `GET /documents/samples/example` has
+    marketing copy to check against them."""
+    return [DocumentOut.of(d) for d in add_samples(container.documents, user.id)]
+
+
+@router.get(
+    "/samples/example",
+    response_model=SampleExampleOut,
+    summary="Marketing copy to check against the sample documents",
+)
+def sample_example(user: CurrentUser) -> SampleExampleOut:
+    return SampleExampleOut(marketing_text=example_text())
 
 
 @router.get("", response_model=list[DocumentOut], summary="The caller's documents, newest first")

@@ -24,6 +24,8 @@ def search(body: SearchIn, user: CurrentUser, container: ContainerDep) -> Search
                 filename=h.filename,
                 page=h.page,
                 section=h.section,
+                sheet=h.section if h.rows is not None else None,
+                rows=list(h.rows) if h.rows is not None else None,
                 snippet=h.text[:SNIPPET_CHARS],
                 score=readable_score(h.similarity),
                 rank_score=round(h.score, 6),

@@ -14,6 +14,7 @@ from pitchcraft.auth.models import User
 from pitchcraft.container import Container
 from pitchcraft.core.errors import Invalid, NotFound
 from pitchcraft.core.validation import strip_control_chars
+from pitchcraft.documents.sample_library import example_text
 from pitchcraft.refine.service import (
     DEFAULT_BACKGROUNDS,
     MAX_BACKGROUND_CHARS,
@@ -188,6 +189,9 @@ def _template_panel(
 @router.get("/compose", response_class=HTMLResponse)
 def compose_page(request: Request, container: ContainerDep, user: PageUser) -> Response:
     source_id = request.query_params.get("from", "")
+    if request.query_params.get("example") == "samples":
+        # The sample library's example text, to check against the sample documents.
+        return _compose(request, container, user, text=example_text(), example=True)
     if not source_id:
         return _compose(request, container, user)
     # "Re-run with edits": the earlier job's text, backgrounds and exact template.

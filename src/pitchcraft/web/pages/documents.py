@@ -12,6 +12,7 @@ from pitchcraft.auth.models import User
 from pitchcraft.container import Container
 from pitchcraft.core.errors import AppError
 from pitchcraft.documents.models import PROCESSING, QUEUED
+from pitchcraft.documents.sample_library import add_samples
 from pitchcraft.web.deps import ContainerDep
 from pitchcraft.web.pages.format import human_size, kind_label
 from pitchcraft.web.pages.render import render
@@ -49,6 +50,7 @@ def _table_context(container: Container, user: User) -> dict[str, Any]:
 
 def _page(request: Request, container: Container, user: User, **ctx: Any) -> HTMLResponse:
     uploaded = request.query_params.get("uploaded", "")
+    samples = request.query_params.get("samples", "")
     error = request.query_params.get("error")
     return render(
         request,
@@ -60,6 +62,7 @@ def _page(request: Request, container: Container, user: User, **ctx: Any) -> HTM
         if uploaded.isascii() and uploaded.isdigit() and len(uploaded) < 6
         else None,
         upload_error=UPLOAD_ERRORS.get(error, UPLOAD_ERROR_DEFAULT) if error else None,
+        samples_added=samples in ("1", "2", "3", "4", "5", "6", "7", "8", "9"),
         **_table_context(container, user),
         **ctx,
     )
@@ -82,6 +85,12 @@ async def documents_upload(request: Request, container: ContainerDep, user: Page
     except AppError as exc:
         return RedirectResponse(f"/documents?error={exc.code}", status_code=303)
     return RedirectResponse(f"/documents?uploaded={len(docs)}", status_code=303)
+
+
+@router.post("/documents/samples", response_class=HTMLResponse)
+def documents_samples(container: ContainerDep, user: PageUser) -> Response:
+    docs = add_samples(container.documents, user.id)
+    return RedirectResponse(f"/documents?samples={len(docs)}", status_code=303)
 
 
 @router.post("/documents/{document_id}/delete", response_class=HTMLResponse)

@@ -21,6 +21,8 @@ KIND_LABELS = {
     "text": "Text",
     "markdown": "Markdown",
     "html": "HTML",
+    "xlsx": "Excel",
+    "csv": "CSV",
 }
 
 

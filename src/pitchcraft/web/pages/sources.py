@@ -15,7 +15,13 @@ from pitchcraft.container import Container
 from pitchcraft.core.errors import NotFound
 from pitchcraft.documents.models import Document
 from pitchcraft.documents.preview import PAGED_KINDS
-from pitchcraft.documents.sources import MAX_HIGHLIGHT_CHARS, InContext
+from pitchcraft.documents.sources import (
+    MAX_HIGHLIGHT_CHARS,
+    SPREADSHEET_KINDS,
+    InContext,
+    PreviewFailed,
+    RowsTable,
+)
 from pitchcraft.refine.schemas import ResultOut, Source
 from pitchcraft.web.deps import ContainerDep
 from pitchcraft.web.downloads import file_response, png_response
@@ -66,6 +72,21 @@ def _context(container: Container, user: User, doc: Document, source: Source) ->
         return None
 
 
+def _rows_table(
+    container: Container, user: User, doc: Document | None, source: Source
+) -> RowsTable | None:
+    """A spreadsheet source's rows as a table; None for other sources, or when the stored
+    file cannot be read (the passage is shown instead)."""
+    if doc is None or doc.file_type not in SPREADSHEET_KINDS or not source.rows:
+        return None
+    try:
+        return container.sources.rows_table(
+            user.id, doc.id, source.sheet, source.rows[0], source.rows[1]
+        )
+    except (NotFound, PreviewFailed):
+        return None
+
+
 def _focus(text: str, quote: str | None) -> Markup:
     """The passage asked for: the quote marked when there is one, else all of it."""
     marked, found = mark(text, quote)
@@ -78,7 +99,12 @@ def _viewer_context(
     source = _source(container, user, job_id, n)
     doc = _document(container, user, source)
     paged = doc is not None and doc.file_type in PAGED_KINDS and source.page is not None
-    context = None if paged or doc is None else _context(container, user, doc, source)
+    table = _rows_table(container, user, doc, source)
+    context = (
+        None
+        if paged or doc is None or table is not None
+        else _context(container, user, doc, source)
+    )
     quote = (quote or "").strip() or None
     passage, quote_found = mark(source.snippet, quote)
     image_url = f"/results/{job_id}/sources/{n}/page.png"
@@ -98,6 +124,7 @@ def _viewer_context(
         "quote_found": quote_found,
         "passage": passage,
         "context": context,
+        "table": table,
         "focus": _focus,
     }
 

@@ -120,8 +120,55 @@
     document.body.addEventListener("htmx:afterSettle", function (e) { setupDiffs(e.target); });
   }
 
+  // On a phone the long parts (the prompt, the whole passages) start folded, so the
+  // claims and their sources come within two screens; the summaries still open them.
+  var phone = window.matchMedia ? window.matchMedia("(max-width: 640px)") : null;
+  function foldClaims(root) {
+    Array.prototype.forEach.call((root || document).querySelectorAll("table.ledger"), function (table) {
+      table.classList.add("is-folded");
+      Array.prototype.forEach.call(table.querySelectorAll("tr.claim"), function (row) {
+        var cell = row.querySelector(".claim-text");
+        if (!cell || cell.querySelector(".claim-toggle")) { return; }
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "claim-toggle";
+        button.setAttribute("aria-expanded", "false");
+        button.setAttribute("data-testid", "claim-toggle");
+        button.textContent = "Why, and the sources";
+        button.addEventListener("click", function () {
+          var open = row.classList.toggle("is-open");
+          button.setAttribute("aria-expanded", open ? "true" : "false");
+        });
+        cell.appendChild(button);
+      });
+    });
+  }
+
+  function foldForPhone(root) {
+    if (!phone || !phone.matches) { return; }
+    foldClaims(root);
+    Array.prototype.forEach.call((root || document).querySelectorAll("details[data-phone-fold][open]"), function (d) {
+      if (!d.hasAttribute("data-user-opened")) { d.open = false; }
+    });
+  }
+
+  function setupFolding() {
+    foldForPhone(document);
+    // What the person opens stays open (a toggle event cannot tell them from the page).
+    document.addEventListener("click", function (e) {
+      var summary = e.target.closest && e.target.closest("summary");
+      var details = summary && summary.parentElement;
+      if (details && details.hasAttribute("data-phone-fold")) { details.setAttribute("data-user-opened", ""); }
+    });
+    document.body.addEventListener("htmx:afterSettle", function (e) {
+      var target = e.detail && e.detail.target;
+      if (target && target.id === "result-live") { foldForPhone(document.getElementById("result-live")); }
+    });
+  }
+
   ready(function () {
     live = document.getElementById("result-announce");
+    setupFolding();
     setupCopy();
     setupLive();
     setupDiffs(document);
