@@ -30,6 +30,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _settings() -> Settings:
+    from pitchcraft.core.filemodes import restrict_umask
+
+    restrict_umask()  # whatever a command writes in the data location stays private
     try:
         return Settings()
     except ValidationError as exc:

@@ -13,8 +13,9 @@ from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
 from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
+from pitchcraft.core.filemodes import private_roots, repair_modes, restrict_umask
 from pitchcraft.core.persistence import PathReport, ensure_persistent
-from pitchcraft.core.system import stored_jwt_secret
+from pitchcraft.core.system import token_secret
 from pitchcraft.documents.service import Documents
 from pitchcraft.documents.sources import Sources
 from pitchcraft.documents.storage import FileStore
@@ -30,6 +31,7 @@ from pitchcraft.settings import Settings
 from pitchcraft.templates.service import Templates
 from pitchcraft.vectors import build_index
 from pitchcraft.vectors.base import VectorIndex
+from pitchcraft.vectors.purge import Purger
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class Container:
     llm: LLM | None
     # Queuing a job calls it; the worker of this process waits on it.
     wakeup: Wakeup
+    # Purges deleted passages from disk a while after a batch of deletes.
+    purger: Purger
     path_reports: list[PathReport] = field(default_factory=list)
 
     @property
@@ -81,6 +85,7 @@ class Container:
         return not self.settings.qdrant_url
 
     def close(self) -> None:
+        self.purger.close()
         if self.index.built:
             self.index().close()
         close_llm = getattr(self.llm, "close", None)
@@ -90,8 +95,19 @@ class Container:
 
 
 def prepare_storage(settings: Settings) -> list[PathReport]:
-    """The persistence guard: raises DataNotPersistent with the fix in its message."""
-    return ensure_persistent(settings)
+    """The persistence guard (raises DataNotPersistent with the fix in its message), with
+    data made private: new files 0600 from now on, an older install's modes repaired."""
+    restrict_umask()
+    reports = ensure_persistent(settings)
+    repaired = repair_modes(private_roots(settings))
+    if repaired:
+        log.warning(
+            "made %d data folder(s) and file(s) private (0700/0600); other local accounts "
+            "could read them, e.g. %s",
+            len(repaired),
+            repaired[0],
+        )
+    return reports
 
 
 def build(settings: Settings, *, migrate_schema: bool | None = None) -> Container:
@@ -109,7 +125,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
                 f"The database is at revision {current or 'empty'} but this release needs "
                 f"{head}; run `pitchcraft migrate`."
             )
-    secret = settings.jwt_secret or stored_jwt_secret(db)
+    secret = settings.jwt_secret or token_secret(db, settings.token_secret_file)
     accounts = Accounts(
         db=db,
         passwords=Passwords(),
@@ -128,7 +144,8 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     embedder: Lazy[Embedder] = Lazy(lambda: build_embedder(settings))
     sparse: Lazy[SparseEncoder] = Lazy(Bm25Encoder)
     wakeup = Wakeup()
-    documents = Documents(db=db, store=store, index=index, notify=wakeup)
+    purger = Purger(index, delay_s=settings.vector_purge_delay_s, after=db.compact_after_delete)
+    documents = Documents(db=db, store=store, index=index, notify=wakeup, deleted=purger.mark)
     if settings.clear_documents_on_login:
         accounts.on_login.append(documents.clear_user)
     sources = Sources(
@@ -157,5 +174,6 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         refine=refine,
         llm=llm,
         wakeup=wakeup,
+        purger=purger,
         path_reports=reports,
     )

@@ -29,6 +29,7 @@ def build_worker(container: Container) -> Worker:
         index=container.index,
         embedder=container.embedder,
         sparse=container.sparse,
+        deleted=container.purger.mark,
     )
     runner = Runner(
         db=container.db,

@@ -43,6 +43,9 @@ class Documents:
     index: Callable[[], VectorIndex]
     # Called after new ingestion jobs are committed, to wake an idle in-process worker.
     notify: Callable[[], None] = lambda: None
+    # Called with the user's id after their vectors lost a document, so that its passage
+    # text is purged from disk (vectors/purge.py).
+    deleted: Callable[[int], None] = lambda _user_id: None
 
     def accept(self, user_id: int, incoming: list[IncomingFile]) -> list[Document]:
         """Store each received file and queue it; refused files become failed entries."""
@@ -132,6 +135,7 @@ class Documents:
             s.delete(doc)
         self.index().delete_document(user_id, document_id)
         self.store.delete(key)
+        self.deleted(user_id)
 
     def clear_user(self, user_id: int) -> int:
         """Remove every document of a user: rows, vectors, files. Account, templates and
