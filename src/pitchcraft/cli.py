@@ -80,6 +80,7 @@ def serve(
     import uvicorn
 
     from pitchcraft.web.app import create_app
+    from pitchcraft.web.server_limits import protocol_for
 
     settings = _settings()
     _configure_logging(settings.log_level)
@@ -97,6 +98,7 @@ def serve(
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         timeout_graceful_shutdown=20,
+        http=protocol_for(settings),
     )
 
 
