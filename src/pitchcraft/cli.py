@@ -112,7 +112,7 @@ def worker(
     import signal
     import threading
 
-    from pitchcraft.runtime import build_worker
+    from pitchcraft.runtime import build_worker, stop_background_work
 
     settings = _settings()
     _configure_logging(settings.log_level)
@@ -131,7 +131,7 @@ def worker(
     runner.start()
     logging.getLogger("pitchcraft").info("worker %s started", runner.id)
     stopping.wait()
-    runner.stop(timeout=30)
+    stop_background_work(runner, timeout=30)
     container.close()
 
 

@@ -72,6 +72,15 @@ def start_background_work(container: Container) -> Worker:
     return worker
 
 
+def stop_background_work(worker: Worker, timeout: float = 10) -> None:
+    """A stop of the server: parse children first (an OCR run could take minutes), whose
+    documents are retried at the next start, then the worker."""
+    killed = sandbox.stop_all()
+    if killed:
+        log.info("stopped %d document parse(s) in progress; they resume at the next start", killed)
+    worker.stop(timeout)
+
+
 def _warm_up(container: Container) -> None:
     """Start the parser process and load the embedding model (its document and query
     copies) now, not on the first upload or search."""

@@ -115,6 +115,8 @@ class Ingestor:
                 soffice=self.settings.soffice_path,
                 timeout_s=self.settings.parse_timeout_s,
                 memory_mb=self.settings.parse_memory_mb,
+                ocr_max_pages=self.settings.ocr_max_pages,
+                ocr_max_seconds=self.settings.ocr_max_seconds,
             )
             chunks = chunk(
                 parsed, size=self.settings.chunk_size, overlap=self.settings.chunk_overlap
