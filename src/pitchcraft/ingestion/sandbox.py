@@ -208,6 +208,10 @@ def _supervise(
         child.join(timeout=5)
         if child.is_alive():
             _kill(child)
+        elif message is None and child.pid is not None:
+            # It ended without answering (its own time limit, say): what it started may
+            # still run in its session.
+            _kill_session(child.pid)
         with _running_lock:
             _running.discard(child)
     if message is None and _stopping.is_set() and not stopping:
@@ -253,10 +257,14 @@ def _kill(child: multiprocessing.process.BaseProcess) -> None:
     it starts (LibreOffice, say) stays in that session even in a process group of its own."""
     child.kill()
     if child.pid is not None:
-        for pid in _session_members(child.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_session(child.pid)
     child.join(timeout=5)
+
+
+def _kill_session(session: int) -> None:
+    for pid in _session_members(session):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _session_members(session: int) -> list[int]:
