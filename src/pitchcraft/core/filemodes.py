@@ -49,9 +49,14 @@ def _walk(roots: Iterable[Path]) -> Iterator[tuple[Path, os.stat_result]]:
                     stack.extend(path.iterdir())
 
 
-def exposed_paths(roots: Iterable[Path]) -> list[Path]:
-    """Folders and files under `roots` that another local account may read or enter."""
-    return [path for path, info in _walk(roots) if stat.S_IMODE(info.st_mode) & _SHARED_BITS]
+def exposed_paths(roots: Iterable[Path]) -> list[tuple[Path, int]]:
+    """Folders and files under `roots` that another local account may read or enter, with
+    their modes."""
+    return [
+        (path, stat.S_IMODE(info.st_mode))
+        for path, info in _walk(roots)
+        if stat.S_IMODE(info.st_mode) & _SHARED_BITS
+    ]
 
 
 def repair_modes(roots: Iterable[Path]) -> list[Path]:

@@ -62,7 +62,7 @@ def _privacy_check(settings: Settings) -> Check:
     exposed = exposed_paths(private_roots(settings))
     if not exposed:
         return Check("permissions", True, "data folders 0700, files 0600: private to this account")
-    shown = "\n        ".join(f"{oct(p.stat().st_mode & 0o777)} {p}" for p in exposed[:5])
+    shown = "\n        ".join(f"{oct(mode)} {path}" for path, mode in exposed[:5])
     more = f"\n        ... and {len(exposed) - 5} more" if len(exposed) > 5 else ""
     return Check(
         "permissions",
