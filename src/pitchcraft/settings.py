@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     # Accounts and sessions
     jwt_secret: str | None = None
     # Where a generated token secret is kept (0600) when JWT_SECRET is unset; default:
-    # DB_PATH/jwt-secret with SQLite, STORAGE_PATH/.jwt-secret with PostgreSQL.
+    # DB_PATH/jwt-secret (with PostgreSQL too: DB_PATH then holds only the secret).
     jwt_secret_file: Path | None = None
     access_token_minutes: int = Field(default=60 * 24, ge=1, le=60 * 24 * 365)
     password_min_length: int = Field(default=6, ge=1, le=1024)
@@ -176,9 +176,7 @@ class Settings(BaseSettings):
         """The file that keeps a generated token secret (never the database)."""
         if self.jwt_secret_file is not None:
             return self.jwt_secret_file
-        if self.uses_sqlite and not self.database_url:
-            return self.db_dir / "jwt-secret"
-        return self.storage_dir / ".jwt-secret"
+        return self.db_dir / "jwt-secret"
 
     @property
     def sqlite_file(self) -> Path:
