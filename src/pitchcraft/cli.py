@@ -30,6 +30,9 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 
 
 def _settings() -> Settings:
+    from pitchcraft.core.filemodes import restrict_umask
+
+    restrict_umask()  # whatever a command writes in the data location stays private
     try:
         return Settings()
     except ValidationError as exc:
@@ -89,6 +92,7 @@ def serve(
     import uvicorn
 
     from pitchcraft.web.app import create_app
+    from pitchcraft.web.server_limits import protocol_for
 
     settings = _settings()
     _configure_logging(settings.log_level)
@@ -113,6 +117,7 @@ def serve(
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
         timeout_graceful_shutdown=20,
+        http=protocol_for(settings),
     )
 
 
@@ -126,7 +131,7 @@ def worker(
     import signal
     import threading
 
-    from pitchcraft.runtime import build_worker
+    from pitchcraft.runtime import build_worker, stop_background_work
 
     settings = _settings()
     _configure_logging(settings.log_level)
@@ -145,7 +150,7 @@ def worker(
     runner.start()
     logging.getLogger("pitchcraft").info("worker %s started", runner.id)
     stopping.wait()
-    runner.stop(timeout=30)
+    stop_background_work(runner, timeout=30)
     container.close()
 
 

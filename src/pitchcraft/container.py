@@ -16,6 +16,7 @@ from pitchcraft.auth.service import Accounts
 from pitchcraft.channels.service import Channels
 from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
+from pitchcraft.core.filemodes import private_roots, repair_modes, restrict_umask
 from pitchcraft.core.persistence import PathReport, ensure_persistent
 from pitchcraft.core.secretbox import SecretBox
 from pitchcraft.core.system import server_secret
@@ -35,6 +36,7 @@ from pitchcraft.settings import Settings
 from pitchcraft.templates.service import Templates
 from pitchcraft.vectors import build_index
 from pitchcraft.vectors.base import VectorIndex
+from pitchcraft.vectors.purge import Purger
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class Container:
     users: Users
     # Queuing a job calls it; the worker of this process waits on it.
     wakeup: Wakeup
+    # Purges deleted passages from disk a while after a batch of deletes.
+    purger: Purger
     path_reports: list[PathReport] = field(default_factory=list)
     # The worker of this process tells it each job it finishes; waiting requests listen.
     finished: Finished = field(default_factory=Finished)
@@ -92,6 +96,7 @@ class Container:
         return not self.settings.qdrant_url
 
     def close(self) -> None:
+        self.purger.close()
         if self.index.built:
             self.index().close()
         self.model.close()
@@ -99,8 +104,19 @@ class Container:
 
 
 def prepare_storage(settings: Settings) -> list[PathReport]:
-    """The persistence guard: raises DataNotPersistent with the fix in its message."""
-    return ensure_persistent(settings)
+    """The persistence guard (raises DataNotPersistent with the fix in its message), with
+    data made private: new files 0600 from now on, an older install's modes repaired."""
+    restrict_umask()
+    reports = ensure_persistent(settings)
+    repaired = repair_modes(private_roots(settings))
+    if repaired:
+        log.warning(
+            "made %d data folder(s) and file(s) private (0700/0600); other local accounts "
+            "could read them, e.g. %s",
+            len(repaired),
+            repaired[0],
+        )
+    return reports
 
 
 def build(settings: Settings, *, migrate_schema: bool | None = None) -> Container:
@@ -139,6 +155,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     embedder: Lazy[Embedder] = Lazy(lambda: build_embedder(settings))
     sparse: Lazy[SparseEncoder] = Lazy(Bm25Encoder)
     wakeup = Wakeup()
+    purger = Purger(index, delay_s=settings.vector_purge_delay_s, after=db.compact_after_delete)
     documents = Documents(
         db=db,
         store=store,
@@ -148,6 +165,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
             quota_bytes=settings.user_storage_quota_mb * 1024 * 1024,
             max_queued=settings.user_queued_documents,
         ),
+        deleted=purger.mark,
     )
     if settings.clear_documents_on_login:
         accounts.on_login.append(documents.clear_user)
@@ -190,5 +208,6 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         model=model,
         users=Users(db),
         wakeup=wakeup,
+        purger=purger,
         path_reports=reports,
     )

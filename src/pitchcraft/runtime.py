@@ -29,6 +29,7 @@ def build_worker(container: Container) -> Worker:
         index=container.index,
         embedder=container.embedder,
         sparse=container.sparse,
+        deleted=container.purger.mark,
     )
     runner = Runner(
         db=container.db,
@@ -70,6 +71,15 @@ def start_background_work(container: Container) -> Worker:
     worker.start()
     threading.Thread(target=_warm_up, args=(container,), name="warm-up", daemon=True).start()
     return worker
+
+
+def stop_background_work(worker: Worker, timeout: float = 10) -> None:
+    """A stop of the server: parse children first (an OCR run could take minutes), whose
+    documents are retried at the next start, then the worker."""
+    killed = sandbox.stop_all()
+    if killed:
+        log.info("stopped %d document parse(s) in progress; they resume at the next start", killed)
+    worker.stop(timeout)
 
 
 def _warm_up(container: Container) -> None:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     # Accounts and sessions
     jwt_secret: str | None = None
+    # Where a generated token secret is kept (0600) when JWT_SECRET is unset; default:
+    # DB_PATH/jwt-secret (with PostgreSQL too: DB_PATH then holds only the secret).
+    jwt_secret_file: Path | None = None
     access_token_minutes: int = Field(default=60 * 24, ge=1, le=60 * 24 * 365)
     password_min_length: int = Field(default=8, ge=8, le=1024)
     registration_open: bool = True
@@ -52,6 +55,9 @@ class Settings(BaseSettings):
     ocr_enabled: bool = True
     parse_timeout_s: int = Field(default=600, ge=5)
     parse_memory_mb: int = Field(default=3072, ge=256)
+    # OCR work per document: pages read with OCR, and CPU seconds spent on it (0: no cap).
+    ocr_max_pages: int = Field(default=200, ge=0)
+    ocr_max_seconds: int = Field(default=300, ge=0)
     chunk_size: int = Field(default=1000, ge=200, le=8000)
     chunk_overlap: int = Field(default=150, ge=0, le=2000)
     spreadsheet_max_rows: int = Field(default=20_000, ge=1, le=1_000_000)
@@ -69,6 +75,8 @@ class Settings(BaseSettings):
     # Vectors
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
+    # Seconds after the last delete of a batch before deleted passages are purged from disk.
+    vector_purge_delay_s: float = Field(default=60, ge=0, le=3600)
 
     # Refine (LLM)
     llm_base_url: str | None = None
@@ -96,6 +104,13 @@ class Settings(BaseSettings):
 
     # HTTP
     max_request_kb: int = Field(default=1024, ge=1)
+    # Request line plus headers; larger gets 431 and the connection is closed.
+    http_max_header_kb: int = Field(default=16, ge=1, le=1024)
+    # A request's headers must arrive within this; its body may pause at most this long.
+    http_header_timeout_s: float = Field(default=10, gt=0, le=600)
+    http_body_timeout_s: float = Field(default=30, gt=0, le=3600)
+    # Open connections at most; one more is answered 503 and closed.
+    http_max_connections: int = Field(default=256, ge=1, le=100_000)
     # Comma-separated origins allowed to call the API from a browser (CORS); empty: none.
     allowed_origins: str = ""
     auto_migrate: bool = True
@@ -187,6 +202,13 @@ class Settings(BaseSettings):
     def qdrant_dir(self) -> Path:
         assert self.qdrant_path is not None
         return self.qdrant_path
+
+    @property
+    def token_secret_file(self) -> Path:
+        """The file that keeps a generated token secret (never the database)."""
+        if self.jwt_secret_file is not None:
+            return self.jwt_secret_file
+        return self.db_dir / "jwt-secret"
 
     @property
     def sqlite_file(self) -> Path:

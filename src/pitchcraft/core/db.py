@@ -79,6 +79,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA foreign_keys=ON")
         # FULL: a commit we acknowledged survives power loss, not only a process crash.
         cur.execute("PRAGMA synchronous=FULL")
+        # Deleted rows are overwritten with zeros, not left in free pages (a deleted
+        # document's name and notes must leave the file; SECURITY.md, "Deletion").
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -105,7 +108,7 @@ class Database:
 
     def __init__(self, settings: Settings) -> None:
         if settings.uses_sqlite and not settings.database_url:
-            settings.db_dir.mkdir(parents=True, exist_ok=True)
+            settings.db_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.url = settings.sqlalchemy_url
         self.engine = make_engine(self.url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -119,6 +122,18 @@ class Database:
         """A session whose transaction commits on success and rolls back on error."""
         with self.sessions() as session, session.begin():
             yield session
+
+    def compact_after_delete(self) -> None:
+        """SQLite: copy the WAL into the database and truncate it, so the pages that held
+        deleted rows before `secure_delete` zeroed them leave the WAL file too. (PostgreSQL
+        reclaims dead rows with its own autovacuum.)"""
+        if self.backend != "sqlite":
+            return
+        raw = self.engine.raw_connection()  # outside any transaction, as a checkpoint must be
+        try:
+            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            raw.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

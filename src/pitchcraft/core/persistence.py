@@ -116,7 +116,7 @@ def check_path(
     writable = False
     if create:
         try:
-            resolved.mkdir(parents=True, exist_ok=True)
+            resolved.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
             problem = f"{setting}={resolved} cannot be created: {exc.strerror or exc}"
     if problem is None and resolved.is_dir():

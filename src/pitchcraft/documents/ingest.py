@@ -65,6 +65,9 @@ class Ingestor:
     index: Callable[[], VectorIndex]
     embedder: Callable[[], Embedder]
     sparse: Callable[[], SparseEncoder]
+    # Called with the user's id when points of a document deleted meanwhile were removed
+    # again, so that their text is purged from disk (vectors/purge.py).
+    deleted: Callable[[int], None] = lambda _user_id: None
 
     def run(self, job: Job, heartbeat: Beat) -> Outcome:
         """The handler of `ingest` jobs."""
@@ -113,6 +116,8 @@ class Ingestor:
                 timeout_s=self.settings.parse_timeout_s,
                 memory_mb=self.settings.parse_memory_mb,
                 max_rows=self.settings.spreadsheet_max_rows,
+                ocr_max_pages=self.settings.ocr_max_pages,
+                ocr_max_seconds=self.settings.ocr_max_seconds,
             )
             chunks = chunk(
                 parsed, size=self.settings.chunk_size, overlap=self.settings.chunk_overlap
@@ -140,12 +145,14 @@ class Ingestor:
             self._index(doc, chunks, heartbeat)
         except Cancelled:
             self.index().delete_document(doc.user_id, doc_id)
+            self.deleted(doc.user_id)
             return _cancelled()
         except LeaseLost:
             return Outcome.lost()
         self.index().optimize(doc.user_id)
         if not self._finish(doc_id, status=INDEXED, error=None, chunks=len(chunks)):
             self.index().delete_document(doc.user_id, doc_id)
+            self.deleted(doc.user_id)
             return _cancelled()
         log.info(
             "indexed document %s: %s pages, %d chunks (parse %.1fs, embed+index %.1fs)",

@@ -52,6 +52,10 @@ class Documents:
         """Refuse an upload before it is read when the user has no room left."""
         self.limits.check(self.db, user_id)
 
+    # Called with the user's id after their vectors lost a document, so that its passage
+    # text is purged from disk (vectors/purge.py).
+    deleted: Callable[[int], None] = lambda _user_id: None
+
     def accept(self, user_id: int, incoming: list[IncomingFile]) -> list[Document]:
         """Store each received file and queue it; refused files become failed entries.
         Nothing is kept when the upload does not fit the user's limits."""
@@ -143,6 +147,7 @@ class Documents:
             s.delete(doc)
         self.index().delete_document(user_id, document_id)
         self.store.delete(key)
+        self.deleted(user_id)
 
     def clear_user(self, user_id: int) -> int:
         """Remove every document of a user: rows, vectors, files. Account, templates and

@@ -15,6 +15,19 @@ child starts in milliseconds. Every outcome is a ParsedDocument or a ParseFailur
 `memory_mb` is the address space the parser may add on top of what the child has mapped
 when it starts (interpreter and preloaded libraries), enforced with RLIMIT_AS.
 
+The child ends with the server on every kind of stop, and enforces its own time limit:
+
+- it closes its copy of the forkserver's liveness pipe, which every forkserver child
+  inherits: while a child held it, the forkserver outlived the server, and with it the
+  child (whose parent-death signal is tied to the forkserver);
+- a watchdog thread in the child waits on the pipe to the server: when the server's end
+  closes (the server stopped, was killed, or gave up on the parse) the child kills its
+  session and exits;
+- `timeout_s` is enforced in the child too, by an alarm (wall clock) and RLIMIT_CPU;
+- `stop_all` (the server stopping) kills every running child; the parse in flight then
+  raises SandboxStopped, an OSError, so its job is retried at the next start rather than
+  failed.
+
 `run_sandboxed` is the same machinery for any other work on an untrusted file (rendering a
 page for a preview, say): a module-level function called in the child, with the same
 outcomes, its return value (which must pickle) coming back instead of a ParsedDocument.
@@ -23,11 +36,13 @@ outcomes, its return value (which must pickle) coming back instead of a ParsedDo
 from __future__ import annotations
 
 import contextlib
+import math
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.forkserver
 import os
 import resource
+import select
 import signal
 import sys
 import threading
@@ -40,6 +55,7 @@ from typing import Any, TypeVar, cast
 
 from pitchcraft.ingestion.lifetime import die_with_parent
 from pitchcraft.ingestion.parsers import DEFAULT_MAX_ROWS, PARSER_MODULES, parse_file
+from pitchcraft.ingestion.parsers.image import limit_ocr
 from pitchcraft.ingestion.types import ParsedDocument, ParseFailure
 
 TOO_MUCH_MEMORY = "needs too much memory to read"
@@ -57,6 +73,17 @@ T = TypeVar("T")
 
 _context_lock = threading.Lock()
 _context: ForkServerContext | None = None
+
+# Children running now, and whether the server is stopping (stop_all).
+_running: set[multiprocessing.process.BaseProcess] = set()
+_running_lock = threading.Lock()
+_stopping = threading.Event()
+# Signals the child's own time limit ends it with.
+_TIMEOUT_SIGNALS = {signal.SIGALRM, signal.SIGXCPU}
+
+
+class SandboxStopped(OSError):
+    """The server is stopping and killed the child: not the document's fault."""
 
 
 def _get_context() -> ForkServerContext:
@@ -93,6 +120,17 @@ def warm_up() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
+def stop_all() -> int:
+    """Kill every running child (the server is stopping); returns how many there were.
+    Parses asked for afterwards still run (a test may stop one app and start another)."""
+    _stopping.set()
+    with _running_lock:
+        children = list(_running)
+    for child in children:
+        _kill(child)
+    return len(children)
+
+
 def parse_sandboxed(
     path: Path,
     kind: str,
@@ -102,17 +140,27 @@ def parse_sandboxed(
     timeout_s: float,
     memory_mb: int,
     max_rows: int = DEFAULT_MAX_ROWS,
+    ocr_max_pages: int = 0,
+    ocr_max_seconds: float = 0,
 ) -> ParsedDocument:
+    """`ocr_max_pages` / `ocr_max_seconds`: OCR work allowed for this document (0: no cap);
+    past either the document fails with a reason that names the setting."""
     context = _get_context()
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
         target=_child,
-        args=(sender, _parse, (str(path), kind, ocr, soffice, max_rows), memory_mb),
+        args=(
+            sender,
+            _parse,
+            (str(path), kind, ocr, soffice, max_rows, ocr_max_pages, ocr_max_seconds),
+            memory_mb,
+            timeout_s,
+        ),
         name=f"parse-{kind}",
         daemon=True,
     )
     message, exitcode = _supervise(child, receiver, sender, timeout_s)
-    return _outcome(message, exitcode)
+    return _outcome(message, exitcode, timeout_s)
 
 
 def run_sandboxed(
@@ -128,10 +176,10 @@ def run_sandboxed(
     context = _get_context()
     receiver, sender = context.Pipe(duplex=False)
     child = context.Process(
-        target=_child, args=(sender, func, args, memory_mb), name=name, daemon=True
+        target=_child, args=(sender, func, args, memory_mb, timeout_s), name=name, daemon=True
     )
     message, exitcode = _supervise(child, receiver, sender, timeout_s)
-    return cast(T, _result(message, exitcode))
+    return cast(T, _result(message, exitcode, timeout_s))
 
 
 def _supervise(
@@ -141,35 +189,55 @@ def _supervise(
     timeout_s: float,
 ) -> tuple[tuple[str, Any] | None, int | None]:
     """Start the child and wait for its answer: (message or None, exit code)."""
-    child.start()
+    stopping = _stopping.is_set()
+    with _running_lock:
+        child.start()
+        _running.add(child)
     sender.close()
     message: tuple[str, Any] | None = None
     try:
-        if not receiver.poll(timeout_s):
+        # A little longer than the child's own limit, which reports itself more precisely.
+        if not receiver.poll(timeout_s + 2):
             _kill(child)
-            raise ParseFailure(f"took too long to read (over {timeout_s:g} s)")
+            raise ParseFailure(_too_long(timeout_s))
         try:
             message = receiver.recv()
         except (EOFError, OSError):
             message = None  # the child died without answering
     finally:
-        receiver.close()
+        receiver.close()  # the child's watchdog sees this and ends the child
         child.join(timeout=5)
         if child.is_alive():
             _kill(child)
+        elif message is None and child.pid is not None:
+            # It ended without answering (its own time limit, say): what it started may
+            # still run in its session.
+            _kill_session(child.pid)
+        with _running_lock:
+            _running.discard(child)
+    if message is None and _stopping.is_set() and not stopping:
+        raise SandboxStopped("the parser was stopped with the server")
     return message, child.exitcode
 
 
-def _outcome(message: tuple[str, Any] | None, exitcode: int | None) -> ParsedDocument:
-    payload = _result(message, exitcode)
+def _too_long(timeout_s: float) -> str:
+    return f"took too long to read (over {timeout_s:g} s)"
+
+
+def _outcome(
+    message: tuple[str, Any] | None, exitcode: int | None, timeout_s: float = 0
+) -> ParsedDocument:
+    payload = _result(message, exitcode, timeout_s)
     if not isinstance(payload, ParsedDocument):
         raise ParseFailure(f"could not be read: {payload}")
     return payload
 
 
-def _result(message: tuple[str, Any] | None, exitcode: int | None) -> Any:
+def _result(message: tuple[str, Any] | None, exitcode: int | None, timeout_s: float = 0) -> Any:
     if message is None:
         if exitcode is not None and exitcode < 0:
+            if -exitcode in _TIMEOUT_SIGNALS and timeout_s:
+                raise ParseFailure(_too_long(timeout_s))
             if -exitcode == signal.SIGKILL:
                 raise ParseFailure(TOO_MUCH_MEMORY)
             name = signal.Signals(-exitcode).name
@@ -190,10 +258,14 @@ def _kill(child: multiprocessing.process.BaseProcess) -> None:
     it starts (LibreOffice, say) stays in that session even in a process group of its own."""
     child.kill()
     if child.pid is not None:
-        for pid in _session_members(child.pid):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_session(child.pid)
     child.join(timeout=5)
+
+
+def _kill_session(session: int) -> None:
+    for pid in _session_members(session):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _session_members(session: int) -> list[int]:
@@ -219,11 +291,16 @@ def _child(
     func: Callable[..., Any],
     args: tuple[Any, ...],
     memory_mb: int,
+    timeout_s: float = 0,
 ) -> None:
     parent = os.getppid()  # the forkserver, which exits when the server does
+    _drop_forkserver_liveness()
     with contextlib.suppress(OSError):
         os.setsid()  # its own session, so that a kill reaches whatever it starts
     die_with_parent(parent)  # ... which must not put it out of reach of the server's end
+    _watch_server(conn)
+    if timeout_s > 0:
+        _limit_time(timeout_s)
     message: tuple[str, Any]
     try:
         _limit_memory(memory_mb)
@@ -245,9 +322,61 @@ def _child(
         conn.close()
 
 
+def _drop_forkserver_liveness() -> None:
+    """Close the child's copy of the server's end of the forkserver's liveness pipe: the
+    forkserver exits when every copy is closed, and the child needs none."""
+    from multiprocessing import forkserver
+
+    server: Any = getattr(forkserver, "_forkserver", None)
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        server._forkserver_alive_fd = None
+
+
+def _watch_server(conn: multiprocessing.connection.Connection) -> None:
+    """End the child (and its session) as soon as the server's end of `conn` closes."""
+    fd = conn.fileno()
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)  # no events asked: wakes on POLLERR/POLLHUP only
+        while True:
+            events = poller.poll()
+            if any(ev & (select.POLLERR | select.POLLHUP | select.POLLNVAL) for _, ev in events):
+                break
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpid(), signal.SIGKILL)  # the child leads its group
+        os._exit(1)
+
+    threading.Thread(target=watch, name="server-watchdog", daemon=True).start()
+
+
+def _limit_time(timeout_s: float) -> None:
+    """The time limit, enforced where the work runs: SIGALRM after `timeout_s` of wall
+    clock; SIGXCPU after the CPU time every core could give in that time, should the alarm
+    not be delivered. Either ends the child, and the parent reports "took too long"."""
+    seconds = max(1, math.ceil(timeout_s))
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.signal(signal.SIGXCPU, signal.SIG_DFL)
+    signal.alarm(seconds)
+    cpu = seconds * (os.cpu_count() or 1)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = cpu if hard == resource.RLIM_INFINITY else min(cpu, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
+
+
 def _parse(
-    path: str, kind: str, ocr: bool, soffice: str | None, max_rows: int = DEFAULT_MAX_ROWS
+    path: str,
+    kind: str,
+    ocr: bool,
+    soffice: str | None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    ocr_max_pages: int = 0,
+    ocr_max_seconds: float = 0,
 ) -> ParsedDocument:
+    limit_ocr(max_pages=ocr_max_pages, max_seconds=ocr_max_seconds)
     return _run(Path(path), kind, ocr=ocr, soffice=soffice, max_rows=max_rows)
 
 

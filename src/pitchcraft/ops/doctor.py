@@ -8,6 +8,7 @@ from sqlalchemy import text
 
 from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
+from pitchcraft.core.filemodes import exposed_paths, private_roots
 from pitchcraft.core.persistence import in_container, inspect_paths, read_mounts
 from pitchcraft.llm import LLMConfigError, describe_llm
 from pitchcraft.settings import Settings
@@ -43,6 +44,7 @@ def run_checks(settings: Settings) -> list[Check]:
         if not ok and r.problem:
             detail += f"\n        {r.problem}"
         checks.append(Check(r.setting, ok, detail))
+    checks.append(_privacy_check(settings))
 
     try:
         db = Database(settings)
@@ -54,6 +56,21 @@ def run_checks(settings: Settings) -> list[Check]:
     checks.append(Check("vectors", True, f"embedded at {settings.qdrant_dir}"))
     checks.append(_llm_check(settings))
     return checks
+
+
+def _privacy_check(settings: Settings) -> Check:
+    exposed = exposed_paths(private_roots(settings))
+    if not exposed:
+        return Check("permissions", True, "data folders 0700, files 0600: private to this account")
+    shown = "\n        ".join(f"{oct(mode)} {path}" for path, mode in exposed[:5])
+    more = f"\n        ... and {len(exposed) - 5} more" if len(exposed) > 5 else ""
+    return Check(
+        "permissions",
+        False,
+        f"{len(exposed)} data path(s) other local accounts can read or enter:\n        "
+        f"{shown}{more}\n        `pitchcraft serve` makes them private at its next start "
+        "(or: chmod -R go-rwx on each data folder).",
+    )
 
 
 def _llm_check(settings: Settings) -> Check:

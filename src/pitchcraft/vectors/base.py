@@ -141,6 +141,10 @@ class VectorIndex(Protocol):
         """Called once a document is fully indexed: build the ANN index where the backend
         does not do it by itself (Qdrant Edge). No-op when there is nothing to do."""
 
+    def purge_deleted(self, user_id: int) -> None:
+        """Make deleted points' payloads (passage text) leave the disk: called a while after
+        a batch of deletes (vectors/purge.py). No-op where the backend does it by itself."""
+
     def search(
         self,
         user_id: int,

@@ -239,6 +239,28 @@ class EdgeIndex:
                     time.monotonic() - started,
                 )
 
+    def purge_deleted(self, user_id: int) -> None:
+        """Rebuild the user's shard from its live points: deleted passages otherwise stay
+        in the segments' payload pages and in the WAL."""
+
+        def copy(old: qe.EdgeShard, new: qe.EdgeShard) -> None:
+            offset: qe.PointId | None = None
+            while True:
+                records, offset = old.scroll(
+                    qe.ScrollRequest(
+                        offset=offset, limit=UPSERT_BATCH, with_payload=True, with_vector=True
+                    )
+                )
+                if records:
+                    points = [self._point(_index_point(r)) for r in records]
+                    new.update(qe.UpdateOperation.upsert_points(points))
+                if offset is None:
+                    break
+            new.flush()
+
+        if self._shards.rewrite(user_id, copy):
+            self._optimized.discard(user_id)
+
     # -- reading every point back (`pitchcraft migrate-vectors`) --------------------------
 
     def user_ids(self) -> list[int]:

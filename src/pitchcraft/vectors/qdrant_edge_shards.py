@@ -23,19 +23,23 @@ import re
 import shutil
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import qdrant_edge as qe
 
+from pitchcraft.core.files import fsync_dir
 from pitchcraft.vectors.base import DENSE, SPARSE, VectorStoreLocked, collection_name
 from pitchcraft.vectors.payload import DOCUMENT_ID
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "edge_config.json"
+# A shard being rebuilt without its deleted points, and the old one on its way out.
+REWRITE_SUFFIX = ".rewrite"
+RETIRED_SUFFIX = ".retired"
 # A shard directory under the root: collection_name(user_id).
 _SHARD_DIR = re.compile(r"user_(\d+)_documents")
 
@@ -149,11 +153,14 @@ class EdgeShards:
                 slot.users += 1
                 self._slots.move_to_end(user_id)
                 return slot
-            if not create and not (path / CONFIG_FILE).exists():
+            interrupted = path.with_name(path.name + RETIRED_SUFFIX).exists()
+            if not create and not interrupted and not (path / CONFIG_FILE).exists():
                 return None
             self._busy.add(user_id)
         victims: list[_Slot] = []
         try:
+            if interrupted:
+                self._recover(path)
             shard = self._open(path, create=create)
         except BaseException:
             with self._cond:
@@ -258,6 +265,62 @@ class EdgeShards:
                 self._slots[user_id] = slot
             self._busy.discard(user_id)
             self._cond.notify_all()
+
+    # -- rewriting a shard without what was deleted -------------------------------------
+
+    def rewrite(self, user_id: int, copy: Callable[[qe.EdgeShard, qe.EdgeShard], None]) -> bool:
+        """Replace the user's shard by a fresh one holding only its live points, so deleted
+        payloads leave the disk: segments keep deleted points' pages, and the WAL keeps
+        every write, until the shard is rebuilt. `copy(old, new)` moves the points.
+
+        The new shard is built beside the old (``.rewrite``), the old moves to
+        ``.retired``, the new takes its name, and the old is removed; after a crash in
+        between, the next open puts the old shard back. False when the user has none."""
+        slot = self._take_exclusive(user_id)
+        reopened: _Slot | None = None
+        path = self.path(user_id)
+        fresh = path.with_name(path.name + REWRITE_SUFFIX)
+        retired = path.with_name(path.name + RETIRED_SUFFIX)
+        try:
+            if slot is None:
+                self._recover(path)
+                if not (path / CONFIG_FILE).exists():
+                    return False
+                slot = _Slot(user_id, self._open(path, create=False), path)
+            target = _Slot(user_id, self._open(fresh, create=True), fresh)
+            try:
+                copy(slot.shard, target.shard)
+            finally:
+                self._close_shard(target)
+            self._close_shard(slot)
+            slot = None
+            path.rename(retired)
+            fresh.rename(path)
+            fsync_dir(self.root)
+            shutil.rmtree(retired)
+            reopened = _Slot(user_id, self._open(path, create=False), path)
+            return True
+        except BaseException:
+            if slot is not None:
+                reopened = slot  # the old shard stays in use, as it was
+            raise
+        finally:
+            self._release_exclusive(user_id, reopened)
+
+    def _recover(self, path: Path) -> None:
+        """Undo a rewrite of the shard at `path` that a crash interrupted: the old shard
+        comes back whole if it had moved aside; a half-built new one is removed. (Its
+        deleted points stay until the next rewrite.) The caller holds the user busy."""
+        fresh = path.with_name(path.name + REWRITE_SUFFIX)
+        retired = path.with_name(path.name + RETIRED_SUFFIX)
+        if retired.exists() and not (path / CONFIG_FILE).exists():
+            if path.exists():
+                shutil.rmtree(path)
+            retired.rename(path)
+            log.warning("restored the vector index %s after an interrupted rewrite", path)
+        for leftover in (fresh, retired):
+            if leftover.exists():
+                shutil.rmtree(leftover)
 
     # -- opening and closing -------------------------------------------------------------
 

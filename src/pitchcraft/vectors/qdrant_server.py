@@ -246,6 +246,11 @@ class ServerIndex:
     def optimize(self, user_id: int) -> None:
         """Nothing to do: a Qdrant server optimises its collections in the background."""
 
+    def purge_deleted(self, user_id: int) -> None:
+        """Nothing to do here: qdrant-client's in-process mode deletes the rows of its
+        SQLite file at once, and a Qdrant server rewrites segments with deleted points by
+        its own vacuum optimiser (SECURITY.md, "Deletion")."""
+
     def search(
         self,
         user_id: int,

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from pitchcraft import __version__
 from pitchcraft.container import Container, build
-from pitchcraft.runtime import start_background_work
+from pitchcraft.runtime import start_background_work, stop_background_work
 from pitchcraft.settings import Settings
 from pitchcraft.web import errors, pages
 from pitchcraft.web.api import api_router
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         worker = start_background_work(container) if settings.worker_in_process else None
         yield
         if worker is not None:
-            worker.stop()
+            stop_background_work(worker)
         container.close()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import statistics
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,41 @@ _engine: Any = None
 _engine_lock = threading.Lock()
 
 Image = npt.NDArray[np.uint8]
+
+
+@dataclass
+class _OcrBudget:
+    """OCR work allowed in this process (a parse child reads one document): 0 is no cap."""
+
+    max_pages: int = 0
+    max_seconds: float = 0
+    pages: int = 0
+    seconds: float = 0.0
+
+    def before(self) -> None:
+        if self.max_pages and self.pages >= self.max_pages:
+            raise ParseFailure(
+                f"needs OCR on more than {self.max_pages} pages or images, the limit per "
+                "document (OCR_MAX_PAGES)"
+            )
+        self.pages += 1
+
+    def after(self, seconds: float) -> None:
+        self.seconds += seconds
+        if self.max_seconds and self.seconds > self.max_seconds:
+            raise ParseFailure(
+                f"OCR took more than {self.max_seconds:g} s, the limit per document "
+                f"(OCR_MAX_SECONDS), after {self.pages} pages or images"
+            )
+
+
+_budget = _OcrBudget()
+
+
+def limit_ocr(*, max_pages: int, max_seconds: float) -> None:
+    """Cap the OCR work of what this process reads from now on (0: no cap)."""
+    global _budget
+    _budget = _OcrBudget(max_pages=max_pages, max_seconds=max_seconds)
 
 
 def _get_engine() -> Any:
@@ -97,7 +133,11 @@ def recognise(image: Image) -> list[_Line]:
         scale = _MAX_SIDE / longest
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
-    result, _ = _get_engine()(image)
+    engine = _get_engine()
+    _budget.before()
+    started = time.monotonic()
+    result, _ = engine(image)
+    _budget.after(time.monotonic() - started)
     lines: list[_Line] = []
     for box, text, score in result or []:
         text = clean_line(str(text))

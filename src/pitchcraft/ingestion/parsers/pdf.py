@@ -87,7 +87,7 @@ def _parse_doc(doc: Any, *, ocr: bool) -> ParsedDocument:
         elif scanned:
             try:
                 recognised = _ocr_page(page)
-            except MemoryError:
+            except (MemoryError, ParseFailure):  # ParseFailure: the OCR budget is spent
                 raise
             except Exception:
                 recognised = []

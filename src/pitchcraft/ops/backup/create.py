@@ -26,6 +26,7 @@ from pitchcraft.ops.backup.format import (
     FORMAT,
     FORMAT_VERSION,
     MANIFEST,
+    SECRET_ENTRY,
     STORAGE_PREFIX,
     BackupError,
     BackupReport,
@@ -130,6 +131,9 @@ def create_backup(
             with tar_writer(sink, compress=compress, seekable=part is not None) as tar:
                 writer = ArchiveWriter(tar)
                 writer.add_file(snap.entry, snap.file, kind="database")
+                secret = settings.token_secret_file
+                if not settings.jwt_secret and secret.is_file():
+                    writer.add_file(SECRET_ENTRY, secret, kind="secret")
                 files, files_bytes, missing, deleted = _add_stored_files(settings, snap, writer)
                 vectors, vectors_line = add_vectors(settings, snap, staging, writer, set(deleted))
                 manifest = {

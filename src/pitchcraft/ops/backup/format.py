@@ -15,6 +15,8 @@ SQLITE_ENTRY = f"database/{SQLITE_FILENAME}"
 PG_ENTRY = "database/pitchcraft.pgdump"
 STORAGE_PREFIX = "storage/"
 QDRANT_PREFIX = "qdrant/"
+# A generated token secret (JWT_SECRET_FILE): kept out of the database, so carried apart.
+SECRET_ENTRY = "secrets/jwt-secret"  # noqa: S105 - an entry name, not a secret
 ALEMBIC_TABLE = "alembic_version"
 # Tables that may hold something in an otherwise empty target: the generated token secret.
 NOT_DATA = {"app_settings", ALEMBIC_TABLE}

@@ -38,6 +38,7 @@ from pitchcraft.ops.backup.format import (
     NOT_DATA,
     PG_ENTRY,
     QDRANT_PREFIX,
+    SECRET_ENTRY,
     SQLITE_ENTRY,
     STORAGE_PREFIX,
     BackupError,
@@ -59,10 +60,11 @@ def _nonempty_tables(conn: Connection) -> dict[str, int]:
     return {t: n for t in order if (n := count(conn, t))}
 
 
-def _files_in(path: Path) -> list[Path]:
+def _files_in(path: Path, settings: Settings) -> list[Path]:
     if not path.is_dir():
         return []
-    return [p for p in path.rglob("*") if not p.is_dir()]
+    secret = settings.token_secret_file.resolve()  # a started, empty install has one
+    return [p for p in path.rglob("*") if not p.is_dir() and p.resolve() != secret]
 
 
 def _check_target_empty(settings: Settings) -> None:
@@ -95,7 +97,7 @@ def _check_target_empty(settings: Settings) -> None:
     for setting, path in (("STORAGE_PATH", settings.storage_dir),) + (
         () if settings.qdrant_url else (("QDRANT_PATH", settings.qdrant_dir),)
     ):
-        files = _files_in(path)
+        files = _files_in(path, settings)
         if files:
             problems.append(f"{setting}={path} is not empty ({len(files)} files)")
     if problems:
@@ -208,6 +210,13 @@ def restore_backup(
                         write_member(fh, dump, entry, Undo(), set())
                         restore_postgres(settings, dump, manifest, undo)
                         dump.unlink()
+                    elif name == SECRET_ENTRY:
+                        # The archive's secret signed its tokens and keys; it replaces one a
+                        # started, empty target may have generated. JWT_SECRET overrides it.
+                        if not settings.jwt_secret:
+                            write_member(
+                                fh, settings.token_secret_file.resolve(), entry, undo, touched
+                            )
                     elif name.startswith(STORAGE_PREFIX):
                         write_member(
                             fh, storage / name[len(STORAGE_PREFIX) :], entry, undo, touched
