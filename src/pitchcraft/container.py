@@ -119,6 +119,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
             login_per_client=settings.login_rate_limit_per_client,
             register_per_client=settings.register_rate_limit_per_client,
             storage_url=settings.rate_limit_storage_url,
+            refine_per_user=settings.refine_rate_limit_per_user,
         ),
         password_min_length=settings.password_min_length,
         registration_open=settings.registration_open,
@@ -141,7 +142,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     search = Search(index=index, embedder=embedder, sparse=sparse)
     templates = Templates(db)
     llm = build_llm(settings)
-    refine = Refine(db=db, templates=templates, notify=wakeup)
+    refine = Refine(db=db, templates=templates, notify=wakeup, admit=accounts.throttle.refine)
     return Container(
         settings=settings,
         db=db,

@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # Niceness added to worker threads: background jobs yield the CPU to web requests.
     worker_nice: int = Field(default=10, ge=0, le=19)
     job_lease_seconds: int = Field(default=60, ge=5)
+    # Refine jobs have a lane of their own: they never wait behind ingestion.
+    refine_concurrency: int = Field(default=2, ge=1, le=64)
+    refine_rate_limit_per_user: str = "30/minute"
 
     # HTTP
     max_request_kb: int = Field(default=1024, ge=1)

@@ -1,4 +1,5 @@
-"""Throttling of sign-in (per email and per client) and registration (per client).
+"""Throttling of sign-in (per email and per client), registration (per client) and
+refine jobs (per user: a flood from one user never fills the refine lane for everyone).
 
 Built on the `limits` library.
 
@@ -26,11 +27,13 @@ class Throttle:
         login_per_client: str,
         register_per_client: str,
         storage_url: str,
+        refine_per_user: str = "30/minute",
     ) -> None:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
         self._login_email = parse(login_per_email)
         self._login_client = parse(login_per_client)
         self._register_client = parse(register_per_client)
+        self._refine_user = parse(refine_per_user)
 
     def _hit(self, item: RateLimitItem, namespace: str, key: str, what: str) -> None:
         if not self._limiter.hit(item, namespace, key):
@@ -45,3 +48,8 @@ class Throttle:
 
     def register(self, *, client: str) -> None:
         self._hit(self._register_client, "register-client", client, "new accounts from here")
+
+    def refine(self, user_id: int) -> None:
+        """Count one refine job submitted; raise RateLimited (429, Retry-After) past the
+        budget."""
+        self._hit(self._refine_user, "refine-user", str(user_id), "refine requests")

@@ -53,6 +53,13 @@ class Ledger:
         return {e.n for c in self.claims for e in c.evidence}
 
 
+def queued_ms(job: Job) -> float:
+    """How long the job waited in the queue before a worker first took it."""
+    if job.started_at is None or job.created_at is None:
+        return 0.0
+    return round(max(0.0, (job.started_at - job.created_at).total_seconds()) * 1000, 1)
+
+
 @dataclass
 class Runner:
     db: Database
@@ -92,7 +99,7 @@ class Runner:
         text = str(job.payload.get("marketing_text", ""))
         backgrounds = [str(b) for b in job.payload.get("backgrounds", [])]
         template = str(job.payload.get("template", ""))
-        timings: dict[str, float] = {}
+        timings: dict[str, float] = {"queued_ms": queued_ms(job)}
         try:
             ledger = self.ledger(job.user_id, text, backgrounds)
         except (EmbeddingError, VectorStoreLocked) as exc:
