@@ -1,0 +1,135 @@
+"""The refine lane beside ingestion, on SQLite and PostgreSQL with the real model and a
+large real document: a refine job runs while a 619-page PDF ingests, its wait is reported
+honestly, a flood of jobs from one user gets 429, and the parse child never loads the
+embedding model."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import CORPUS, app_on, auth, register
+from tests.docs_helpers import upload, wait_final
+
+pytestmark = pytest.mark.timeout(900)
+
+BIG = CORPUS / "large" / "DA-619p.pdf"
+SMALL = (
+    "Acme Shield stops ransomware before it spreads: behavioural detection isolates an "
+    "infected laptop within 30 seconds. Acme Shield is certified to ISO 27001."
+)
+TEXT = "Acme Shield isolates an infected laptop within 30 seconds."
+FLOOD_LIMIT = 6
+SESSION = "pitchcraft_session"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+    TestClient
+]:
+    data = tmp_path_factory.mktemp(f"lanes-{request.param}")
+    with app_on(
+        request.param, data, refine_rate_limit_per_user=f"{FLOOD_LIMIT}/minute"
+    ) as client:
+        yield client
+
+
+def doc_status(client: TestClient, token: str, doc_id: str) -> str:
+    r = client.get(f"/api/v1/documents/{doc_id}", headers=auth(token))
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
+
+
+def parsed(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def test_a_refine_job_finishes_while_a_large_document_ingests(app: TestClient) -> None:
+    uploader = register(app, "uploader@example.com")
+    marketer = register(app, "marketer@example.com")
+    (small,) = upload(app, marketer, ("shield.txt", SMALL.encode()))
+    assert wait_final(app, marketer, small["id"])["status"] == "indexed"
+    (big,) = upload(app, uploader, (BIG.name, BIG.read_bytes()))
+    deadline = time.monotonic() + 120
+    while doc_status(app, uploader, big["id"]) != "processing":  # the ingestion lane is busy
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    r = app.post(
+        "/api/v1/rag/process",
+        headers=auth(marketer),
+        json={"marketing_text": TEXT, "backgrounds": []},
+    )
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    while True:
+        body: dict[str, Any] = app.get(
+            f"/api/v1/rag/results/{job_id}", headers=auth(marketer)
+        ).json()
+        if body["status"] in {"succeeded", "failed"}:
+            break
+        assert time.monotonic() < deadline + 600, body
+        time.sleep(0.1)
+    still = doc_status(app, uploader, big["id"])
+    assert body["status"] == "succeeded", body
+    assert still in {"queued", "processing"}  # the job finished first: it never waited
+    # queued_ms is the wait from the request to the start, as the job's own times say.
+    timings = body["timings"]
+    waited = (parsed(body["started_at"]) - parsed(body["created_at"])).total_seconds() * 1000
+    assert timings["queued_ms"] == pytest.approx(waited, abs=2)
+    ran = (parsed(body["finished_at"]) - parsed(body["started_at"])).total_seconds() * 1000
+    assert timings["queued_ms"] < ran + 1000  # it waited less than it ran (plus a poll)
+    # The Result page says both.
+    app.cookies.set(SESSION, marketer)
+    try:
+        page = app.get(f"/results/{job_id}")
+    finally:
+        app.cookies.clear()
+    assert page.status_code == 200
+    assert 'data-testid="waited"' in page.text and 'data-testid="took"' in page.text
+    assert wait_final(app, uploader, big["id"], timeout=900)["status"] == "indexed"
+
+
+def test_a_flood_of_refine_jobs_from_one_user_is_refused_politely(app: TestClient) -> None:
+    flooder = register(app, "flooder@example.com")
+    other = register(app, "other@example.com")
+    body = {"marketing_text": TEXT, "backgrounds": []}
+    codes = []
+    for _ in range(FLOOD_LIMIT + 3):
+        r = app.post("/api/v1/rag/process", headers=auth(flooder), json=body)
+        codes.append(r.status_code)
+        if r.status_code == 429:
+            assert int(r.headers["Retry-After"]) >= 1
+            assert r.json()["code"] == "rate_limited"
+    assert codes == [202] * FLOOD_LIMIT + [429] * 3
+    # Invalid input is refused as such and never counted.
+    assert app.post("/api/v1/rag/process", headers=auth(other), json={}).status_code == 422
+    # Everyone else still gets in.
+    assert app.post("/api/v1/rag/process", headers=auth(other), json=body).status_code == 202
+
+
+# -- the parse child ----------------------------------------------------------------------
+
+
+def loaded_modules() -> list[str]:
+    return sorted(sys.modules)
+
+
+def test_the_parse_child_never_loads_the_embedding_model(tmp_path: Path) -> None:
+    from pitchcraft.embedding.local import LocalEmbedder
+    from pitchcraft.ingestion import sandbox
+
+    LocalEmbedder("all-MiniLM-L6-v2").embed_query("loaded in this process")
+    assert "tokenizers" in sys.modules  # so its absence below means something
+    child = sandbox.run_sandboxed(
+        loaded_modules, timeout_s=120, memory_mb=1024, name="parse-modules"
+    )
+    assert "pitchcraft.ingestion.parsers.pdf" in child  # it is the parser process
+    for model in ("pitchcraft.embedding.local", "tokenizers", "torch", "sentence_transformers"):
+        assert model not in child
