@@ -1,12 +1,12 @@
-"""Embedders: the real MiniLM on the CPU through ONNX Runtime (fp32 and int8), an OpenAI-compatible endpoint
-played by a small local HTTP server that checks each request, and the BM25 encoder."""
+"""Embedders: the real MiniLM on the CPU through ONNX Runtime (fp32 and int8), an
+OpenAI-compatible endpoint played by a small local HTTP server that checks each request,
+and the BM25 encoder."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
 import sys
 import threading
 import time

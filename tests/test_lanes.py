@@ -31,13 +31,11 @@ SESSION = "pitchcraft_session"
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    TestClient
-]:
+def app(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     data = tmp_path_factory.mktemp(f"lanes-{request.param}")
-    with app_on(
-        request.param, data, refine_rate_limit_per_user=f"{FLOOD_LIMIT}/minute"
-    ) as client:
+    with app_on(request.param, data, refine_rate_limit_per_user=f"{FLOOD_LIMIT}/minute") as client:
         yield client
 
 

@@ -144,8 +144,9 @@ def test_users_take_turns_in_the_queue(settings: Settings) -> None:
     container = build(settings)
     db = container.db
     with db.session() as s:
-        many, one = User(email="many@example.com", password_hash="x"), User(
-            email="one@example.com", password_hash="x"
+        many, one = (
+            User(email="many@example.com", password_hash="x"),
+            User(email="one@example.com", password_hash="x"),
         )
         s.add_all([many, one])
         s.flush()
@@ -182,7 +183,8 @@ def test_a_refine_job_whose_worker_died_is_retried_once_then_fails(settings: Set
         return Outcome.succeeded()
 
     worker = Worker(
-        db, {"refine": Kind(handler=handler, gave_up=lambda j: gave_up.append(j.id), max_attempts=2)}
+        db,
+        {"refine": Kind(handler=handler, gave_up=lambda j: gave_up.append(j.id), max_attempts=2)},
     )
 
     def die_holding_it() -> None:

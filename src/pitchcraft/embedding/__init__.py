@@ -25,7 +25,8 @@ __all__ = [
 
 def build_embedder(settings: Settings) -> Embedder:
     """EMBEDDING_BACKEND=local: MiniLM through ONNX Runtime on the CPU (loaded on first
-    use, once per process). EMBEDDING_BACKEND=openai: an OpenAI-compatible endpoint at EMBEDDING_BASE_URL."""
+    use, once per process). EMBEDDING_BACKEND=openai: an OpenAI-compatible endpoint at
+    EMBEDDING_BASE_URL."""
     if settings.embedding_backend == "openai":
         if not settings.embedding_base_url:
             raise EmbeddingConfigError(

@@ -41,7 +41,7 @@ import numpy as np
 from pitchcraft.embedding.base import EmbeddingConfigError, EmbeddingError
 
 if TYPE_CHECKING:
-    import onnxruntime
+    import onnxruntime  # type: ignore[import-untyped]
     from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,9 @@ def _in_thread(make: Any, nice: int) -> Model:
         if nice > 0 and sys.platform.startswith("linux"):
             tid = threading.get_native_id()
             try:
-                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+                os.setpriority(
+                    os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice)
+                )
             except OSError as exc:
                 log.warning("could not lower the embedding threads' CPU priority: %s", exc)
         try:
@@ -210,9 +212,7 @@ def default_models_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"pitchcraft-models-{os.getuid()}"
 
 
-def _load(
-    path: Path, quantize: Literal["int8", "none"], into: Path, threads: int | None
-) -> Model:
+def _load(path: Path, quantize: Literal["int8", "none"], into: Path, threads: int | None) -> Model:
     import onnxruntime as ort
 
     file = int8_file(path, into) if quantize == "int8" else path / ONNX_FILE
