@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from pitchcraft.settings import Settings
 from tests.conftest import CORPUS, app_on, auth, register
 from tests.docs_helpers import upload, wait_final
 
@@ -133,3 +134,43 @@ def test_the_parse_child_never_loads_the_embedding_model(tmp_path: Path) -> None
     assert "pitchcraft.ingestion.parsers.pdf" in child  # it is the parser process
     for model in ("pitchcraft.embedding.local", "tokenizers", "torch", "sentence_transformers"):
         assert model not in child
+
+
+def test_a_parse_child_out_of_memory_fails_the_document_and_the_server_stays_up(
+    settings: Settings,
+) -> None:
+    """The parse child of one document runs out of memory (the sandbox's test kind that
+    allocates without end): that document fails with a reason, the next one is indexed."""
+    from sqlalchemy import update
+
+    from pitchcraft.container import build
+    from pitchcraft.documents.models import Document
+    from pitchcraft.ingestion.sandbox import TEST_MEMORY
+    from pitchcraft.runtime import start_background_work
+    from pitchcraft.web.app import create_app
+
+    settings = settings.model_copy(
+        update={
+            "worker_in_process": False,
+            "parse_memory_mb": 512,
+            "clear_documents_on_login": False,
+        }
+    )
+    container = build(settings)
+    with TestClient(create_app(settings, container=container)) as client:
+        token = register(client)
+        (hog,) = upload(client, token, ("hog.txt", b"allocates without end"))
+        with container.db.session() as s:  # only tests can ask for this kind
+            s.execute(
+                update(Document).where(Document.id == hog["id"]).values(file_type=TEST_MEMORY)
+            )
+        lanes = start_background_work(container)
+        try:
+            failed = wait_final(client, token, hog["id"])
+            assert failed["status"] == "failed"
+            assert "too much memory" in failed["error"]
+            (fine,) = upload(client, token, ("shield.txt", SMALL.encode()))
+            assert wait_final(client, token, fine["id"])["status"] == "indexed"
+            assert client.get("/health").status_code == 200
+        finally:
+            lanes.stop()
