@@ -174,3 +174,37 @@ def test_a_parse_child_out_of_memory_fails_the_document_and_the_server_stays_up(
             assert client.get("/health").status_code == 200
         finally:
             lanes.stop()
+
+
+# -- lanes by kind ------------------------------------------------------------------------
+
+
+def test_each_kind_has_a_lane_of_its_own(settings: Settings) -> None:
+    from pitchcraft.container import build
+    from pitchcraft.runtime import REFINE_ATTEMPTS, build_worker
+
+    container = build(settings.model_copy(update={"worker_concurrency": 3}))
+    lanes = {kind: build_worker(container, kind) for kind in ("ingest", "refine", "all")}
+    assert [list(w.kinds) for w in lanes["ingest"].workers] == [["ingest"]]
+    assert [list(w.kinds) for w in lanes["refine"].workers] == [["refine"]]
+    ingest, refine = lanes["all"].workers
+    assert (list(ingest.kinds), list(refine.kinds)) == (["ingest"], ["refine"])
+    # Ingestion yields the CPU; refine jobs, which a person waits for, do not.
+    assert (ingest.concurrency, ingest.nice) == (3, settings.worker_nice)
+    assert (refine.concurrency, refine.nice) == (settings.refine_concurrency, 0)
+    assert refine.kinds["refine"].max_attempts == REFINE_ATTEMPTS == 2
+    assert ingest.id == refine.id == lanes["all"].id  # one process, one worker id
+
+
+def test_the_worker_command_names_the_kinds() -> None:
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pitchcraft", "worker", "--kind", "everything"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--kind must be one of ingest, refine, all" in done.stderr

@@ -12,7 +12,7 @@ from pitchcraft.documents.service import INGEST
 from pitchcraft.ingestion import sandbox
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.models import Job
-from pitchcraft.jobs.worker import Kind, Worker
+from pitchcraft.jobs.worker import Kind, Worker, new_worker_id
 from pitchcraft.refine.runner import REFINE, Runner
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,8 @@ class Lanes:
 
     @property
     def id(self) -> str:
-        return ", ".join(w.id for w in self.workers)
+        """The process's worker id (its lanes share it: each claims only its own kinds)."""
+        return self.workers[0].id
 
     def start(self) -> None:
         for w in self.workers:
@@ -66,6 +67,7 @@ def build_worker(container: Container, kind: str = "all") -> Lanes:
     def refine_gave_up(job: Job) -> None:
         log.warning("refine job %s stopped its worker %d times", job.id, job.attempts - 1)
 
+    worker_id = new_worker_id()
     workers = []
     if INGEST in LANES[kind]:
         workers.append(
@@ -76,6 +78,7 @@ def build_worker(container: Container, kind: str = "all") -> Lanes:
                 lease_seconds=s.job_lease_seconds,
                 nice=s.worker_nice,
                 wakeup=container.wakeup,
+                worker_id=worker_id,
             )
         )
     if REFINE in LANES[kind]:
@@ -90,6 +93,7 @@ def build_worker(container: Container, kind: str = "all") -> Lanes:
                 concurrency=s.refine_concurrency,
                 lease_seconds=s.job_lease_seconds,
                 wakeup=container.wakeup,
+                worker_id=worker_id,
             )
         )
     return Lanes(workers)

@@ -99,6 +99,7 @@ class Worker:
         poll_seconds: float = 1.0,
         nice: int = 0,
         wakeup: Wakeup | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.db = db
         self.kinds = kinds
@@ -106,7 +107,7 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.nice = nice
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.id = worker_id or new_worker_id()
         self._stop = threading.Event()
         self._wakeup = wakeup or Wakeup()
         self._wake = self._wakeup.subscribe()
@@ -205,6 +206,10 @@ class Worker:
                 error=outcome.error,
                 result=outcome.result,
             )
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def lower_priority(nice: int) -> None:
