@@ -18,8 +18,7 @@ ENV PATH="/opt/venv/bin:${PATH}"
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY src ./src
-# The CPU build of torch first: the default wheel from PyPI bundles CUDA (gigabytes).
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# No torch: the embedding model runs on ONNX Runtime, so no CUDA wheels are pulled in.
 RUN pip install '.[redis]'
 
 # --- runtime -----------------------------------------------------------------------------

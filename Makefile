@@ -10,11 +10,10 @@ PORT   ?= 8000
 
 install: $(STAMP)
 
-# torch first: the pinned CPU build is on this machine's disk; any other spec downloads gigabytes.
+# No torch: the embedding model runs on ONNX Runtime (torch is only in the `bench` extra).
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 

@@ -193,6 +193,7 @@ class ChildServer(Server):
             "DATA_DIR": str(self.data_dir),
             "CONTAINER_MODE": "no",
             "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
+            "REFINE_RATE_LIMIT_PER_USER": "100000/minute",
             "LOG_LEVEL": "INFO",
             # The per-user limits would refuse a benchmark's bulk uploads (0: unlimited).
             "USER_UPLOADS_PER_HOUR": "0",

@@ -337,6 +337,7 @@ def fuzz_settings(data_dir: Path, database_url: str | None = None, **overrides: 
         "login_rate_limit_per_client": "100000/minute",
         "login_rate_limit_per_email": "100000/minute",
         "register_rate_limit_per_client": "100000/minute",
+        "refine_rate_limit_per_user": "100000/minute",
         "clear_documents_on_login": False,
         "max_upload_mb": 1,
         "max_files_per_upload": 4,

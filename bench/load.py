@@ -405,6 +405,7 @@ def run_db(db: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     banner(f"{db}: {args.users} users for {args.duration:g} s")
     env = {
         "REGISTER_RATE_LIMIT_PER_CLIENT": "100000/minute",
+        "REFINE_RATE_LIMIT_PER_USER": "100000/minute",
         "LOGIN_RATE_LIMIT_PER_CLIENT": "100000/minute",
         "LOGIN_RATE_LIMIT_PER_EMAIL": "100000/minute",
         "LOGIN_RATE_LIMIT_PER_EMAIL_CLIENT": "100000/minute",

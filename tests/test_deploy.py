@@ -283,11 +283,8 @@ def test_image_installs_the_project_from_source(stages: list[Stage]) -> None:
     install = r"pip install (--\S+ )*(\.|[\"']\.\[[\w,]+\][\"'])(\s|$)"
     project = [i for i, r in enumerate(runs) if re.search(install, r)]
     assert project, runs
-    # torch must come from the CPU index before the project pulls in the CUDA wheel.
-    torch = [i for i, r in enumerate(runs) if "torch" in r]
-    assert torch, "torch is not installed from the CPU index"
-    assert "download.pytorch.org/whl/cpu" in runs[torch[0]]
-    assert torch[0] < project[0]
+    # The embedding model runs on ONNX Runtime: nothing installs torch (gigabytes of CUDA).
+    assert not [r for r in runs if "torch" in r], runs
     copied = " ".join(args for stage in stages for args in stage.all("COPY"))
     for needed in ("pyproject.toml", "README.md", "src"):
         assert needed in copied, f"{needed} is needed by `pip install .` but never copied"

@@ -1,12 +1,13 @@
-"""Embedders: the real MiniLM on the CPU (fp32 and int8), an OpenAI-compatible endpoint
-played by a small local HTTP server that checks each request, and the BM25 encoder."""
+"""Embedders: the real MiniLM on the CPU through ONNX Runtime (fp32 and int8), an
+OpenAI-compatible endpoint played by a small local HTTP server that checks each request,
+and the BM25 encoder."""
 
 from __future__ import annotations
 
 import json
 import logging
 import math
-import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -66,7 +67,31 @@ def test_local_dimension_and_unit_norm(fp32: LocalEmbedder, int8: LocalEmbedder)
         q = embedder.embed_query("coffee")
         assert len(q) == 384 and math.isclose(float(np.linalg.norm(q)), 1.0, abs_tol=1e-4)
     assert fp32.embed_documents([]) == []
-    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+
+
+REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text())
+
+
+def test_same_vectors_as_the_torch_model(fp32: LocalEmbedder, int8: LocalEmbedder) -> None:
+    """The ONNX model gives the vectors sentence-transformers + torch gave (stored from it in
+    tests/data/minilm_reference.json, texts from 1 to 256+ tokens), so indexes built before
+    stay valid; and the same token counts (truncated at 256)."""
+    texts = REFERENCE["texts"]
+    assert fp32.token_counts(texts) == REFERENCE["tokens"]
+    assert max(REFERENCE["tokens"]) == 256  # the long text really is truncated
+    for mine, theirs in zip(fp32.embed_documents(texts), REFERENCE["fp32"], strict=True):
+        assert cos(mine, theirs) >= 0.9999999
+    assert cos(fp32.embed_query(texts[0]), REFERENCE["query_fp32"]) >= 0.9999999
+    # int8 (ONNX Runtime's quantisation) stays nearer fp32 than torch's int8 did.
+    for mine, torch8, ref in zip(
+        int8.embed_documents(texts), REFERENCE["torch_int8"], REFERENCE["fp32"], strict=True
+    ):
+        assert cos(mine, ref) >= min(0.98, cos(torch8, ref))
+
+
+def test_no_torch_in_the_process(fp32: LocalEmbedder) -> None:
+    fp32.embed_query("warm")
+    assert "torch" not in sys.modules and "sentence_transformers" not in sys.modules
 
 
 def test_local_paraphrase_is_closer_than_unrelated(
@@ -85,6 +110,7 @@ def test_local_paraphrase_is_closer_than_unrelated(
 
 def test_int8_stays_close_to_fp32(fp32: LocalEmbedder, int8: LocalEmbedder) -> None:
     assert fp32.model is not int8.model
+    assert int8.model.session._model_path.endswith("-int8.onnx")
     for a, b in zip(fp32.embed_documents(SENTENCES), int8.embed_documents(SENTENCES), strict=True):
         assert cos(a, b) >= 0.9
         assert cos(a, b) < 0.99999  # really quantised, not the same model twice
@@ -114,9 +140,48 @@ def test_model_is_loaded_once_per_process(fp32: LocalEmbedder, int8: LocalEmbedd
     assert LocalEmbedder(MINILM, quantize="int8", batch_size=32).model is int8.model
 
 
+def test_queries_and_documents_share_the_model_from_many_threads(fp32: LocalEmbedder) -> None:
+    """One session for searches and ingestion, used at once from several threads (each
+    has its own tokenizer)."""
+    expected = fp32.embed_documents(SENTENCES)
+    results: list[list[list[float]]] = []
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for _ in range(5):
+                got = fp32.embed_queries(SENTENCES) if n % 2 else fp32.embed_documents(SENTENCES)
+                results.append(got)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 20
+    for got in results:
+        for a, b in zip(got, expected, strict=True):
+            assert cos(a, b) > 0.99999
+
+
+def test_int8_copy_is_made_once_into_the_models_dir(tmp_path: Path) -> None:
+    from pitchcraft.embedding.local import int8_file
+
+    path = resolve_model_path(MINILM)
+    made = int8_file(path, tmp_path / "models")
+    assert made.parent == tmp_path / "models" and made.stat().st_size > 10_000_000
+    assert made.stat().st_size < (path / "onnx" / "model.onnx_data").stat().st_size / 2
+    mtime = made.stat().st_mtime_ns
+    assert int8_file(path, tmp_path / "models") == made
+    assert made.stat().st_mtime_ns == mtime  # not made again
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [made.name]  # no leftovers
+
+
 def test_resolve_model_path(tmp_path: Path) -> None:
     bundled = resolve_model_path(MINILM)
-    assert (bundled / "config.json").is_file()
+    assert (bundled / "onnx" / "model.onnx").is_file() and (bundled / "tokenizer.json").is_file()
     assert resolve_model_path("all-MiniLM-L6-v2") == bundled
     assert resolve_model_path(str(bundled)) == bundled  # a local directory as it is
     with pytest.raises(EmbeddingConfigError, match="EMBEDDING_MODEL") as caught:

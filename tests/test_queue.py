@@ -136,3 +136,78 @@ def test_worker_threads_run_jobs_at_a_lower_cpu_priority(settings: Settings) -> 
         worker.stop()
     assert seen == {"job": min(19, base + 5), "started by the job": min(19, base + 5)}
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == base
+
+
+def test_users_take_turns_in_the_queue(settings: Settings) -> None:
+    """One user's many uploads do not starve another user's one: after each claim the
+    next job is from the user served longest ago (or never)."""
+    container = build(settings)
+    db = container.db
+    with db.session() as s:
+        many, one = (
+            User(email="many@example.com", password_hash="x"),
+            User(email="one@example.com", password_hash="x"),
+        )
+        s.add_all([many, one])
+        s.flush()
+        flood = [queue.enqueue(s, kind="ingest", user_id=many.id).id for _ in range(20)]
+        s.flush()
+        single = queue.enqueue(s, kind="ingest", user_id=one.id).id
+        many_id, one_id = many.id, one.id
+    first = queue.claim(db, worker_id="w", kinds=("ingest",), lease_seconds=60)
+    second = queue.claim(db, worker_id="w", kinds=("ingest",), lease_seconds=60)
+    assert first is not None and second is not None
+    assert (first.id, first.user_id) == (flood[0], many_id)
+    assert (second.id, second.user_id) == (single, one_id)  # not 20th in line
+    rest = []
+    while (job := queue.claim(db, worker_id="w", kinds=("ingest",), lease_seconds=60)) is not None:
+        rest.append(job.id)
+    assert rest == flood[1:]  # a user's own jobs keep their order
+
+
+def test_a_refine_job_whose_worker_died_is_retried_once_then_fails(settings: Settings) -> None:
+    from pitchcraft.jobs.worker import Kind, Outcome, Worker
+
+    container = build(settings)
+    db = container.db
+    with db.session() as s:
+        user = User(email="r@example.com", password_hash="x")
+        s.add(user)
+        s.flush()
+        job_id = queue.enqueue(s, kind="refine", user_id=user.id).id
+    runs: list[int] = []
+    gave_up: list[str] = []
+
+    def handler(job: Job, beat: object) -> Outcome:
+        runs.append(job.attempts)
+        return Outcome.succeeded()
+
+    worker = Worker(
+        db,
+        {"refine": Kind(handler=handler, gave_up=lambda j: gave_up.append(j.id), max_attempts=2)},
+    )
+
+    def die_holding_it() -> None:
+        claimed = queue.claim(db, worker_id="dead", kinds=("refine",), lease_seconds=60)
+        assert claimed is not None
+        with db.session() as s:  # its lease runs out: the worker is gone
+            s.execute(update(Job).where(Job.id == job_id).values(lease_until=utcnow()))
+
+    die_holding_it()
+    die_holding_it()  # the one retry dies too
+    assert worker.run_once()
+    assert runs == [] and gave_up == [job_id]
+    with db.session() as s:
+        job = s.get(Job, job_id)
+        assert job is not None and job.status == "failed"
+        assert job.error is not None and "stopped" in job.error and "retried 1 time" in job.error
+    assert not worker.run_once()  # nothing left running or queued
+
+
+def test_wakeup_reaches_every_lane() -> None:
+    from pitchcraft.jobs.worker import Wakeup
+
+    wakeup = Wakeup()
+    a, b = wakeup.subscribe(), wakeup.subscribe()
+    wakeup()
+    assert a.is_set() and b.is_set()

@@ -124,15 +124,20 @@ def serve(
 @app.command()
 def worker(
     concurrency: Annotated[
-        int | None, typer.Option(help="Jobs run at once (WORKER_CONCURRENCY).")
+        int | None, typer.Option(help="Ingestion jobs run at once (WORKER_CONCURRENCY).")
     ] = None,
+    kind: Annotated[
+        str, typer.Option(help="Which jobs: ingest, refine or all (each kind in its own lane).")
+    ] = "all",
 ) -> None:
     """Run ingestion and refine jobs in this process, beside `serve` replicas (needs QDRANT_URL)."""
     import signal
     import threading
 
-    from pitchcraft.runtime import build_worker, stop_background_work
+    from pitchcraft.runtime import LANES, build_worker, stop_background_work
 
+    if kind not in LANES:
+        raise _fail(f"--kind must be one of {', '.join(LANES)}, not {kind!r}")
     settings = _settings()
     _configure_logging(settings.log_level)
     if not settings.qdrant_url:
@@ -143,7 +148,7 @@ def worker(
     if concurrency is not None:
         settings = settings.model_copy(update={"worker_concurrency": concurrency})
     container = _container(settings)
-    runner = build_worker(container)
+    runner = build_worker(container, kind)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())

@@ -146,6 +146,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
             uploads_per_hour=settings.user_uploads_per_hour,
             register_per_client=settings.register_rate_limit_per_client,
             storage_url=settings.rate_limit_storage_url,
+            refine_per_user=settings.refine_rate_limit_per_user,
         ),
         password_min_length=settings.password_min_length,
         registration_open=settings.registration_open,
@@ -188,7 +189,12 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     channels = Channels(db)
     glossaries = Glossaries(db)
     refine = Refine(
-        db=db, templates=templates, notify=wakeup, channels=channels, glossaries=glossaries
+        db=db,
+        templates=templates,
+        notify=wakeup,
+        channels=channels,
+        glossaries=glossaries,
+        admit=accounts.throttle.refine,
     )
     return Container(
         settings=settings,

@@ -12,15 +12,41 @@ from pitchcraft.documents.service import INGEST
 from pitchcraft.ingestion import sandbox
 from pitchcraft.jobs import queue
 from pitchcraft.jobs.models import Job
-from pitchcraft.jobs.worker import Kind, Worker
+from pitchcraft.jobs.worker import Kind, Worker, new_worker_id
 from pitchcraft.refine.runner import REFINE, Runner
 
 log = logging.getLogger(__name__)
 
 
-def build_worker(container: Container) -> Worker:
-    """The worker for this process, for ingestion and refine jobs (started by `serve` or
-    `pitchcraft worker`)."""
+LANES = {"ingest": (INGEST,), "refine": (REFINE,), "all": (INGEST, REFINE)}
+# A refine job whose worker died mid-way is tried once more, then fails with the reason.
+REFINE_ATTEMPTS = 2
+
+
+class Lanes:
+    """The workers of one process, one per lane: ingestion never holds up a refine job."""
+
+    def __init__(self, workers: list[Worker]) -> None:
+        self.workers = workers
+
+    @property
+    def id(self) -> str:
+        """The process's worker id (its lanes share it: each claims only its own kinds)."""
+        return self.workers[0].id
+
+    def start(self) -> None:
+        for w in self.workers:
+            w.start()
+
+    def stop(self, timeout: float = 10) -> None:
+        for w in self.workers:
+            w.stop(timeout)
+
+
+def build_worker(container: Container, kind: str = "all") -> Lanes:
+    """The workers for this process (started by `serve`, or `pitchcraft worker --kind`):
+    an ingestion lane (WORKER_CONCURRENCY threads at WORKER_NICE) and a refine lane
+    (REFINE_CONCURRENCY threads at normal priority), each claiming only its own kind."""
     s = container.settings
     ingestor = Ingestor(
         settings=s,
@@ -42,22 +68,42 @@ def build_worker(container: Container) -> Worker:
     def refine_gave_up(job: Job) -> None:
         log.warning("refine job %s stopped its worker %d times", job.id, job.attempts - 1)
 
-    return Worker(
-        container.db,
-        {
-            INGEST: Kind(handler=ingestor.run, gave_up=ingestor.gave_up),
-            REFINE: Kind(handler=runner.run, gave_up=refine_gave_up),
-        },
-        concurrency=s.worker_concurrency,
-        lease_seconds=s.job_lease_seconds,
-        nice=s.worker_nice,
-        wakeup=container.wakeup,
-        finished=container.finished,
-    )
+    worker_id = new_worker_id()
+    workers = []
+    if INGEST in LANES[kind]:
+        workers.append(
+            Worker(
+                container.db,
+                {INGEST: Kind(handler=ingestor.run, gave_up=ingestor.gave_up)},
+                concurrency=s.worker_concurrency,
+                lease_seconds=s.job_lease_seconds,
+                nice=s.worker_nice,
+                wakeup=container.wakeup,
+                worker_id=worker_id,
+                finished=container.finished,
+            )
+        )
+    if REFINE in LANES[kind]:
+        workers.append(
+            Worker(
+                container.db,
+                {
+                    REFINE: Kind(
+                        handler=runner.run, gave_up=refine_gave_up, max_attempts=REFINE_ATTEMPTS
+                    )
+                },
+                concurrency=s.refine_concurrency,
+                lease_seconds=s.job_lease_seconds,
+                wakeup=container.wakeup,
+                worker_id=worker_id,
+                finished=container.finished,
+            )
+        )
+    return Lanes(workers)
 
 
-def start_background_work(container: Container) -> Worker:
-    """The in-process worker, after tidying what a crash may have left behind."""
+def start_background_work(container: Container) -> Lanes:
+    """The in-process workers, after tidying what a crash may have left behind."""
     if container.embedded_vectors:
         # The embedded index allows one process, so every running job was this
         # process's before it stopped: resume them now instead of after their lease.
@@ -67,13 +113,13 @@ def start_background_work(container: Container) -> Worker:
         swept = container.documents.sweep_orphans()
         if any(swept.values()):
             log.info("removed orphans left by a crash: %s", swept)
-    worker = build_worker(container)
-    worker.start()
+    lanes = build_worker(container)
+    lanes.start()
     threading.Thread(target=_warm_up, args=(container,), name="warm-up", daemon=True).start()
-    return worker
+    return lanes
 
 
-def stop_background_work(worker: Worker, timeout: float = 10) -> None:
+def stop_background_work(worker: Worker | Lanes, timeout: float = 10) -> None:
     """A stop of the server: parse children first (an OCR run could take minutes), whose
     documents are retried at the next start, then the worker."""
     killed = sandbox.stop_all()
@@ -83,13 +129,12 @@ def stop_background_work(worker: Worker, timeout: float = 10) -> None:
 
 
 def _warm_up(container: Container) -> None:
-    """Start the parser process and load the embedding model (its document and query
-    copies) now, not on the first upload or search."""
+    """Start the parser process and load the embedding model (one per process, for
+    searches and documents) now, not on the first upload or search."""
     try:
         sandbox.warm_up()
         embedder = container.embedder()
         if container.settings.embedding_backend == "local":  # a remote one needs no loading
             embedder.embed_queries(["warm up"])
-            embedder.embed_documents(["warm up"])
     except Exception:  # the first real use reports the problem properly
         log.warning("warm-up failed", exc_info=True)

@@ -1,4 +1,5 @@
-"""Throttling of sign-in, registration (per client) and uploads (per user).
+"""Throttling of sign-in (per email, per client and per pair), registration (per client),
+uploads and refine jobs (per user: a flood from one user never fills the refine lane for everyone).
 
 Built on the `limits` library.
 
@@ -44,6 +45,7 @@ class Throttle:
         uploads_per_hour: int = 0,
         slowdown_s: float = LOGIN_SLOWDOWN_S,
         sleep: Callable[[float], None] = time.sleep,
+        refine_per_user: str = "30/minute",
     ) -> None:
         self._limiter = MovingWindowRateLimiter(storage_from_string(storage_url))
         self._login_email = parse(login_per_email)
@@ -53,6 +55,7 @@ class Throttle:
         self._uploads = RateLimitItemPerHour(uploads_per_hour) if uploads_per_hour else None
         self.slowdown_s = slowdown_s
         self._sleep = sleep
+        self._refine_user = parse(refine_per_user)
 
     def _refuse(self, item: RateLimitItem, keys: tuple[str, ...], message: str) -> RateLimited:
         reset = self._limiter.get_window_stats(item, *keys).reset_time
@@ -109,3 +112,8 @@ class Throttle:
                 f"Upload limit reached: at most {item.amount} files an hour per account "
                 "(USER_UPLOADS_PER_HOUR).",
             )
+
+    def refine(self, user_id: int) -> None:
+        """Count one refine job submitted; raise RateLimited (429, Retry-After) past the
+        budget."""
+        self._hit(self._refine_user, "refine-user", str(user_id), "refine requests")

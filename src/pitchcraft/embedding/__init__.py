@@ -24,8 +24,9 @@ __all__ = [
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """EMBEDDING_BACKEND=local: sentence-transformers on the CPU (model loaded on first
-    use). EMBEDDING_BACKEND=openai: an OpenAI-compatible endpoint at EMBEDDING_BASE_URL."""
+    """EMBEDDING_BACKEND=local: MiniLM through ONNX Runtime on the CPU (loaded on first
+    use, once per process). EMBEDDING_BACKEND=openai: an OpenAI-compatible endpoint at
+    EMBEDDING_BASE_URL."""
     if settings.embedding_backend == "openai":
         if not settings.embedding_base_url:
             raise EmbeddingConfigError(
@@ -47,6 +48,10 @@ def build_embedder(settings: Settings) -> Embedder:
         settings.embedding_model,
         quantize=settings.embedding_quantize,
         batch_size=settings.embedding_batch_size,
+        # The compute threads start at the worker's priority: documents embedded in the
+        # background yield the CPU to web requests.
+        nice=settings.worker_nice,
+        models_dir=settings.data_dir / "models",
     )
     if embedder.dim != settings.embedding_dim:
         raise EmbeddingConfigError(

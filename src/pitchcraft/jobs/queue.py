@@ -1,8 +1,11 @@
 """The job table as a queue: claim with a lease, renew it, finish.
 
-A worker claims the oldest runnable job (queued, or running with an expired lease, i.e. its
-worker died) with `FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite every transaction takes
-the write lock up front (see core/db.py), which serialises claims the same way.
+A worker claims a runnable job (queued, or running with an expired lease, i.e. its worker
+died) with `FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite every transaction takes the
+write lock up front (see core/db.py), which serialises claims the same way.
+
+Users take turns: the next job is the oldest one of the user whose last job of these kinds
+started longest ago (or never), so one user's 200 uploads do not starve another's one.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from pitchcraft.core.db import Database, utcnow
@@ -50,15 +53,22 @@ def claim(
     """Take the oldest runnable job of these kinds, or None."""
     now = utcnow()
     with db.session() as s:
+        served = (
+            select(Job.user_id, func.max(Job.started_at).label("last_started"))
+            .where(Job.kind.in_(kinds), Job.started_at.is_not(None))
+            .group_by(Job.user_id)
+            .subquery()
+        )
         query = (
             select(Job)
+            .outerjoin(served, served.c.user_id == Job.user_id)
             .where(
                 Job.kind.in_(kinds),
                 or_(Job.status == QUEUED, (Job.status == RUNNING) & (Job.lease_until < now)),
             )
-            .order_by(Job.created_at)
+            .order_by(served.c.last_started.asc().nulls_first(), Job.created_at)
             .limit(1)
-            .with_for_update(skip_locked=True)
+            .with_for_update(of=Job, skip_locked=True)
         )
         job = s.scalar(query)
         if job is None:

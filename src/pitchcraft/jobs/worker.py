@@ -54,14 +54,26 @@ GaveUp = Callable[[Job], None]
 
 
 class Wakeup:
-    """Built before the services that queue work and the worker that runs it: queuing a
-    job calls it, so the worker starts at once instead of at its next poll."""
+    """Built before the services that queue work and the workers that run it: queuing a
+    job calls it, so every worker (the ingestion and the refine lane) looks at once instead
+    of at its next poll."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._events: list[threading.Event] = []
+        self._event = self.subscribe()
+
+    def subscribe(self) -> threading.Event:
+        """An event of one's own, set by every call."""
+        event = threading.Event()
+        with self._lock:
+            self._events.append(event)
+        return event
 
     def __call__(self) -> None:
-        self._event.set()
+        with self._lock:
+            for event in self._events:
+                event.set()
 
     def wait(self, timeout: float) -> None:
         self._event.wait(timeout)
@@ -72,6 +84,8 @@ class Wakeup:
 class Kind:
     handler: Handler
     gave_up: GaveUp
+    # Claims before the job is given up (a claim after a worker died counts as one).
+    max_attempts: int = queue.MAX_ATTEMPTS
 
 
 class Worker:
@@ -86,6 +100,7 @@ class Worker:
         nice: int = 0,
         wakeup: Wakeup | None = None,
         finished: Callable[[str], None] | None = None,
+        worker_id: str | None = None,
     ) -> None:
         self.db = db
         self.kinds = kinds
@@ -93,25 +108,27 @@ class Worker:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.nice = nice
-        self.id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.id = worker_id or new_worker_id()
         self._stop = threading.Event()
-        self._wake = wakeup or Wakeup()
+        self._wakeup = wakeup or Wakeup()
+        self._wake = self._wakeup.subscribe()
         # Told the id of every job this worker finishes (requests waiting for it wake up).
         self._finished = finished or (lambda _job_id: None)
         self._threads: list[threading.Thread] = []
 
     def start(self) -> None:
         for n in range(self.concurrency):
-            t = threading.Thread(target=self._loop, name=f"pitchcraft-worker-{n}", daemon=True)
+            lane = "-".join(self.kinds)
+            t = threading.Thread(target=self._loop, name=f"pitchcraft-{lane}-{n}", daemon=True)
             t.start()
             self._threads.append(t)
 
     def wake(self) -> None:
-        self._wake()
+        self._wake.set()
 
     def stop(self, timeout: float = 10) -> None:
         self._stop.set()
-        self._wake()
+        self._wake.set()
         for t in self._threads:
             t.join(timeout)
 
@@ -135,17 +152,22 @@ class Worker:
                 worked = False
             if not worked:
                 self._wake.wait(self.poll_seconds)
+                self._wake.clear()
 
     def _run(self, job: Job) -> None:
         kind = self.kinds[job.kind]
-        if job.attempts > queue.MAX_ATTEMPTS:
+        if job.attempts > kind.max_attempts:
             kind.gave_up(job)
+            retried = kind.max_attempts - 1
             if queue.finish(
                 self.db,
                 job.id,
                 worker_id=self.id,
                 status=FAILED,
-                error=f"gave up after {queue.MAX_ATTEMPTS} attempts",
+                error=(
+                    f"its worker stopped while running it ({kind.max_attempts} times; "
+                    f"retried {retried} time{'s' if retried != 1 else ''}); submit it again"
+                ),
             ):
                 self._finished(job.id)
             return
@@ -188,6 +210,10 @@ class Worker:
             result=outcome.result,
         ):
             self._finished(job.id)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def lower_priority(nice: int) -> None:

@@ -71,6 +71,13 @@ class Ledger:
         return {e.n for c in self.claims for e in c.evidence}
 
 
+def queued_ms(job: Job) -> float:
+    """How long the job waited in the queue before a worker first took it."""
+    if job.started_at is None or job.created_at is None:
+        return 0.0
+    return round(max(0.0, (job.started_at - job.created_at).total_seconds()) * 1000, 1)
+
+
 @dataclass
 class Runner:
     db: Database
@@ -115,11 +122,7 @@ class Runner:
         raw_channel = job.payload.get("channel")
         channel = raw_channel if isinstance(raw_channel, dict) else None
         glossary = from_stored(job.payload.get("glossary"))
-        timings: dict[str, float] = {}
-        if job.started_at is not None and job.created_at is not None:
-            timings["queued_ms"] = round(
-                (job.started_at - job.created_at).total_seconds() * 1000, 1
-            )
+        timings: dict[str, float] = {"queued_ms": queued_ms(job)}
         try:
             ledger = self.ledger(job.user_id, text, backgrounds)
         except (EmbeddingError, VectorStoreLocked) as exc:

@@ -170,6 +170,7 @@ class Variant(BaseModel):
 class Timings(BaseModel):
     model_config = ConfigDict(extra="allow")
 
+    # From the request to a worker taking it up (the rest are the run's own steps).
     queued_ms: float | None = None
     retrieval_ms: float | None = None
     claims_ms: float | None = None

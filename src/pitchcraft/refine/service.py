@@ -82,6 +82,9 @@ class Refine:
         if self.glossaries is None:
             self.glossaries = Glossaries(self.db)
 
+    # Counts a submission for the user; raises RateLimited past their budget.
+    admit: Callable[[int], None] = lambda user_id: None
+
     def submit(
         self,
         user_id: int,
@@ -118,6 +121,7 @@ class Refine:
         }
         if rerun_of:
             payload["rerun_of"] = rerun_of
+        self.admit(user_id)  # after validation: a rejected request costs nothing
         with self.db.session() as s:
             job = enqueue(s, kind=REFINE, user_id=user_id, payload=payload)
             s.flush()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -15,6 +17,48 @@ log = logging.getLogger(__name__)
 
 class _BodyTooLarge(Exception):
     pass
+
+
+# How much of a refused body is read and thrown away before the 413 goes out.
+DRAIN_MAX_BYTES = 32 * 1024 * 1024
+DRAIN_MAX_SECONDS = 10.0
+
+
+async def drain_refused_body(
+    receive: Receive,
+    headers: dict[bytes, bytes],
+    *,
+    max_bytes: int = DRAIN_MAX_BYTES,
+    max_seconds: float = DRAIN_MAX_SECONDS,
+) -> None:
+    """Read and discard the rest of a request body that is being refused, within bounds.
+
+    A client that sends its whole body before reading the answer (Python's urllib, most
+    libraries) sees a connection reset instead of the 413 when the server answers and closes
+    while it is still sending. Mature servers read a moderately oversized body to its end
+    first; so does this, up to `max_bytes` and `max_seconds`. A client that asked
+    `Expect: 100-continue` is answered at once: it has not sent the body, and reading it
+    would tell the server to send "100 Continue" and invite it."""
+    if headers.get(b"expect", b"").lower() == b"100-continue":
+        return
+    declared = headers.get(b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        return  # far too large: not worth reading
+    deadline = time.monotonic() + max_seconds
+    read = 0
+    while read <= max_bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            msg = await asyncio.wait_for(receive(), timeout=left)
+        except TimeoutError:
+            return
+        if msg["type"] != "http.request":
+            return  # the client went away
+        read += len(msg.get("body", b""))
+        if not msg.get("more_body", False):
+            return
 
 
 class BodyLimit:
@@ -41,6 +85,7 @@ class BodyLimit:
                 )
                 return
             if size > limit:
+                await drain_refused_body(receive, headers)
                 await send_json(send, 413, message, "too_large")
                 return
 
@@ -64,6 +109,7 @@ class BodyLimit:
                 # error while reading a JSON or form body into a 400): the answer is a 413.
                 if msg["type"] == "http.response.start" and not started:
                     started = True
+                    await drain_refused_body(receive, headers)
                     await send_json(send, 413, message, "too_large")
                 return
             if msg["type"] == "http.response.start":
@@ -74,6 +120,7 @@ class BodyLimit:
             await self.app(scope, limited_receive, tracking_send)
         except _BodyTooLarge:
             if not started:
+                await drain_refused_body(receive, headers)
                 await send_json(send, 413, message, "too_large")
 
 
