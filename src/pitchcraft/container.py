@@ -11,6 +11,7 @@ from typing import Generic, TypeVar
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
+from pitchcraft.auth.sessions import SessionStore
 from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
 from pitchcraft.core.persistence import PathReport, ensure_persistent
@@ -110,10 +111,18 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
                 f"{head}; run `pitchcraft migrate`."
             )
     secret = settings.jwt_secret or stored_jwt_secret(db)
+    tokens = Tokens(secret, settings.access_token_minutes)
+    sessions = SessionStore(
+        db,
+        tokens,
+        idle_minutes=settings.session_idle_minutes,
+        cache_seconds=settings.session_cache_seconds,
+    )
     accounts = Accounts(
         db=db,
         passwords=Passwords(),
-        tokens=Tokens(secret, settings.access_token_minutes),
+        tokens=tokens,
+        sessions=sessions,
         throttle=Throttle(
             login_per_email=settings.login_rate_limit_per_email,
             login_per_client=settings.login_rate_limit_per_client,
@@ -128,9 +137,9 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
     embedder: Lazy[Embedder] = Lazy(lambda: build_embedder(settings))
     sparse: Lazy[SparseEncoder] = Lazy(Bm25Encoder)
     wakeup = Wakeup()
-    documents = Documents(db=db, store=store, index=index, notify=wakeup)
+    documents = Documents(db=db, store=store, index=index, sessions=sessions, notify=wakeup)
     if settings.clear_documents_on_login:
-        accounts.on_login.append(documents.clear_user)
+        accounts.clear_documents = documents.clear_ended_sessions
     sources = Sources(
         documents=documents,
         store=store,

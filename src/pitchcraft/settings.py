@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     # Accounts and sessions
     jwt_secret: str | None = None
     access_token_minutes: int = Field(default=60 * 24, ge=1, le=60 * 24 * 365)
+    # Minutes without a request after which a session ends (fractions allowed).
+    session_idle_minutes: float = Field(default=30, gt=0, le=60 * 24 * 365)
+    # Seconds a process may reuse a live session's check; 0: every request looks it up.
+    session_cache_seconds: float = Field(default=0, ge=0, le=60)
     password_min_length: int = Field(default=6, ge=1, le=1024)
     registration_open: bool = True
     cookie_secure: bool = False
