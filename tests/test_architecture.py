@@ -31,6 +31,7 @@ FEATURES: dict[str, set[str]] = {
     "search": set(),
     "documents": {"auth", "jobs"},
     "refine": {"jobs", "templates", "search", "grounding"},
+    "accounts": {"auth", "documents", "jobs", "templates"},
 }
 WIRING = {"container", "runtime", "migrations"}
 DOORS = {"web", "ops", "cli", "app", "__main__"}

@@ -275,6 +275,26 @@ def user_set_password(
     typer.echo(f"Password changed for <{user.email}>; older sessions are signed out.")
 
 
+@users_app.command("set-subscribed")
+def user_set_subscribed(
+    email: Annotated[str, typer.Argument(help="The account's email.")],
+    value: Annotated[str, typer.Argument(metavar="true|false", help="The new status.")],
+) -> None:
+    """Mark an account subscribed or not (shown on its Account page and in the API)."""
+    from pitchcraft.core.errors import AppError
+
+    flag = {"true": True, "false": False}.get(value.strip().lower())
+    if flag is None:
+        raise _fail(f"Say true or false, not {value!r}.")
+    container = _container(_settings())
+    try:
+        user = container.accounts.set_subscribed(email=email, subscribed=flag)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    state = "subscribed" if user.is_subscribed else "not subscribed"
+    typer.echo(f"<{user.email}> is now {state}.")
+
+
 @app.command("import-legacy")
 def import_legacy(
     path: Annotated[Path, typer.Argument(help="The original system's marketing_mvp.db.")],

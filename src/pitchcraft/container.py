@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from pitchcraft.accounts.service import AccountData
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
@@ -63,6 +64,7 @@ class Container:
     settings: Settings
     db: Database
     accounts: Accounts
+    account_data: AccountData
     store: FileStore
     index: Lazy[VectorIndex]
     embedder: Lazy[Embedder]
@@ -155,6 +157,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         settings=settings,
         db=db,
         accounts=accounts,
+        account_data=AccountData(db=db, accounts=accounts, store=store, index=index),
         store=store,
         index=index,
         embedder=embedder,

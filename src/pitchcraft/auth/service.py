@@ -17,7 +17,7 @@ from pitchcraft.core.errors import Conflict, Forbidden, Invalid, Unauthorized
 from pitchcraft.core.validation import has_control_chars
 
 INVALID_CREDENTIALS = "The email or password is incorrect."
-WRONG_PASSWORD = "The password is not correct."
+WRONG_PASSWORD = "The password is not correct."  # noqa: S105 - a message, not a secret
 
 
 def normalize_email(email: str) -> str:

@@ -127,9 +127,9 @@ class SessionStore:
         if self.cache_seconds > 0:
             with self._lock:
                 hit = self._cache.get(sid)
-            if hit is not None and time.monotonic() - hit[0] < self.cache_seconds:
-                if hit[1].user.id == claims.user_id:
-                    return hit[1]
+            fresh = hit is not None and time.monotonic() - hit[0] < self.cache_seconds
+            if hit is not None and fresh and hit[1].user.id == claims.user_id:
+                return hit[1]
         now = utcnow()
         with self.db.session() as s:
             found = s.execute(

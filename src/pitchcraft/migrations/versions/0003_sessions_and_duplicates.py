@@ -57,9 +57,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("documents", schema=None) as batch_op:
-        batch_op.drop_constraint(
-            batch_op.f("fk_documents_session_id_sessions"), type_="foreignkey"
-        )
+        batch_op.drop_constraint(batch_op.f("fk_documents_session_id_sessions"), type_="foreignkey")
         batch_op.drop_index("ix_documents_user_sha256")
         batch_op.drop_index(batch_op.f("ix_documents_session_id"))
         batch_op.drop_column("content_sha256")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from pitchcraft.web.api import auth, documents, jobs, refine, search
+from pitchcraft.web.api import account, auth, documents, jobs, refine, search
 from pitchcraft.web.errors import ERROR_RESPONSES
 from pitchcraft.web.paths import API_PREFIX
 
 api_router = APIRouter(prefix=API_PREFIX, responses=ERROR_RESPONSES)
-for module in (auth, documents, search, refine, jobs):
+for module in (auth, account, documents, search, refine, jobs):
     api_router.include_router(module.router)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from pitchcraft.web.pages import account, compose, documents, results, sources
+from pitchcraft.web.pages import account, account_page, compose, documents, results, sources
 from pitchcraft.web.pages.session import SignInRequired, to_login
 
 pages_router = APIRouter(include_in_schema=False)
-for module in (account, documents, compose, results, sources):
+for module in (account, account_page, documents, compose, results, sources):
     pages_router.include_router(module.router)
 
 
