@@ -320,10 +320,12 @@ def test_sign_in_clears_documents_but_keeps_the_account(
     token = register(client, "clear@example.com", "test123")
     [doc] = upload(client, token, ("note.txt", TEXT))
     assert wait_final(client, token, doc["id"])["status"] == "indexed"
+    # Cleared once the session that uploaded it has ended (here: signed out).
+    assert client.post("/api/v1/auth/logout", headers=auth(token)).status_code == 204
     r = client.post(
         "/api/v1/auth/login", json={"email": "clear@example.com", "password": "test123"}
     )
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json()["cleared_documents"] == 1
     fresh = r.json()["access_token"]
     assert client.get("/api/v1/documents", headers=auth(fresh)).json() == []
     assert [p for p in settings.storage_dir.rglob("*") if p.is_file()] == []
@@ -337,6 +339,7 @@ def test_clearing_on_sign_in_can_be_turned_off(tmp_path: Path) -> None:
         token = register(c, "keep@example.com", "test123")
         [doc] = upload(c, token, ("note.txt", TEXT))
         wait_final(c, token, doc["id"])
+        assert c.post("/api/v1/auth/logout", headers=auth(token)).status_code == 204
         fresh = c.post(
             "/api/v1/auth/login", json={"email": "keep@example.com", "password": "test123"}
         ).json()

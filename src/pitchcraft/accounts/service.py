@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 ACCOUNT_DELETED = "account_deleted"
 READ_CHUNK = 1024 * 1024
+# The user's own jobs (their History): ingestion jobs are the server's bookkeeping.
+USER_JOB_KINDS = ("refine",)
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,11 @@ class AccountData:
                     Document.user_id == user_id, Document.storage_key == ""
                 )
             )
-            jobs = s.scalar(select(func.count(Job.id)).where(Job.user_id == user_id))
+            jobs = s.scalar(
+                select(func.count(Job.id)).where(
+                    Job.user_id == user_id, Job.kind.in_(USER_JOB_KINDS)
+                )
+            )
         return Summary(
             email=user.email,
             is_subscribed=user.is_subscribed,
@@ -137,7 +143,11 @@ class AccountData:
                 )
             )
             jobs = list(
-                s.scalars(select(Job).where(Job.user_id == user_id).order_by(Job.created_at))
+                s.scalars(
+                    select(Job)
+                    .where(Job.user_id == user_id, Job.kind.in_(USER_JOB_KINDS))
+                    .order_by(Job.created_at)
+                )
             )
             template = s.scalar(select(PromptTemplate).where(PromptTemplate.user_id == user_id))
         sections = {name: make(user_id) for name, make in self.export_sections.items()}
