@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -267,3 +268,39 @@ def test_set_subscribed_command(client: TestClient, database: str, tmp_path: Pat
     ghost = run_cli(env, tmp_path, "user", "set-subscribed", "ghost@example.com", "true")
     assert ghost.returncode != 0 and "No account" in ghost.stderr
     assert client.get(ACCOUNT, headers=auth(token)).json()["is_subscribed"] is False
+
+
+def test_export_racing_a_delete_lists_the_missing_file(client: TestClient) -> None:
+    token = register(client, EMAIL, PASSWORD)
+    kept, gone = upload(client, token, ("kept.txt", NOTE), ("gone.txt", SECRET))
+    uid = client.get(ME, headers=auth(token)).json()["id"]
+    stream = client.app.state.container.account_data.export(uid)  # type: ignore[attr-defined]
+    # The rows are read; the file goes before the stream reaches it.
+    assert client.delete(f"/api/v1/documents/{gone['id']}", headers=auth(token)).status_code == 204
+    with zipfile.ZipFile(io.BytesIO(b"".join(stream))) as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        files = [n for n in zf.namelist() if n.startswith("files/")]
+        assert zf.read(files[0]) == NOTE
+    assert manifest["missing"] == [gone["id"]] and len(files) == 1
+    assert kept["id"] in files[0]
+
+
+def test_delete_during_an_ingestion_leaves_no_vectors(client: TestClient) -> None:
+    token = register(client, EMAIL, PASSWORD)
+    uid = client.get(ME, headers=auth(token)).json()["id"]
+    data = (CORPUS / "pdf" / "GeoTopo-komprimiert.pdf").read_bytes()
+    upload(client, token, ("GeoTopo.pdf", data))
+    container = client.app.state.container  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 600
+    while container.index().count(uid) == 0:  # the first passages are written
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    r = client.request("DELETE", ACCOUNT, headers=auth(token), json={"password": PASSWORD})
+    assert r.status_code == 204, r.text
+    # The ingestion notices at its next batch and stops; it writes nothing back.
+    time.sleep(3)
+    assert container.index().count(uid) == 0
+    qdrant = container.settings.qdrant_dir
+    assert not [p for p in qdrant.rglob("*") if p.name == collection_name(uid)]
+    assert not (container.settings.storage_dir / str(uid)).exists()
+    assert rows_of(client, uid) == dict.fromkeys(rows_of(client, uid), 0)

@@ -156,10 +156,11 @@ def test_bad_files_get_clear_outcomes_and_lose_nothing(
     pdf = (CORPUS / "pdf" / "minimal-document.pdf").read_bytes()
     docx = (CORPUS / "docx" / "simple.docx").read_bytes()
     bad: list[tuple[str, bytes]] = [
-        ("../../etc/passwd", TEXT),
-        ("evil\x00name.txt", TEXT),
-        ("invoice\u202efdp.exe.txt", TEXT),
-        ("x" * 400 + ".txt", TEXT),
+        # Distinct contents: the same content twice would be one document (a duplicate).
+        ("../../etc/passwd", TEXT + b" (1)"),
+        ("evil\x00name.txt", TEXT + b" (2)"),
+        ("invoice\u202efdp.exe.txt", TEXT + b" (3)"),
+        ("x" * 400 + ".txt", TEXT + b" (4)"),
         ("report.docx", pdf),  # a PDF with the wrong extension
         ("photo.png", b"just text pretending to be an image, and quite readable."),
         ("empty.txt", b""),

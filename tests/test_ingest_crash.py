@@ -65,7 +65,9 @@ def _wait(
 
 def _register(server: ServerProcess, email: str) -> str:
     r = httpx.post(
-        f"{server.url}/api/v1/auth/register", json={"email": email, "password": "test123"}
+        f"{server.url}/api/v1/auth/register",
+        json={"email": email, "password": "test123"},
+        timeout=60,
     )
     assert r.status_code == 201, r.text
     token: str = r.json()["access_token"]

@@ -99,7 +99,8 @@ def account_delete(
             user,
             status=exc.status,
             delete_error=exc.message,
-            confirm_email=confirm_email,
+            # Kept only when it was right (the password was not): a wrong one is typed again.
+            confirm_email=user.email if confirm_email.strip().lower() == user.email else "",
         )
     response = RedirectResponse("/login?deleted=1", status_code=303)
     clear_session(response, container)
