@@ -35,6 +35,7 @@ FEATURES: dict[str, set[str]] = {
     "refine": {"jobs", "templates", "search", "grounding", "channels", "glossary"},
     "exports": {"refine"},
     "admin": {"auth", "documents", "refine"},
+    "accounts": {"auth", "documents", "jobs", "templates"},
 }
 WIRING = {"container", "runtime", "migrations"}
 DOORS = {"web", "ops", "cli", "app", "__main__"}

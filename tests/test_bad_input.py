@@ -375,7 +375,8 @@ def test_upload_with_the_token_in_the_header(client: TestClient) -> None:
     token, csrf = page_session(client)
     for body in (
         part("files", NOTE, "header.txt") + CLOSE,
-        part("csrftoken", b"stale") + part("files", NOTE, "both.txt") + CLOSE,
+        # Another content: the same one again would be a duplicate of the first.
+        part("csrftoken", b"stale") + part("files", NOTE + b" Again.", "both.txt") + CLOSE,
     ):
         r = client.post(
             PAGE_UPLOAD,

@@ -389,11 +389,10 @@ def test_documents_page_fits_the_screen(
         page.screenshot(path=str(tmp_path / "documents-empty.png"), full_page=True)
 
         def payload(name: str, source: Path) -> dict[str, object]:
-            return {
-                "name": name,
-                "mimeType": "application/octet-stream",
-                "buffer": source.read_bytes(),
-            }
+            data = source.read_bytes()
+            if data:  # a comment after the end: one PDF per name, not duplicates of one
+                data += f"\n% {name}\n".encode()
+            return {"name": name, "mimeType": "application/octet-stream", "buffer": data}
 
         files = [
             payload(LONG_NAME, FAKE_MEMO),

@@ -159,10 +159,11 @@ def test_bad_files_get_clear_outcomes_and_lose_nothing(
     pdf = (CORPUS / "pdf" / "minimal-document.pdf").read_bytes()
     docx = (CORPUS / "docx" / "simple.docx").read_bytes()
     bad: list[tuple[str, bytes]] = [
-        ("../../etc/passwd", TEXT),
-        ("evil\x00name.txt", TEXT),
-        ("invoice\u202efdp.exe.txt", TEXT),
-        ("x" * 400 + ".txt", TEXT),
+        # Distinct contents: the same content twice would be one document (a duplicate).
+        ("../../etc/passwd", TEXT + b" (1)"),
+        ("evil\x00name.txt", TEXT + b" (2)"),
+        ("invoice\u202efdp.exe.txt", TEXT + b" (3)"),
+        ("x" * 400 + ".txt", TEXT + b" (4)"),
         ("report.docx", pdf),  # a PDF with the wrong extension
         ("photo.png", b"just text pretending to be an image, and quite readable."),
         ("empty.txt", b""),
@@ -323,10 +324,12 @@ def test_sign_in_clears_documents_but_keeps_the_account(
     token = register(client, "clear@example.com", "test-pass-123")
     [doc] = upload(client, token, ("note.txt", TEXT))
     assert wait_final(client, token, doc["id"])["status"] == "indexed"
+    # Cleared once the session that uploaded it has ended (here: signed out).
+    assert client.post("/api/v1/auth/logout", headers=auth(token)).status_code == 204
     r = client.post(
         "/api/v1/auth/login", json={"email": "clear@example.com", "password": "test-pass-123"}
     )
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json()["cleared_documents"] == 1
     fresh = r.json()["access_token"]
     assert client.get("/api/v1/documents", headers=auth(fresh)).json() == []
     assert [p for p in settings.storage_dir.rglob("*") if p.is_file()] == []
@@ -340,6 +343,7 @@ def test_clearing_on_sign_in_can_be_turned_off(tmp_path: Path) -> None:
         token = register(c, "keep@example.com", "test-pass-123")
         [doc] = upload(c, token, ("note.txt", TEXT))
         wait_final(c, token, doc["id"])
+        assert c.post("/api/v1/auth/logout", headers=auth(token)).status_code == 204
         fresh = c.post(
             "/api/v1/auth/login", json={"email": "keep@example.com", "password": "test-pass-123"}
         ).json()

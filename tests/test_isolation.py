@@ -7,7 +7,9 @@ The routes are enumerated from the app itself: a route without a row in ROUTES f
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -331,6 +333,67 @@ def api_history(w: World) -> None:
     assert_no_leak(r, "history")
 
 
+def api_logout(w: World) -> None:
+    """B signing out ends B's session only."""
+    r = w.client.post("/api/v1/auth/login", json={"email": B_EMAIL, "password": "b-password"})
+    b_again = r.json()["access_token"]
+    assert w.client.post("/api/v1/auth/logout", headers=auth(b_again)).status_code == 204
+    assert w.client.get("/api/v1/auth/me", headers=auth(b_again)).status_code == 401
+    assert w.b_api("GET", "/api/v1/auth/me").status_code == 200
+    w.assert_a_intact()
+
+
+def api_account(w: World) -> None:
+    r = w.b_api("GET", "/api/v1/account")
+    assert r.json()["email"] == B_EMAIL and r.json()["documents"] == 1
+    assert r.json()["storage_bytes"] == len(B_DOC.encode())
+    assert_no_leak(r, "B's account")
+
+
+def api_password(w: World) -> None:
+    body = {"current_password": "a-password", "new_password": "b-new-password"}
+    r = w.b_api("POST", "/api/v1/account/password", json=body)
+    assert r.status_code == 422 and r.json()["code"] == "wrong_password"
+    assert_no_leak(r, "B changing a password with A's")
+    w.assert_a_intact()
+
+
+def _zip_text(content: bytes) -> str:
+    with zipfile.ZipFile(io.BytesIO(content)) as zf:
+        return "\n".join(zf.read(n).decode("utf-8", "replace") for n in zf.namelist())
+
+
+def api_export(w: World) -> None:
+    r = w.b_api("GET", "/api/v1/account/export")
+    assert r.status_code == 200
+    text = _zip_text(r.content)
+    assert B_DOC in text and B_EMAIL in text
+    for marker in A_MARKERS:
+        assert marker not in text, f"B's export holds A's {marker!r}"
+
+
+def page_export(w: World) -> None:
+    r = w.b_page("GET", "/account/export")
+    assert r.status_code == 200
+    text = _zip_text(r.content)
+    assert B_DOC in text
+    for marker in A_MARKERS:
+        assert marker not in text, f"B's export page holds A's {marker!r}"
+
+
+def api_delete_account(w: World) -> None:
+    """B with A's password deletes nothing; a third user deleting their account leaves A's."""
+    r = w.b_api("DELETE", "/api/v1/account", json={"password": "a-password"})
+    assert r.status_code == 422
+    c_token = register(w.client, "third-c@example.com", "c-password")
+    r = w.client.request(
+        "DELETE", "/api/v1/account", headers=auth(c_token), json={"password": "c-password"}
+    )
+    assert r.status_code == 204
+    w.assert_a_intact()
+    assert w.b_api("GET", "/api/v1/account").json()["documents"] == 1
+
+
 def page(path: str, *, status: int = 200, **kwargs: Any) -> Callable[[World], None]:
     """GET a page as B: its own status, nothing of A's."""
 
@@ -385,10 +448,25 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("POST", "/login"): public("signs in with a password; api_login covers guessing"),
     ("GET", "/register"): page("/register", status=303),
     ("POST", "/register"): public("creates an account; api_register covers a taken email"),
-    ("POST", "/logout"): public("clears the caller's own cookie"),
+    ("POST", "/logout"): public("ends the caller's own session and clears its cookie"),
     ("POST", "/api/v1/auth/register"): api_register,
     ("POST", "/api/v1/auth/login"): api_login,
     ("GET", "/api/v1/auth/me"): api_me,
+    ("POST", "/api/v1/auth/logout"): api_logout,
+    ("GET", "/api/v1/account"): api_account,
+    ("POST", "/api/v1/account/password"): api_password,
+    ("GET", "/api/v1/account/export"): api_export,
+    ("DELETE", "/api/v1/account"): api_delete_account,
+    ("GET", "/account"): page("/account"),
+    ("POST", "/account/password"): page_post(
+        "/account/password",
+        {"current_password": "a-password", "new_password": "x-123456"},
+        expect={400},
+    ),
+    ("GET", "/account/export"): page_export,
+    ("POST", "/account/delete"): page_post(
+        "/account/delete", {"confirm_email": A_EMAIL, "password": "a-password"}, expect={400}
+    ),
     ("POST", "/api/v1/documents/upload"): api_upload,
     ("GET", "/api/v1/documents/list"): api_list("/api/v1/documents/list"),
     ("GET", "/api/v1/documents"): api_list("/api/v1/documents"),

@@ -339,19 +339,6 @@ def user_enable(email: EmailArg) -> None:
     _update_user(email, "is enabled", disabled=False)
 
 
-@users_app.command("set-subscribed")
-def user_set_subscribed(
-    email: EmailArg,
-    value: Annotated[str, typer.Argument(help="true or false", metavar="true|false")],
-) -> None:
-    """Set the account's is_subscribed flag."""
-    flags = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
-    if value.strip().lower() not in flags:
-        raise _fail(f"Say true or false, not {value!r}.")
-    on = flags[value.strip().lower()]
-    _update_user(email, "is subscribed" if on else "is not subscribed", is_subscribed=on)
-
-
 @users_app.command("set-password")
 def user_set_password(
     email: Annotated[str, typer.Argument(help="The account's email.")],
@@ -371,6 +358,26 @@ def user_set_password(
     except AppError as exc:
         raise _fail(exc.message) from exc
     typer.echo(f"Password changed for <{user.email}>; older sessions are signed out.")
+
+
+@users_app.command("set-subscribed")
+def user_set_subscribed(
+    email: Annotated[str, typer.Argument(help="The account's email.")],
+    value: Annotated[str, typer.Argument(metavar="true|false", help="The new status.")],
+) -> None:
+    """Mark an account subscribed or not (shown on its Account page and in the API)."""
+    from pitchcraft.core.errors import AppError
+
+    flag = {"true": True, "false": False}.get(value.strip().lower())
+    if flag is None:
+        raise _fail(f"Say true or false, not {value!r}.")
+    container = _container(_settings())
+    try:
+        user = container.accounts.set_subscribed(email=email, subscribed=flag)
+    except AppError as exc:
+        raise _fail(exc.message) from exc
+    state = "subscribed" if user.is_subscribed else "not subscribed"
+    typer.echo(f"<{user.email}> is now {state}.")
 
 
 @app.command("import-legacy")

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from pitchcraft.accounts.service import AccountData
 from pitchcraft.admin.model import KEY_UNREADABLE, SECRET_PURPOSE, ModelKeyUnreadable, SavedModel
 from pitchcraft.admin.users import Users
 from pitchcraft.auth.ratelimit import Throttle
 from pitchcraft.auth.security import Passwords, Tokens
 from pitchcraft.auth.service import Accounts
+from pitchcraft.auth.sessions import SessionStore
 from pitchcraft.channels.service import Channels
 from pitchcraft.core import migrate
 from pitchcraft.core.db import Database
@@ -69,6 +71,7 @@ class Container:
     settings: Settings
     db: Database
     accounts: Accounts
+    account_data: AccountData
     store: FileStore
     index: Lazy[VectorIndex]
     embedder: Lazy[Embedder]
@@ -135,10 +138,18 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
                 f"{head}; run `pitchcraft migrate`."
             )
     secret = server_secret(settings, db)
+    tokens = Tokens(secret, settings.access_token_minutes)
+    sessions = SessionStore(
+        db,
+        tokens,
+        idle_minutes=settings.session_idle_minutes,
+        cache_seconds=settings.session_cache_seconds,
+    )
     accounts = Accounts(
         db=db,
         passwords=Passwords(),
-        tokens=Tokens(secret, settings.access_token_minutes),
+        tokens=tokens,
+        sessions=sessions,
         throttle=Throttle(
             login_per_email=settings.login_rate_limit_per_email,
             login_per_client=settings.login_rate_limit_per_client,
@@ -167,9 +178,10 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
             max_queued=settings.user_queued_documents,
         ),
         deleted=purger.mark,
+        sessions=sessions,
     )
     if settings.clear_documents_on_login:
-        accounts.on_login.append(documents.clear_user)
+        accounts.clear_documents = documents.clear_ended_sessions
     sources = Sources(
         documents=documents,
         store=store,
@@ -200,6 +212,7 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         settings=settings,
         db=db,
         accounts=accounts,
+        account_data=AccountData(db=db, accounts=accounts, store=store, index=index),
         store=store,
         index=index,
         embedder=embedder,

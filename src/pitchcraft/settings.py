@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     # DB_PATH/jwt-secret (with PostgreSQL too: DB_PATH then holds only the secret).
     jwt_secret_file: Path | None = None
     access_token_minutes: int = Field(default=60 * 24, ge=1, le=60 * 24 * 365)
+    # Minutes without a request after which a session ends (fractions allowed).
+    session_idle_minutes: float = Field(default=30, gt=0, le=60 * 24 * 365)
+    # Seconds a process may reuse a live session's check; 0: every request looks it up.
+    session_cache_seconds: float = Field(default=0, ge=0, le=60)
     password_min_length: int = Field(default=8, ge=8, le=1024)
     registration_open: bool = True
     cookie_secure: bool = False

@@ -40,6 +40,21 @@ class TokenOut(BaseModel):
     access_token: str
     token_type: str = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
     expires_in: int
+    # Documents of the user's ended sessions this sign-in removed (CLEAR_DOCUMENTS_ON_LOGIN).
+    cleared_documents: int = 0
+
+
+class PasswordChangeIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    current_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+    new_password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
+
+
+class PasswordIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
 class UserOut(BaseModel):

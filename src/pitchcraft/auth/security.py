@@ -60,6 +60,8 @@ class TokenClaims:
     user_id: int
     token_version: int
     expires_at: datetime
+    # The sign-in session the token belongs to; "" in tokens from before sessions existed.
+    session_id: str = ""
 
 
 class InvalidToken(Exception):
@@ -79,8 +81,7 @@ class Tokens:
     def lifetime_seconds(self) -> int:
         return int(self._lifetime.total_seconds())
 
-    def issue(self, user_id: int, token_version: int) -> str:
-        now = datetime.now(UTC)
+    def issue(self, user_id: int, token_version: int, session_id: str, now: datetime) -> str:
         claims = {
             "sub": str(user_id),
             "ver": token_version,
@@ -88,6 +89,7 @@ class Tokens:
             "exp": now + self._lifetime,
             "iss": JWT_ISSUER,
             "jti": uuid.uuid4().hex,
+            "sid": session_id,
         }
         return jwt.encode(claims, self._secret, algorithm=JWT_ALGORITHM)
 
@@ -102,8 +104,10 @@ class Tokens:
             )
             user_id = int(data["sub"])
             version = int(data.get("ver", 0))
+            session_id = str(data.get("sid", ""))
         except jwt.ExpiredSignatureError as exc:
             raise InvalidToken("Your session has expired; please sign in again.") from exc
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken("The access token is not valid.") from exc
-        return TokenClaims(user_id, version, datetime.fromtimestamp(data["exp"], UTC))
+        expires = datetime.fromtimestamp(data["exp"], UTC)
+        return TokenClaims(user_id, version, expires, session_id)

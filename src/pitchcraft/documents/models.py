@@ -14,7 +14,11 @@ QUEUED, PROCESSING, INDEXED, FAILED = "queued", "processing", "indexed", "failed
 
 class Document(Base):
     __tablename__ = "documents"
-    __table_args__ = (Index("ix_documents_user_created", "user_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_documents_user_created", "user_id", "created_at"),
+        # One copy of a content per user: a second upload of the same bytes is a duplicate.
+        Index("ix_documents_user_sha256", "user_id", "content_sha256", unique=True),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -32,3 +36,10 @@ class Document(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     indexed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The sign-in that uploaded it: clearing at sign-in only takes documents of ended
+    # sessions. NULL for documents from before sessions existed, or whose session is gone.
+    session_id: Mapped[str | None] = mapped_column(
+        ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    # SHA-256 of the stored bytes; NULL for a file refused before it was stored.
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)

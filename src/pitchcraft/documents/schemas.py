@@ -24,9 +24,11 @@ class DocumentOut(BaseModel):
     notes: str | None
     created_at: datetime
     indexed_at: datetime | None
+    # In an upload's answer: the id of the document that already holds this content.
+    duplicate_of: str | None = None
 
     @classmethod
-    def of(cls, d: Document) -> DocumentOut:
+    def of(cls, d: Document, *, duplicate_of: str | None = None) -> DocumentOut:
         return cls(
             id=d.id,
             filename=d.filename,
@@ -41,6 +43,7 @@ class DocumentOut(BaseModel):
             notes=d.notes,
             created_at=d.created_at,
             indexed_at=d.indexed_at,
+            duplicate_of=duplicate_of,
         )
 
 

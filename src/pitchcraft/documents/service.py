@@ -1,4 +1,5 @@
-"""Documents: accept uploads, list, delete, clear a user's documents, sweep orphans."""
+"""Documents: accept uploads (duplicates recognised), list, delete, clear the documents of
+a user's ended sessions, sweep orphans."""
 
 from __future__ import annotations
 
@@ -8,14 +9,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import IntegrityError
 
-from pitchcraft.auth.models import User
-from pitchcraft.core.db import Database
-from pitchcraft.core.errors import NotFound
+from pitchcraft.auth.models import User, UserSession
+from pitchcraft.auth.sessions import SessionStore
+from pitchcraft.core.db import Database, utcnow
+from pitchcraft.core.errors import NotFound, Unauthorized
 from pitchcraft.documents.incoming import IncomingFile
 from pitchcraft.documents.limits import UserLimits
-from pitchcraft.documents.models import FAILED, QUEUED, Document
+from pitchcraft.documents.models import FAILED, PROCESSING, QUEUED, Document
 from pitchcraft.documents.storage import PART_SUFFIX, FileStore
 from pitchcraft.ingestion.detect import detect
 from pitchcraft.ingestion.types import ParseFailure
@@ -39,11 +42,20 @@ EXTENSIONS = {
 }
 
 
+@dataclass(frozen=True)
+class Uploaded:
+    """One file of an upload: its new document, or the one it duplicates."""
+
+    document: Document
+    duplicate_of: str | None = None
+
+
 @dataclass
 class Documents:
     db: Database
     store: FileStore
     index: Callable[[], VectorIndex]
+    sessions: SessionStore
     # Called after new ingestion jobs are committed, to wake an idle in-process worker.
     notify: Callable[[], None] = lambda: None
     limits: UserLimits = field(default_factory=UserLimits)
@@ -57,23 +69,43 @@ class Documents:
     deleted: Callable[[int], None] = lambda _user_id: None
 
     def accept(self, user_id: int, incoming: list[IncomingFile]) -> list[Document]:
-        """Store each received file and queue it; refused files become failed entries.
-        Nothing is kept when the upload does not fit the user's limits."""
-        accepted: list[Document] = []
+        return [u.document for u in self.upload(user_id, incoming)]
+
+    def upload(
+        self, user_id: int, incoming: list[IncomingFile], *, session_id: str | None = None
+    ) -> list[Uploaded]:
+        """Store each received file and queue it; refused files become failed entries, and
+        a content the user already has (same SHA-256) is not stored again. Nothing is kept
+        when the upload does not fit the user's limits."""
+        accepted: list[Uploaded] = []
         try:
             with self.limits.lock(user_id):
                 self.limits.check(self.db, user_id, incoming)
                 for f in incoming:
-                    accepted.append(self._accept_one(user_id, f))
+                    accepted.append(self._accept_one(user_id, f, session_id))
         finally:
             for f in incoming:  # anything not committed is removed, never left half-way
                 if f.temp is not None:
                     f.temp.unlink(missing_ok=True)
-        if any(d.status == QUEUED for d in accepted):
+        if any(u.document.status == QUEUED and not u.duplicate_of for u in accepted):
             self.notify()
         return accepted
 
-    def _accept_one(self, user_id: int, f: IncomingFile) -> Document:
+    def _same_content(self, user_id: int, sha256: str) -> Document | None:
+        with self.db.session() as s:
+            return s.scalar(
+                select(Document).where(
+                    Document.user_id == user_id, Document.content_sha256 == sha256
+                )
+            )
+
+    def _duplicate(self, f: IncomingFile, existing: Document) -> Uploaded:
+        if f.temp is not None:
+            f.temp.unlink(missing_ok=True)
+            f.temp = None
+        return Uploaded(existing, duplicate_of=existing.id)
+
+    def _accept_one(self, user_id: int, f: IncomingFile, session_id: str | None) -> Uploaded:
         doc_id = str(uuid.uuid4())
         reason, kind = f.refused, "unknown"
         if reason is None and f.size == 0:
@@ -95,10 +127,14 @@ class Documents:
                     storage_key="",
                     status=FAILED,
                     error=reason,
+                    session_id=session_id,
                 )
                 s.add(doc)
-            return doc
+            return Uploaded(doc)
         assert f.temp is not None
+        sha = f.sha256 or None
+        if sha is not None and (existing := self._same_content(user_id, sha)) is not None:
+            return self._duplicate(f, existing)
         key = f"{user_id}/{doc_id}{EXTENSIONS.get(kind, '')}"
         self.store.commit(f.temp, key)
         f.temp = None
@@ -112,14 +148,25 @@ class Documents:
                     size=f.size,
                     storage_key=key,
                     status=QUEUED,
+                    session_id=session_id,
+                    content_sha256=sha,
                 )
                 s.add(doc)
                 s.flush()
                 enqueue(s, kind=INGEST, user_id=user_id, document_id=doc_id)
+        except IntegrityError as exc:
+            self.store.delete(key)
+            # The same content committed by a concurrent upload of this user's won the race
+            # (the unique index), or the account (or the session) is gone.
+            if sha is not None and (existing := self._same_content(user_id, sha)) is not None:
+                return Uploaded(existing, duplicate_of=existing.id)
+            raise Unauthorized(
+                "Your account or session has ended; sign in again.", code="invalid_token"
+            ) from exc
         except Exception:
             self.store.delete(key)
             raise
-        return doc
+        return Uploaded(doc)
 
     def list(self, user_id: int) -> list[Document]:
         with self.db.session() as s:
@@ -149,18 +196,37 @@ class Documents:
         self.store.delete(key)
         self.deleted(user_id)
 
-    def clear_user(self, user_id: int) -> int:
-        """Remove every document of a user: rows, vectors, files. Account, templates and
-        job history stay. An ingestion running now sees its row gone and stops."""
+    def clear_ended_sessions(self, user_id: int) -> int:
+        """At sign-in: remove the documents (rows, then vectors, then files) uploaded in
+        the user's sessions that have ended (signed out, expired, idle; or unknown), unless
+        they are queued or processing. A live session's documents are never touched;
+        account, templates and job history stay.
+
+        One DELETE decides and removes, so it is safe against what runs meanwhile: an
+        upload commits its row as queued (and in a live session), an ingestion holds its
+        row as processing, and of two sign-ins at once the second finds the rows gone."""
+        now = utcnow()
         with self.db.session() as s:
-            keys = list(s.scalars(select(Document.storage_key).where(Document.user_id == user_id)))
-            s.execute(delete(Document).where(Document.user_id == user_id))
-        self.index().delete_user(user_id)
-        for key in keys:
+            self.sessions.mark_over(s, user_id, now)
+            ended = select(UserSession.id).where(self.sessions.dead(user_id, now))
+            rows = s.execute(
+                delete(Document)
+                .where(
+                    Document.user_id == user_id,
+                    Document.status.not_in((QUEUED, PROCESSING)),
+                    or_(Document.session_id.is_(None), Document.session_id.in_(ended)),
+                )
+                .returning(Document.id, Document.storage_key)
+                .execution_options(synchronize_session=False)
+            ).all()
+        if not rows:
+            return 0
+        index = self.index()
+        for doc_id, key in rows:
+            index.delete_document(user_id, doc_id)
             self.store.delete(key)
-        if keys:
-            log.info("cleared %d documents of user %d at sign-in", len(keys), user_id)
-        return len(keys)
+        log.info("cleared %d documents of ended sessions of user %d", len(rows), user_id)
+        return len(rows)
 
     def sweep_orphans(self, *, min_age_s: float = 0) -> dict[str, int]:
         """Remove what a crash can leave behind: temp uploads, files without a row,

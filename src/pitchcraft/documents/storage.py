@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import unicodedata
 import uuid
@@ -74,6 +75,14 @@ class FileStore:
             for child in folder.iterdir():
                 if child.is_file():
                     child.unlink(missing_ok=True)
+
+    def remove_user(self, user_id: int) -> None:
+        """Every file of a user, temp files included, and their folder."""
+        self.delete_user(user_id)
+        folder = self.root / str(user_id)
+        # Not there, or an upload wrote a file since (its own clean-up removes it).
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
     def keys(self) -> Iterator[tuple[str, Path]]:
         """Every stored file as (key, path), temp files included."""

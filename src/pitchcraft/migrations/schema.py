@@ -1,7 +1,7 @@
 """Every table, imported in one place so Alembic and tests see the whole schema."""
 
 from pitchcraft.admin.models import LlmSetting
-from pitchcraft.auth.models import User
+from pitchcraft.auth.models import User, UserSession
 from pitchcraft.channels.models import UserChannel
 from pitchcraft.core.db import Base
 from pitchcraft.core.system import AppSetting
@@ -20,4 +20,5 @@ __all__ = [
     "PromptTemplate",
     "User",
     "UserChannel",
+    "UserSession",
 ]

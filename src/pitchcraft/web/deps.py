@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from pitchcraft.auth.models import User
+from pitchcraft.auth.sessions import SignedIn
 from pitchcraft.container import Container
 from pitchcraft.core.errors import Forbidden, Unauthorized
 
@@ -26,10 +27,11 @@ def client_key(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def current_user(
+def current_session(
+    request: Request,
     container: ContainerDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> User:
+) -> SignedIn:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized(
             "Sign in first: send `Authorization: Bearer <token>`.",
@@ -37,12 +39,20 @@ def current_user(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return container.accounts.user_for_token(credentials.credentials)
+        signed = container.accounts.check_token(credentials.credentials)
     except Unauthorized as exc:
         exc.headers.setdefault("WWW-Authenticate", 'Bearer error="invalid_token"')
         raise
+    # Uploads record the session that made them (see web/uploads.py).
+    request.state.session_id = signed.session_id
+    return signed
 
 
+def current_user(signed: Annotated[SignedIn, Depends(current_session)]) -> User:
+    return signed.user
+
+
+CurrentSession = Annotated[SignedIn, Depends(current_session)]
 CurrentUser = Annotated[User, Depends(current_user)]
 
 

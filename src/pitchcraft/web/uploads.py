@@ -11,7 +11,7 @@ from starlette.requests import Request
 from pitchcraft.container import Container
 from pitchcraft.core.errors import Invalid, Unsupported
 from pitchcraft.documents.incoming import IncomingFile
-from pitchcraft.documents.models import Document
+from pitchcraft.documents.service import Uploaded
 from pitchcraft.documents.storage import FileStore, clean_filename
 from pitchcraft.web.multipart import PartHeaders, parser
 
@@ -140,8 +140,9 @@ async def receive_files(
     return receiver.files
 
 
-async def upload_for(request: Request, container: Container, user_id: int) -> list[Document]:
-    """Receive the request's files and hand them to the documents service (API and page)."""
+async def upload_for(request: Request, container: Container, user_id: int) -> list[Uploaded]:
+    """Receive the request's files and hand them to the documents service (API and page),
+    with the session the request was signed in with."""
     settings = container.settings
     throttle = container.accounts.throttle
     # Refused before the body is read when nothing more can be accepted anyway.
@@ -161,4 +162,7 @@ async def upload_for(request: Request, container: Container, user_id: int) -> li
             if f.temp is not None:
                 f.temp.unlink(missing_ok=True)
         raise
-    return await run_in_threadpool(container.documents.accept, user_id, incoming)
+    session_id = getattr(request.state, "session_id", None)
+    return await run_in_threadpool(
+        lambda: container.documents.upload(user_id, incoming, session_id=session_id)
+    )

@@ -1,11 +1,11 @@
-"""/auth: register, login, me."""
+"""/auth: register, login, logout, me."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Request, Response, status
 
 from pitchcraft.auth.schemas import LoginIn, RegisterIn, TokenOut, UserOut
-from pitchcraft.web.deps import ContainerDep, CurrentUser, client_key
+from pitchcraft.web.deps import ContainerDep, CurrentSession, CurrentUser, client_key
 
 router = APIRouter(prefix="/auth", tags=["accounts"])
 
@@ -19,9 +19,8 @@ def register(body: RegisterIn, request: Request, container: ContainerDep) -> Tok
         client=client_key(request),
         is_subscribed=body.is_subscribed,
     )
-    return TokenOut(
-        access_token=accounts.issue_token(user), expires_in=accounts.tokens.lifetime_seconds
-    )
+    opened = accounts.open_session(user, clear=False)
+    return TokenOut(access_token=opened.token, expires_in=accounts.tokens.lifetime_seconds)
 
 
 @router.post("/login", response_model=TokenOut)
@@ -30,9 +29,23 @@ def login(body: LoginIn, request: Request, container: ContainerDep) -> TokenOut:
     user = accounts.authenticate(
         email=body.email, password=body.password, client=client_key(request)
     )
+    opened = accounts.open_session(user)
     return TokenOut(
-        access_token=accounts.issue_token(user), expires_in=accounts.tokens.lifetime_seconds
+        access_token=opened.token,
+        expires_in=accounts.tokens.lifetime_seconds,
+        cleared_documents=opened.cleared_documents,
     )
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="End the session of this token; the token is refused from then on",
+)
+def logout(signed: CurrentSession, container: ContainerDep) -> Response:
+    container.accounts.sign_out(signed.session_id)
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=UserOut)

@@ -45,9 +45,15 @@ UPLOAD_DOC = {
     response_model=list[DocumentOut],
     openapi_extra=UPLOAD_DOC,
     summary="Upload one or more files (multipart, parts named `files`)",
+    description=(
+        "One entry per file, in order. A file whose content (SHA-256) the caller already has "
+        "is not stored or indexed again: its entry is the existing document, with "
+        "`duplicate_of` set to that document's id."
+    ),
 )
 async def upload(request: Request, user: CurrentUser, container: ContainerDep) -> list[DocumentOut]:
-    return [DocumentOut.of(d) for d in await upload_for(request, container, user.id)]
+    uploaded = await upload_for(request, container, user.id)
+    return [DocumentOut.of(u.document, duplicate_of=u.duplicate_of) for u in uploaded]
 
 
 @router.post(

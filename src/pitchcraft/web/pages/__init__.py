@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
-from pitchcraft.web.pages import account, admin, compose, documents, results, settings, sources
+from pitchcraft.web.pages import (
+    account,
+    account_page,
+    admin,
+    compose,
+    documents,
+    results,
+    settings,
+    sources,
+)
 from pitchcraft.web.pages.session import SignInRequired, to_login
 
 pages_router = APIRouter(include_in_schema=False)
-for module in (account, documents, compose, results, sources, settings, admin):
+for module in (account, account_page, documents, compose, results, sources, settings, admin):
     pages_router.include_router(module.router)
 
 

@@ -72,8 +72,13 @@ def login_submit(
             next=_safe_next(next),
             registration_open=container.settings.registration_open,
         )
-    response = RedirectResponse(_safe_next(next), status_code=303)
-    set_session(response, container, container.accounts.issue_token(user))
+    opened = container.accounts.open_session(user)
+    # A sign-in that cleared documents shows the Documents page, which says so.
+    target = _safe_next(next)
+    if opened.cleared_documents and target == "/":
+        target = "/documents"
+    response = RedirectResponse(target, status_code=303)
+    set_session(response, container, opened.token)
     return response
 
 
@@ -118,12 +123,15 @@ def register_submit(
             min_length=container.settings.password_min_length,
         )
     response = RedirectResponse("/", status_code=303)
-    set_session(response, container, container.accounts.issue_token(user))
+    set_session(response, container, container.accounts.open_session(user, clear=False).token)
     return response
 
 
 @router.post("/logout")
-def logout(container: ContainerDep) -> Response:
+def logout(request: Request, container: ContainerDep) -> Response:
+    # The session ends on the server too: a copy of the cookie is refused from now on.
+    if session_user(request, container) is not None:
+        container.accounts.sign_out(request.state.session_id)
     response = RedirectResponse("/login?signed_out=1", status_code=303)
     clear_session(response, container)
     return response

@@ -36,6 +36,7 @@ UPLOAD_ERRORS = {
     "Try again later.",
 }
 UPLOAD_ERROR_DEFAULT = "The upload did not go through. Please try again."
+MAX_DUPLICATES_SHOWN = 20
 
 
 def _table(request: Request, container: Container, user: User) -> HTMLResponse:
@@ -48,10 +49,24 @@ def _table_context(container: Container, user: User) -> dict[str, Any]:
     return {"docs": docs, "busy": busy, "human_size": human_size, "kind_label": kind_label}
 
 
+def _duplicates(request: Request, container: Container, user: User) -> list[str]:
+    """Names of the caller's own documents that an upload duplicated (ids in the address:
+    only names of the caller's documents can show, never words of the address's own)."""
+    raw = request.query_params.get("dup", "")
+    names = []
+    for doc_id in raw.split(",")[:MAX_DUPLICATES_SHOWN]:
+        with contextlib.suppress(AppError):
+            names.append(container.documents.get(user.id, doc_id).filename)
+    return names
+
+
 def _page(request: Request, container: Container, user: User, **ctx: Any) -> HTMLResponse:
     uploaded = request.query_params.get("uploaded", "")
     samples = request.query_params.get("samples", "")
     error = request.query_params.get("error")
+    session_id = getattr(request.state, "session_id", None)
+    # Said once: the next visit of the page does not repeat it.
+    cleared = container.accounts.sessions.take_cleared(session_id) if session_id else 0
     return render(
         request,
         "documents.html",
@@ -63,6 +78,8 @@ def _page(request: Request, container: Container, user: User, **ctx: Any) -> HTM
         else None,
         upload_error=UPLOAD_ERRORS.get(error, UPLOAD_ERROR_DEFAULT) if error else None,
         samples_added=samples in ("1", "2", "3", "4", "5", "6", "7", "8", "9"),
+        duplicates=_duplicates(request, container, user),
+        cleared=cleared,
         **_table_context(container, user),
         **ctx,
     )
@@ -81,10 +98,15 @@ def documents_table(request: Request, container: ContainerDep, user: PageUser) -
 @router.post("/documents/upload", response_class=HTMLResponse)
 async def documents_upload(request: Request, container: ContainerDep, user: PageUser) -> Response:
     try:
-        docs = await upload_for(request, container, user.id)
+        uploaded = await upload_for(request, container, user.id)
     except AppError as exc:
         return RedirectResponse(f"/documents?error={exc.code}", status_code=303)
-    return RedirectResponse(f"/documents?uploaded={len(docs)}", status_code=303)
+    added = sum(1 for u in uploaded if u.duplicate_of is None)
+    target = f"/documents?uploaded={added}"
+    duplicates = list(dict.fromkeys(u.duplicate_of for u in uploaded if u.duplicate_of))
+    if duplicates:
+        target += "&dup=" + ",".join(duplicates[:MAX_DUPLICATES_SHOWN])
+    return RedirectResponse(target, status_code=303)
 
 
 @router.post("/documents/samples", response_class=HTMLResponse)

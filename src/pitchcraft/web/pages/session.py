@@ -44,9 +44,12 @@ def session_user(request: Request, container: Container) -> User | None:
     if not token:
         return None
     try:
-        return container.accounts.user_for_token(token)
+        signed = container.accounts.check_token(token)
     except Unauthorized:
         return None
+    # Uploads record it; the Documents page reads its one-time note of cleared documents.
+    request.state.session_id = signed.session_id
+    return signed.user
 
 
 class SignInRequired(Exception):

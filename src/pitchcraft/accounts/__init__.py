@@ -1,0 +1,1 @@
+"""A user's account as a whole: its summary, an export of everything it holds, deletion."""
