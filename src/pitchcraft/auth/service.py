@@ -147,8 +147,8 @@ class Accounts:
         self, *, user_id: int, session_id: str, current: str, new: str, client: str
     ) -> None:
         """Change the password of the signed-in user; every other session of theirs ends."""
-        user = self.verify_password(user_id, current, client=client)
-        self.check_password_rules(new, user.email)
+        email = self.verify_password(user_id, current, client=client).email
+        self.check_password_rules(new, email)
         hashed = self.passwords.hash(new)
         with self.db.session() as s:
             user = s.get(User, user_id, with_for_update=True)
