@@ -15,12 +15,11 @@ from pitchcraft.refine import variants
 from pitchcraft.refine.copy import chars
 from pitchcraft.refine.diff import rebuild
 from pitchcraft.refine.runner import visible_answer
-from pitchcraft.web.app import create_app
-from tests.conftest import auth, make_settings, register
-from tests.docs_helpers import upload, wait_final
+from tests.conftest import auth
+from tests.llm_app import app_with_llm, fake_llm, register_with_brochures
 from tests.llm_server import FakeLLM
 from tests.test_copy_workflow import tracked_texts
-from tests.test_refine import BROCHURE, NETWORK, process, wait_job
+from tests.test_refine import process, wait_job
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -30,32 +29,20 @@ TEXT = "Acme Shield stops ransomware. It isolates an infected laptop within 30 s
 
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeLLM]:
-    with FakeLLM(api_key=KEY, model="fake-model") as fake:
+    with fake_llm(KEY) as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
 def client(llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = make_settings(
-        tmp_path_factory.mktemp("copy-llm") / "data",
-        clear_documents_on_login=False,
-        llm_base_url=llm.base_url,
-        llm_api_key=KEY,
-        llm_model="fake-model",
-        llm_timeout_s=10,
-        llm_max_retries=0,
-    )
-    with TestClient(create_app(settings)) as c:
+    data_dir = tmp_path_factory.mktemp("copy-llm") / "data"
+    with app_with_llm(data_dir, llm, KEY, llm_timeout_s=10, llm_max_retries=0) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def token(client: TestClient) -> str:
-    token = register(client, "copy-llm@example.com")
-    entries = upload(
-        client, token, ("acme-shield.txt", BROCHURE.encode()), ("acme-mesh.md", NETWORK.encode())
-    )
-    assert all(wait_final(client, token, e["id"])["status"] == "indexed" for e in entries)
+    token = register_with_brochures(client, "copy-llm@example.com")
     r = client.put(
         "/api/v1/glossary",
         headers=auth(token),

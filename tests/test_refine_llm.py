@@ -12,11 +12,10 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from pitchcraft.web.app import create_app
-from tests.conftest import ServerProcess, auth, make_settings, register
-from tests.docs_helpers import upload, wait_final
+from tests.conftest import ServerProcess, auth, register
+from tests.llm_app import app_with_llm, fake_llm, register_with_brochures
 from tests.llm_server import FakeLLM
-from tests.test_refine import BROCHURE, NETWORK, process, prompt_passages, wait_job
+from tests.test_refine import process, prompt_passages, wait_job
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -25,35 +24,28 @@ KEY = "sk-test-refine-0123456789"
 
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeLLM]:
-    with FakeLLM(api_key=KEY, model="fake-model") as fake:
+    with fake_llm(KEY) as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
 def client(llm: FakeLLM, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
-    settings = make_settings(
-        tmp_path_factory.mktemp("refine-llm") / "data",
-        clear_documents_on_login=False,
-        llm_base_url=llm.base_url,
-        llm_api_key=KEY,
-        llm_model="fake-model",
+    data_dir = tmp_path_factory.mktemp("refine-llm") / "data"
+    with app_with_llm(
+        data_dir,
+        llm,
+        KEY,
         llm_temperature=0.2,
         llm_max_tokens=700,
         llm_timeout_s=1.5,
         llm_max_retries=1,
-    )
-    with TestClient(create_app(settings)) as c:
+    ) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def token(client: TestClient) -> str:
-    token = register(client, "llm@example.com")
-    entries = upload(
-        client, token, ("acme-shield.txt", BROCHURE.encode()), ("acme-mesh.md", NETWORK.encode())
-    )
-    assert all(wait_final(client, token, e["id"])["status"] == "indexed" for e in entries)
-    return token
+    return register_with_brochures(client, "llm@example.com")
 
 
 def requests_since(llm: FakeLLM, start: int) -> list[Any]:
