@@ -213,6 +213,18 @@ class ChildServer(Server):
             )
         return self.proc.pid
 
+    def terminate(self) -> None:
+        """SIGTERM to the server process only, as `docker stop` sends it; SIGKILL if it
+        has not stopped within 60 s."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
 
 class Cut(Exception):
     """The request failed because the server was killed under it."""

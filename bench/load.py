@@ -28,8 +28,6 @@ import argparse
 import json
 import random
 import re
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -469,13 +467,7 @@ def run_db(db: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         window = time.monotonic() - started
         load = summarise(rec, window)
     finally:
-        if server.proc is not None and server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGTERM)
-            try:
-                server.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.proc.kill()
-                server.proc.wait()
+        server.terminate()
         if schema is not None:
             schema.drop()
     log = server.log_text()

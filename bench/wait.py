@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
-import subprocess
 import tempfile
 import threading
 import time
@@ -198,13 +196,7 @@ def run_db(db: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for t in waiters:
                 t.join(args.wait + 90)
     finally:
-        if server.proc is not None and server.proc.poll() is None:
-            server.proc.send_signal(signal.SIGTERM)
-            try:
-                server.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.proc.kill()
-                server.proc.wait()
+        server.terminate()
         fake.close()
         if schema is not None:
             schema.drop()
