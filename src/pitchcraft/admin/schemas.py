@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,18 +74,7 @@ class PresetOut(BaseModel):
     models: list[str]
 
 
-class AdminUserOut(BaseModel):
-    id: int
-    email: str
-    is_admin: bool
-    is_subscribed: bool
-    disabled: bool
-    created_at: datetime
-    last_login_at: datetime | None
-    documents: int
-    jobs: int
-    storage_bytes: int
-
+class AdminUserOut(UserRow):
     @classmethod
     def of(cls, row: UserRow) -> AdminUserOut:
         return cls(**row.__dict__)

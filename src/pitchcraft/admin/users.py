@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -21,8 +22,12 @@ from pitchcraft.refine.service import REFINE
 LAST_ADMIN = "This is the last administrator; promote another account first."
 
 
-@dataclass(frozen=True)
-class UserRow:
+class UserRow(BaseModel):
+    """An account with what it uses; also the administration API's body for one
+    (admin.schemas.AdminUserOut)."""
+
+    model_config = ConfigDict(frozen=True)
+
     id: int
     email: str
     is_admin: bool
