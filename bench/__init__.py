@@ -103,6 +103,16 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def pg_schema() -> Any:
+    """A new, empty schema in the test PostgreSQL database (tests.conftest.PgSchema);
+    its `url` is the server's DATABASE_URL, and `drop()` removes it."""
+    from tests.conftest import PgSchema
+
+    schema = PgSchema()
+    schema.create()
+    return schema
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)

@@ -50,6 +50,7 @@ from bench import (
     latency_summary,
     loadavg,
     machine,
+    pg_schema,
     ratio,
     table,
     write_results,
@@ -414,10 +415,7 @@ def run_db(db: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
     schema: Any = None
     if db == "postgresql":
-        from tests.conftest import PgSchema
-
-        schema = PgSchema()
-        schema.create()
+        schema = pg_schema()
         env["DATABASE_URL"] = schema.url
     server = ChildServer(work / db / "data", work / f"server-{db}.log", env)
     (work / db).mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,7 @@ from bench import (
     latency_summary,
     loadavg,
     machine,
+    pg_schema,
     ratio,
     table,
     write_results,
@@ -136,10 +137,7 @@ def run_db(db: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "REGISTER_RATE_LIMIT_PER_CLIENT": "100000/minute",
     }
     if db == "postgresql":
-        from tests.conftest import PgSchema
-
-        schema = PgSchema()
-        schema.create()
+        schema = pg_schema()
         env["DATABASE_URL"] = schema.url
     (work / db).mkdir(parents=True, exist_ok=True)
     server = ChildServer(work / db / "data", work / f"server-{db}.log", env)
