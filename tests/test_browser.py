@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,28 @@ def server(
     server_env: dict[str, str], start_server: Callable[[dict[str, str]], ServerProcess]
 ) -> ServerProcess:
     return start_server(server_env)
+
+
+def module_server_env(data: Path) -> dict[str, str]:
+    """The environment of a server that one test module's tests share: its own data folder,
+    and sign-up and sign-in limits that the module's many accounts never reach."""
+    return {
+        "DATA_DIR": str(data),
+        "LOG_LEVEL": "INFO",
+        "CONTAINER_MODE": "no",
+        "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
+        "LOGIN_RATE_LIMIT_PER_CLIENT": "1000/minute",
+    }
+
+
+@contextmanager
+def evidence_mode_server(root: Path, **extra: str) -> Iterator[ServerProcess]:
+    """A running module server with no model at all (evidence mode), stopped on exit."""
+    proc = ServerProcess({**module_server_env(root / "data"), **extra}, root / "server.log")
+    proc.env.pop("LLM_BASE_URL", None)
+    proc.start()
+    yield proc
+    proc.stop()
 
 
 class Problems:

@@ -8,7 +8,6 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Callable
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -36,17 +35,11 @@ browser = shared.browser
 context = shared.context
 page = shared.page
 problems = shared.problems
+server = shared.server  # CLEAR_DOCUMENTS_ON_LOGIN: the default, true
 
 INDEXED_TIMEOUT = 120_000  # ms: the first ingestion loads the embedding model
 FAKE_TEXT = CORPUS / "text" / "fake-text.txt"
 NEW_PASSWORD = "a new and longer one 7"
-
-
-@pytest.fixture
-def server(
-    server_env: dict[str, str], start_server: Callable[[dict[str, str]], ServerProcess]
-) -> ServerProcess:
-    return start_server(server_env)  # CLEAR_DOCUMENTS_ON_LOGIN: the default, true
 
 
 def new_context(browser: Browser, server: ServerProcess) -> BrowserContext:

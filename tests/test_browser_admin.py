@@ -21,6 +21,8 @@ pytestmark = pytest.mark.browser
 database_url = shared.database_url
 playwright = shared.playwright
 browser = shared.browser
+page = shared.page
+problems = shared.problems
 
 ADMIN, MEMBER, PASSWORD = "admin.ops@example.com", "member.writer@example.com", "correct horse 42"
 
@@ -64,18 +66,6 @@ def context(browser: Browser, server: ServerProcess) -> Iterator[BrowserContext]
     ctx.set_default_timeout(15_000)
     yield ctx
     ctx.close()
-
-
-@pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
-@pytest.fixture
-def page(context: BrowserContext, problems: Problems) -> Page:
-    p = context.new_page()
-    problems.watch(p)
-    return p
 
 
 def test_admin_connects_a_model_and_manages_users_and_a_member_sees_neither(

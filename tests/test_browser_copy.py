@@ -17,14 +17,16 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 from tests import test_browser as shared
 from tests.conftest import FAKE_LLM_KEY, ServerProcess
 from tests.llm_server import FakeLLM
-from tests.test_browser import DESKTOP, Problems, register
-from tests.test_browser_refine import _env, nav, process, upload_and_wait, wait_done
+from tests.test_browser import Problems, module_server_env, register
+from tests.test_browser_refine import _context, nav, process, upload_and_wait, wait_done
 
 pytestmark = pytest.mark.browser
 
 database_url = shared.database_url
 playwright = shared.playwright
 browser = shared.browser
+page = shared.page
+problems = shared.problems
 
 MODEL = "fake-model"
 TEXT = "Our product protects your company from ransomware attacks. It runs on every laptop."
@@ -48,7 +50,7 @@ def llm() -> Iterator[FakeLLM]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("copy-browser")
-    proc = ServerProcess({**_env(root / "data"), **llm.env()}, root / "server.log")
+    proc = ServerProcess({**module_server_env(root / "data"), **llm.env()}, root / "server.log")
     proc.start()
     yield proc
     proc.stop()
@@ -56,22 +58,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[S
 
 @pytest.fixture
 def context(browser: Browser, server: ServerProcess) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(base_url=server.url, viewport=DESKTOP, accept_downloads=True)
-    ctx.set_default_timeout(10_000)
+    ctx = _context(browser, server, accept_downloads=True)
     yield ctx
     ctx.close()
-
-
-@pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
-@pytest.fixture
-def page(context: BrowserContext, problems: Problems) -> Page:
-    p = context.new_page()
-    problems.watch(p)
-    return p
 
 
 def test_compose_counter_variants_result_diff_and_exports(

@@ -49,6 +49,7 @@ browser = shared.browser
 context = shared.context
 page = shared.page
 problems = shared.problems
+server = shared.server
 
 TABLET = {"width": 768, "height": 1024}
 INDEXED_TIMEOUT = 120_000  # ms: the first ingestion loads the embedding model
@@ -63,13 +64,6 @@ LONG_REASON = (
     " PARSE_MEMORY_MB allows; split the document into smaller files or ask an administrator"
     " to raise the limit"
 )
-
-
-@pytest.fixture
-def server(
-    server_env: dict[str, str], start_server: Callable[[dict[str, str]], ServerProcess]
-) -> ServerProcess:
-    return start_server(server_env)
 
 
 @pytest.fixture

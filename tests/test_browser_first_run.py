@@ -19,7 +19,15 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests import test_browser as shared
 from tests.conftest import ServerProcess
-from tests.test_browser import DESKTOP, MOBILE, Problems, _is_post, goto, register
+from tests.test_browser import (
+    DESKTOP,
+    MOBILE,
+    Problems,
+    _is_post,
+    evidence_mode_server,
+    goto,
+    register,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -33,21 +41,12 @@ MAX_FILES = 10  # MAX_FILES_PER_UPLOAD on this server: 25 files make three batch
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("first-run")
-    env = {
-        "DATA_DIR": str(root / "data"),
-        "LOG_LEVEL": "INFO",
-        "CONTAINER_MODE": "no",
-        "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
-        "LOGIN_RATE_LIMIT_PER_CLIENT": "1000/minute",
-        "MAX_FILES_PER_UPLOAD": str(MAX_FILES),
-        "MAX_UPLOAD_MB": "1",
-    }
-    proc = ServerProcess(env, root / "server.log")
-    proc.env.pop("LLM_BASE_URL", None)  # evidence mode
-    proc.start()
-    yield proc
-    proc.stop()
+    with evidence_mode_server(
+        tmp_path_factory.mktemp("first-run"),
+        MAX_FILES_PER_UPLOAD=str(MAX_FILES),
+        MAX_UPLOAD_MB="1",
+    ) as proc:
+        yield proc
 
 
 def _page(browser: Browser, server: ServerProcess, viewport: dict[str, int]) -> Page:

@@ -18,13 +18,25 @@ from playwright.sync_api import Browser, BrowserContext, Dialog, Locator, Page, 
 from tests import test_browser as shared
 from tests.conftest import FAKE_LLM_KEY, ServerProcess
 from tests.llm_server import FakeLLM
-from tests.test_browser import DESKTOP, MOBILE, Problems, _is_post, goto, path_re, register
+from tests.test_browser import (
+    DESKTOP,
+    MOBILE,
+    Problems,
+    _is_post,
+    evidence_mode_server,
+    goto,
+    module_server_env,
+    path_re,
+    register,
+)
 
 pytestmark = pytest.mark.browser
 
 database_url = shared.database_url
 playwright = shared.playwright
 browser = shared.browser
+page = shared.page
+problems = shared.problems
 
 INDEXED_TIMEOUT = 120_000  # ms: the server's first ingestion loads the embedding model
 DONE_TIMEOUT = 60_000
@@ -55,16 +67,6 @@ ANSWER = (
 # --- servers, one per module ------------------------------------------------------------
 
 
-def _env(data: Path) -> dict[str, str]:
-    return {
-        "DATA_DIR": str(data),
-        "LOG_LEVEL": "INFO",
-        "CONTAINER_MODE": "no",
-        "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
-        "LOGIN_RATE_LIMIT_PER_CLIENT": "1000/minute",
-    }
-
-
 @pytest.fixture(scope="module")
 def llm() -> Iterator[FakeLLM]:
     with FakeLLM(api_key=FAKE_LLM_KEY, model=MODEL) as server:
@@ -74,7 +76,7 @@ def llm() -> Iterator[FakeLLM]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("refine-llm")
-    proc = ServerProcess({**_env(root / "data"), **llm.env()}, root / "server.log")
+    proc = ServerProcess({**module_server_env(root / "data"), **llm.env()}, root / "server.log")
     proc.start()
     yield proc
     proc.stop()
@@ -82,12 +84,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[S
 
 @pytest.fixture(scope="module")
 def evidence_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("refine-evidence")
-    proc = ServerProcess(_env(root / "data"), root / "server.log")
-    proc.env.pop("LLM_BASE_URL", None)  # no model at all: evidence mode
-    proc.start()
-    yield proc
-    proc.stop()
+    with evidence_mode_server(tmp_path_factory.mktemp("refine-evidence")) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
@@ -117,18 +115,6 @@ def context(browser: Browser, server: ServerProcess) -> Iterator[BrowserContext]
     ctx.grant_permissions(["clipboard-read", "clipboard-write"])
     yield ctx
     ctx.close()
-
-
-@pytest.fixture
-def problems() -> Problems:
-    return Problems()
-
-
-@pytest.fixture
-def page(context: BrowserContext, problems: Problems) -> Page:
-    p = context.new_page()
-    problems.watch(p)
-    return p
 
 
 # --- helpers ------------------------------------------------------------------------------

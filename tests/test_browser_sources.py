@@ -17,7 +17,15 @@ from playwright.sync_api import Browser, Page, expect
 from pitchcraft.documents import preview as pv
 from tests import test_browser as shared
 from tests.conftest import CORPUS, ServerProcess
-from tests.test_browser import DESKTOP, MOBILE, Problems, _is_post, goto, register
+from tests.test_browser import (
+    DESKTOP,
+    MOBILE,
+    Problems,
+    _is_post,
+    evidence_mode_server,
+    goto,
+    register,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -36,19 +44,9 @@ TEXT = (
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("sources-browser")
-    env = {
-        "DATA_DIR": str(root / "data"),
-        "LOG_LEVEL": "INFO",
-        "CONTAINER_MODE": "no",
-        "REGISTER_RATE_LIMIT_PER_CLIENT": "1000/minute",
-        "LOGIN_RATE_LIMIT_PER_CLIENT": "1000/minute",
-    }
-    proc = ServerProcess(env, root / "server.log")
-    proc.env.pop("LLM_BASE_URL", None)  # evidence mode: no model needed for sources
-    proc.start()
-    yield proc
-    proc.stop()
+    # Evidence mode: no model needed for sources.
+    with evidence_mode_server(tmp_path_factory.mktemp("sources-browser")) as proc:
+        yield proc
 
 
 def upload_and_wait(page: Page, path: Path) -> None:
