@@ -15,9 +15,10 @@ from docx import Document as read_docx
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from tests import test_browser as shared
-from tests.conftest import FAKE_LLM_KEY, ServerProcess
+from tests import test_browser_refine as refine
+from tests.conftest import ServerProcess
 from tests.llm_server import FakeLLM
-from tests.test_browser import Problems, module_server_env, register
+from tests.test_browser import Problems, register
 from tests.test_browser_refine import _context, nav, process, upload_and_wait, wait_done
 
 pytestmark = pytest.mark.browser
@@ -27,8 +28,10 @@ playwright = shared.playwright
 browser = shared.browser
 page = shared.page
 problems = shared.problems
+# The model server and the app's server, set up as for the refine pages (one per module).
+llm = refine.llm
+server = refine.server
 
-MODEL = "fake-model"
 TEXT = "Our product protects your company from ransomware attacks. It runs on every laptop."
 ANSWERS = [
     "Acme Shield stops ransomware before it spreads.",
@@ -39,21 +42,6 @@ NOTES = (
     "LayoutParser reads scanned pages. Teams use LayoutParser with Qdrant every day. "
     "Our LayoutParser models are small, and Layoutparser is a common misspelling."
 )
-
-
-@pytest.fixture(scope="module")
-def llm() -> Iterator[FakeLLM]:
-    with FakeLLM(api_key=FAKE_LLM_KEY, model=MODEL) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[ServerProcess]:
-    root = tmp_path_factory.mktemp("copy-browser")
-    proc = ServerProcess({**module_server_env(root / "data"), **llm.env()}, root / "server.log")
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture

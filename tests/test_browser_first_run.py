@@ -19,15 +19,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 
 from tests import test_browser as shared
 from tests.conftest import ServerProcess
-from tests.test_browser import (
-    DESKTOP,
-    MOBILE,
-    Problems,
-    _is_post,
-    evidence_mode_server,
-    goto,
-    register,
-)
+from tests.test_browser import DESKTOP, MOBILE, Problems, _is_post, goto, register
 
 pytestmark = pytest.mark.browser
 
@@ -41,7 +33,7 @@ MAX_FILES = 10  # MAX_FILES_PER_UPLOAD on this server: 25 files make three batch
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with evidence_mode_server(
+    with shared.evidence_mode_server(
         tmp_path_factory.mktemp("first-run"),
         MAX_FILES_PER_UPLOAD=str(MAX_FILES),
         MAX_UPLOAD_MB="1",

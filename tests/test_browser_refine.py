@@ -18,17 +18,7 @@ from playwright.sync_api import Browser, BrowserContext, Dialog, Locator, Page, 
 from tests import test_browser as shared
 from tests.conftest import FAKE_LLM_KEY, ServerProcess
 from tests.llm_server import FakeLLM
-from tests.test_browser import (
-    DESKTOP,
-    MOBILE,
-    Problems,
-    _is_post,
-    evidence_mode_server,
-    goto,
-    module_server_env,
-    path_re,
-    register,
-)
+from tests.test_browser import DESKTOP, MOBILE, Problems, _is_post, goto, path_re, register
 
 pytestmark = pytest.mark.browser
 
@@ -76,7 +66,9 @@ def llm() -> Iterator[FakeLLM]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[ServerProcess]:
     root = tmp_path_factory.mktemp("refine-llm")
-    proc = ServerProcess({**module_server_env(root / "data"), **llm.env()}, root / "server.log")
+    proc = ServerProcess(
+        {**shared.module_server_env(root / "data"), **llm.env()}, root / "server.log"
+    )
     proc.start()
     yield proc
     proc.stop()
@@ -84,7 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[S
 
 @pytest.fixture(scope="module")
 def evidence_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    with evidence_mode_server(tmp_path_factory.mktemp("refine-evidence")) as proc:
+    with shared.evidence_mode_server(tmp_path_factory.mktemp("refine-evidence")) as proc:
         yield proc
 
 

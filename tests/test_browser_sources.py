@@ -17,15 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from pitchcraft.documents import preview as pv
 from tests import test_browser as shared
 from tests.conftest import CORPUS, ServerProcess
-from tests.test_browser import (
-    DESKTOP,
-    MOBILE,
-    Problems,
-    _is_post,
-    evidence_mode_server,
-    goto,
-    register,
-)
+from tests.test_browser import DESKTOP, MOBILE, Problems, _is_post, goto, register
 
 pytestmark = pytest.mark.browser
 
@@ -45,7 +37,7 @@ TEXT = (
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # Evidence mode: no model needed for sources.
-    with evidence_mode_server(tmp_path_factory.mktemp("sources-browser")) as proc:
+    with shared.evidence_mode_server(tmp_path_factory.mktemp("sources-browser")) as proc:
         yield proc
 
 
