@@ -165,6 +165,20 @@ def _settings(examples: int, seed: int | None, **extra: Any) -> hypothesis.setti
     )
 
 
+# Signing out would end the fuzzing session itself: every call after it answers 401.
+SESSION_ENDING = {("POST", "/api/v1/auth/logout")}
+
+
+def _keeps_the_session(op: Any) -> bool:
+    return (op.method.upper(), op.path) not in SESSION_ENDING
+
+
+def _without_session_ending(schema: Any) -> Any:
+    for method, path in SESSION_ENDING:
+        schema = schema.exclude(method=method, path=path)
+    return schema
+
+
 class Fuzzer:
     """Sends schemathesis' cases to an ASGI app and collects what the checks find."""
 
@@ -190,7 +204,7 @@ class Fuzzer:
         ops = []
         for result in self.schema.get_all_operations():
             op = result.ok()
-            if self.include is None or self.include(op):
+            if _keeps_the_session(op) and (self.include is None or self.include(op)):
                 ops.append(op)
         return ops
 
@@ -235,7 +249,9 @@ class Fuzzer:
         except Exception:  # a case schemathesis cannot print
             curl = repr(case)[:500]
         if response is not None:
-            curl += f"\n→ {response.status_code} {response.text[:300]!r}"
+            # Bytes, not text: a download (a zip, a PNG) is an answer too.
+            body = response.content[:300].decode("utf-8", "replace")
+            curl += f"\n→ {response.status_code} {body!r}"
         return curl[:1500]
 
     def run_operations(
@@ -273,7 +289,8 @@ class Fuzzer:
     def run_stateful(self, examples: int, *, steps: int = 6) -> None:
         """Sequences along the links schemathesis infers from the schema."""
         fuzzer = self
-        schema = self.schema if self.include is None else self.schema.include(self.include)
+        schema = _without_session_ending(self.schema)
+        schema = schema if self.include is None else schema.include(self.include)
 
         class Workflow(schema.as_state_machine()):  # type: ignore[misc]
             def get_call_kwargs(self, case: Any) -> dict[str, Any]:

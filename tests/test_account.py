@@ -104,7 +104,10 @@ def test_account_summary(client: TestClient) -> None:
         "jobs",
         "storage_bytes",
     }
-    assert body["email"] == EMAIL and body["is_subscribed"] is False and body["is_admin"] is False
+    # The first account of an install administers it; a second one does not.
+    assert body["email"] == EMAIL and body["is_subscribed"] is False and body["is_admin"] is True
+    other = register(client, "second-member@example.com", PASSWORD)
+    assert client.get(ACCOUNT, headers=auth(other)).json()["is_admin"] is False
     assert body["documents"] == 2
     assert body["storage_bytes"] == PDF.stat().st_size + len(NOTE)
     assert body["jobs"] == 1  # the refine job (History); ingestion is not the user's job

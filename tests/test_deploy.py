@@ -813,9 +813,9 @@ def test_replicas_share_one_jwt_secret(
     scale: dict[str, Any], image_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Set on the host, every replica gets it; unset, none has one of its own: the first to
-    start stores a generated one in PostgreSQL and all read it (system.py)."""
+    start would generate one into its own JWT_SECRET_FILE, so the scale file passes the host's."""
     services = scale["services"]
-    secret = "k" * 40
+    secret = "Kq7vX2pLm9RtW4zYb8NcD3fHj6GsA1eU"
     for name in ("api", "worker"):
         host = {**SCALE_HOST, "JWT_SECRET": secret}
         assert settings_of(services[name], image_env, monkeypatch, host).jwt_secret == secret

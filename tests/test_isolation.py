@@ -58,6 +58,7 @@ class World:
     b_token: str
     b_doc: str
     a_channel: str = ""
+    a_user: int = 0
 
     def b_page(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """A request from B's browser: B's session cookie (and CSRF token on forms)."""
@@ -146,7 +147,10 @@ def world(
             assert job["status"] == "succeeded" and job["sources"], job
             assert c.put("/api/v1/glossary", headers=auth(a), json=A_GLOSSARY).status_code == 200
             channel = c.post("/api/v1/rag/channels", headers=auth(a), json=A_CHANNEL).json()
-            yield World(c, app, a, a_entry["id"], job["job_id"], b, b_entry["id"], channel["id"])
+            a_user = c.get("/api/v1/auth/me", headers=auth(a)).json()["id"]
+            yield World(
+                c, app, a, a_entry["id"], job["job_id"], b, b_entry["id"], channel["id"], a_user
+            )
     finally:
         if schema:
             schema.drop()
@@ -335,7 +339,7 @@ def api_history(w: World) -> None:
 
 def api_logout(w: World) -> None:
     """B signing out ends B's session only."""
-    r = w.client.post("/api/v1/auth/login", json={"email": B_EMAIL, "password": "b-password"})
+    r = w.client.post("/api/v1/auth/login", json={"email": B_EMAIL, "password": "b-password-77"})
     b_again = r.json()["access_token"]
     assert w.client.post("/api/v1/auth/logout", headers=auth(b_again)).status_code == 204
     assert w.client.get("/api/v1/auth/me", headers=auth(b_again)).status_code == 401
@@ -351,7 +355,7 @@ def api_account(w: World) -> None:
 
 
 def api_password(w: World) -> None:
-    body = {"current_password": "a-password", "new_password": "b-new-password"}
+    body = {"current_password": "a-password-41", "new_password": "bakery-new-sourdough-9"}
     r = w.b_api("POST", "/api/v1/account/password", json=body)
     assert r.status_code == 422 and r.json()["code"] == "wrong_password"
     assert_no_leak(r, "B changing a password with A's")
@@ -383,11 +387,11 @@ def page_export(w: World) -> None:
 
 def api_delete_account(w: World) -> None:
     """B with A's password deletes nothing; a third user deleting their account leaves A's."""
-    r = w.b_api("DELETE", "/api/v1/account", json={"password": "a-password"})
+    r = w.b_api("DELETE", "/api/v1/account", json={"password": "a-password-41"})
     assert r.status_code == 422
-    c_token = register(w.client, "third-c@example.com", "c-password")
+    c_token = register(w.client, "third-c@example.com", "cormorant-third-93")
     r = w.client.request(
-        "DELETE", "/api/v1/account", headers=auth(c_token), json={"password": "c-password"}
+        "DELETE", "/api/v1/account", headers=auth(c_token), json={"password": "cormorant-third-93"}
     )
     assert r.status_code == 204
     w.assert_a_intact()
@@ -438,6 +442,57 @@ def page_compose_rerun_of(w: World) -> None:
     w.assert_a_intact()
 
 
+def admin_api(method: str, path: str, **kwargs: Any) -> Callable[[World], None]:
+    """An administrators' route: B (a member; A, the first account, administers) gets 403."""
+
+    def check(w: World) -> None:
+        r = w.b_api(method, path.format(a_user=w.a_user), **kwargs)
+        assert r.status_code == 403 and r.json()["code"] == "admin_only", (path, r.text[:300])
+        assert_no_leak(r, path)
+        w.assert_a_intact()
+
+    return check
+
+
+def admin_page(method: str, path: str, **kwargs: Any) -> Callable[[World], None]:
+    def check(w: World) -> None:
+        r = w.b_page(method, path.format(a_user=w.a_user), **kwargs)
+        assert r.status_code == 403, (path, r.status_code, r.text[:300])
+        assert_no_leak(r, path)
+        w.assert_a_intact()
+
+    return check
+
+
+def api_samples(w: World) -> None:
+    """Samples go to the caller's own library (a third user here, so B's stays as it is)."""
+    token = register(w.client, "samples-d@example.com", "dormouse-samples-58")
+    r = w.client.post("/api/v1/documents/samples", headers=auth(token))
+    assert r.status_code == 202, r.text
+    assert_no_leak(r, "adding the samples")
+    mine = w.client.get("/api/v1/documents", headers=auth(token)).json()
+    assert {d["id"] for d in mine} == {d["id"] for d in r.json()}
+    w.assert_a_intact()
+
+
+def page_samples(w: World) -> None:
+    token = register(w.client, "samples-e@example.com", "emu-samples-page-61")
+    w.client.cookies.clear()
+    w.client.cookies.set("pitchcraft_session", token)
+    try:
+        assert w.client.get("/documents").status_code == 200  # the CSRF cookie
+        csrf = w.client.cookies.get("csrftoken")
+        r = w.client.post(
+            "/documents/samples", data={"csrftoken": csrf or ""}, follow_redirects=False
+        )
+    finally:
+        w.client.cookies.clear()
+    assert r.status_code == 303, r.text[:300]
+    mine = w.client.get("/api/v1/documents", headers=auth(token)).json()
+    assert mine and all(d["filename"] != A_FILE for d in mine)
+    w.assert_a_intact()
+
+
 # (method, path) → a check, or a string: why the route serves no user's data.
 ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("GET", "/openapi.json"): public("the API description"),
@@ -453,6 +508,36 @@ ROUTES: dict[tuple[str, str], Callable[[World], None] | str] = {
     ("POST", "/api/v1/auth/login"): api_login,
     ("GET", "/api/v1/auth/me"): api_me,
     ("POST", "/api/v1/auth/logout"): api_logout,
+    ("GET", "/api/v1/admin/llm"): admin_api("GET", "/api/v1/admin/llm"),
+    ("PUT", "/api/v1/admin/llm"): admin_api(
+        "PUT", "/api/v1/admin/llm", json={"base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    ),
+    ("DELETE", "/api/v1/admin/llm"): admin_api("DELETE", "/api/v1/admin/llm"),
+    ("POST", "/api/v1/admin/llm/test"): admin_api(
+        "POST", "/api/v1/admin/llm/test", json={"base_url": "http://127.0.0.1:9/v1"}
+    ),
+    ("GET", "/api/v1/admin/llm/presets"): admin_api("GET", "/api/v1/admin/llm/presets"),
+    ("GET", "/api/v1/admin/users"): admin_api("GET", "/api/v1/admin/users"),
+    ("PATCH", "/api/v1/admin/users/{user_id}"): admin_api(
+        "PATCH", "/api/v1/admin/users/{a_user}", json={"is_admin": False}
+    ),
+    ("GET", "/admin/model"): admin_page("GET", "/admin/model"),
+    ("POST", "/admin/model"): admin_page(
+        "POST", "/admin/model", data={"base_url": "http://127.0.0.1:9/v1", "model": "m"}
+    ),
+    ("POST", "/admin/model/reset"): admin_page("POST", "/admin/model/reset"),
+    ("POST", "/admin/model/test"): admin_page(
+        "POST", "/admin/model/test", data={"base_url": "http://127.0.0.1:9/v1"}
+    ),
+    ("GET", "/admin/users"): admin_page("GET", "/admin/users"),
+    ("POST", "/admin/users/{user_id}"): admin_page(
+        "POST", "/admin/users/{a_user}", data={"action": "demote"}
+    ),
+    ("POST", "/api/v1/documents/samples"): api_samples,
+    ("POST", "/documents/samples"): page_samples,
+    ("GET", "/api/v1/documents/samples/example"): public(
+        "the bundled example text, the same for everyone"
+    ),
     ("GET", "/api/v1/account"): api_account,
     ("POST", "/api/v1/account/password"): api_password,
     ("GET", "/api/v1/account/export"): api_export,

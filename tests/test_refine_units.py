@@ -138,8 +138,10 @@ def test_labels_and_context_format() -> None:
         "brief.pdf, page 3",
         "notes.txt",
     ]
+    # Each passage fenced, so a document cannot pass itself off as instructions.
     assert format_context([slide, page]) == (
-        "[1] deck.pptx, slide 4: Slide text\n\n[2] brief.pdf, page 3: Page text"
+        "⟪source 1⟫\n[1] deck.pptx, slide 4: Slide text\n⟪/source 1⟫\n\n"
+        "⟪source 2⟫\n[2] brief.pdf, page 3: Page text\n⟪/source 2⟫"
     )
     assert "No passages" in format_context([])
 

@@ -270,7 +270,9 @@ def test_user_data_is_never_stored_by_caches(server_env: dict[str, str], start_s
 
 def text_file(name: str, kb: int) -> tuple[str, tuple[str, bytes, str]]:
     line = b"Acme Shield isolates an infected laptop in 45 seconds.\n"
-    return ("files", (name, line * (kb * 1024 // len(line) + 1), "text/plain"))
+    # Each file its own content: the same content again is a duplicate, not a new upload.
+    body = f"{name}\n".encode() + line * (kb * 1024 // len(line) + 1)
+    return ("files", (name, body, "text/plain"))
 
 
 @pytest.mark.timeout(600)

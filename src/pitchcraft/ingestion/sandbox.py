@@ -360,7 +360,8 @@ def _limit_time(timeout_s: float) -> None:
     seconds = max(1, math.ceil(timeout_s))
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.signal(signal.SIGXCPU, signal.SIG_DFL)
-    signal.alarm(seconds)
+    # A timer, not alarm(): a limit under a second (a preview's) holds as given.
+    signal.setitimer(signal.ITIMER_REAL, max(timeout_s, 0.001))
     cpu = seconds * (os.cpu_count() or 1)
     _, hard = resource.getrlimit(resource.RLIMIT_CPU)
     soft = cpu if hard == resource.RLIM_INFINITY else min(cpu, hard)

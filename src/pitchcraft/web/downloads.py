@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from fastapi.responses import FileResponse, Response
 
-from pitchcraft.documents.sources import Original
+from pitchcraft.documents.sources import MEDIA_TYPES, OCTET_STREAM, Original
 
 # Cached by the browser only (a user's material), briefly: a document can be deleted.
 # A user's file or page image stays in no cache (shared computer, proxy, back button).
@@ -25,9 +25,11 @@ PNG_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The page as a PNG, the passage highlighted where it is found",
     }
 }
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
 FILE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        # Every media type a stored file is served with (images by their own signature).
+        "content": {media: _BINARY for media in (*MEDIA_TYPES.values(), "image/*", OCTET_STREAM)},
         "description": "The file as uploaded, with its own media type, as an attachment",
     }
 }

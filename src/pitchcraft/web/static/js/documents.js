@@ -116,6 +116,8 @@
       var totalBytes = sendable.reduce(function (n, l) { return n + l.file.size + 1; }, 0) || 1;
       var doneBytes = 0;
       var received = 0;
+      var added = 0;  // received and new: a file already in the library is not added again
+      var duplicates = [];
       var failed = tooBig.length;
       var stopped = null;
       var chain = Promise.resolve();
@@ -139,6 +141,12 @@
             if (bar) { bar.value = doneBytes / totalBytes; }
             if (result.ok) {
               received += batch.length;
+              // The server's answer says how many were new, and which were already there.
+              var answer = new URL(result.url || "/documents", window.location.href).searchParams;
+              added += parseInt(answer.get("uploaded"), 10) || 0;
+              (answer.get("dup") || "").split(",").forEach(function (id) {
+                if (id && duplicates.indexOf(id) < 0) { duplicates.push(id); }
+              });
               batch.forEach(function (l) { settle(l, "received", "Received"); });
               clearErrors();
               return null;
@@ -159,7 +167,7 @@
         if (!failed) {
           // Everything arrived: show the page as the server has it now, as before batching.
           if (bar) { bar.value = 1; }
-          window.location.assign("/documents?uploaded=" + received);
+          window.location.assign("/documents?uploaded=" + added + (duplicates.length ? "&dup=" + duplicates.join(",") : ""));
           return;
         }
         if (status) { status.textContent = "Received " + plural(received, "file", "files") + ", " + failed + " not uploaded."; }
