@@ -74,10 +74,12 @@ T = TypeVar("T")
 _context_lock = threading.Lock()
 _context: ForkServerContext | None = None
 
-# Children running now, and whether the server is stopping (stop_all).
+# Children running now.
 _running: set[multiprocessing.process.BaseProcess] = set()
 _running_lock = threading.Lock()
-_stopping = threading.Event()
+# The children stop_all killed: their parses end as SandboxStopped, not as failures. Per
+# child, so a stop of one app (a test, a restart in one process) never marks later parses.
+_stopped: set[int] = set()
 # Signals the child's own time limit ends it with.
 _TIMEOUT_SIGNALS = {signal.SIGALRM, signal.SIGXCPU}
 
@@ -123,9 +125,9 @@ def warm_up() -> None:
 def stop_all() -> int:
     """Kill every running child (the server is stopping); returns how many there were.
     Parses asked for afterwards still run (a test may stop one app and start another)."""
-    _stopping.set()
     with _running_lock:
         children = list(_running)
+        _stopped.update(id(child) for child in children)
     for child in children:
         _kill(child)
     return len(children)
@@ -189,7 +191,6 @@ def _supervise(
     timeout_s: float,
 ) -> tuple[tuple[str, Any] | None, int | None]:
     """Start the child and wait for its answer: (message or None, exit code)."""
-    stopping = _stopping.is_set()
     with _running_lock:
         child.start()
         _running.add(child)
@@ -215,7 +216,9 @@ def _supervise(
             _kill_session(child.pid)
         with _running_lock:
             _running.discard(child)
-    if message is None and _stopping.is_set() and not stopping:
+            stopped = id(child) in _stopped
+            _stopped.discard(id(child))
+    if message is None and stopped:
         raise SandboxStopped("the parser was stopped with the server")
     return message, child.exitcode
 
