@@ -162,6 +162,7 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
     if m.unit.table:
         _align_values(parsed, m, per_row)
     _find_conflicts(parsed, m)
+    _rival_values(parsed, m)
     check_slots(parsed, m, ctx)
     void_unanchored(parsed, m)
     m.negated = not parsed.negated and negated_near(m, parsed)
@@ -293,6 +294,81 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
                 break
 
 
+def _covers_rest(parsed: Parsed, m: UnitMatch, idx: int) -> bool:
+    """The unit states what the sentence says around item `idx`: every name, and most of the
+    words, so a different value here is a different value for the same thing."""
+    items = parsed.items
+    label = {stem(w) for w in re.findall(r"[^\W\d_]+", m.passage.label)}
+
+    def stated(i: int) -> bool:
+        # The document's own name for its subject ("norwich-city.txt") need not be repeated.
+        return i in m.hits or (
+            items[i].kind == "name" and all(alts & label for alts in items[i].stems)
+        )
+
+    others = [
+        i
+        for i, it in enumerate(items)
+        if i != idx and it.num is None and it.date is None and it.code is None
+    ]
+    if len(others) < 2:
+        return False
+    if any(items[i].kind == "name" and not items[i].subject and not stated(i) for i in others):
+        return False
+    total = sum(items[i].weight for i in others)
+    found = sum(items[i].weight for i in others if stated(i))
+    return found >= 0.6 * total and sum(stated(i) for i in others) >= 2
+
+
+def _year_like(n: Num) -> bool:
+    return n.unit == "" and not n.currency and 1800 <= n.value <= 2100 and n.value == int(n.value)
+
+
+def _rival_values(parsed: Parsed, m: UnitMatch) -> None:
+    """A sentence that states everything else the claim says, with one value of the same kind
+    in place of the claim's: that value is what the document says instead ("at least monthly",
+    "five-year checks" for "every ten years")."""
+    if m.unit.table:
+        return
+    items = parsed.items
+    taken = {(h.row, h.start) for h in m.hits.values()}
+    for idx, item in enumerate(items):
+        if idx in m.hits or idx in m.conflicts or item.subject:
+            continue
+        if item.num is None and item.date is None:
+            continue
+        if not _covers_rest(parsed, m, idx):
+            continue
+        found: list[Hit] = []
+        for r, row in enumerate(m.unit.rows):
+            if item.num is not None:
+                claim = item.num
+                found += [
+                    Hit(r, d.start, d.end, d.raw)
+                    for d in row.nums
+                    if (r, d.start) not in taken
+                    and same_kind(claim, d)
+                    and comparable(claim, d)
+                    and not matches(claim, d)
+                    and d.ordinal == claim.ordinal
+                    and _year_like(d) == _year_like(claim)
+                    and (not claim.currency or claim.currency == d.currency)
+                ]
+            elif item.date is not None:
+                own = [it.date for it in items if it.date is not None]
+                found += [
+                    Hit(r, d.start, d.end, d.raw)
+                    for d in row.dates
+                    if (r, d.start) not in taken
+                    and (d.day is None) == (item.date.day is None)
+                    and (d.month is None) == (item.date.month is None)
+                    and (d.until is None) == (item.date.until is None)
+                    and not any(date_matches(o, d) for o in own)
+                ]
+        if len(found) == 1:
+            m.conflicts[idx] = found[0]
+
+
 def _other_date(claim: Date, dates: list[Date]) -> Date | None:
     """The one date of the same precision as the claim's (a day, a month or a year)."""
     if any(date_matches(claim, d) for d in dates):
@@ -357,9 +433,18 @@ def check_one(sentence: str, ctx: Context, cited: Sequence[int]) -> Claim:
         for i, it in enumerate(parsed.items)
         if it.kind == "name" and not it.subject and _main_name(it, ctx)
     }
-    best_passage = max(matches_, key=lambda m: m.score).an if matches_ else None
-    main = {i for i in main if best_passage is not None and _in(parsed.items[i], best_passage)}
-    return decide(sentence, parsed, matches_, subject_ok, main)
+    best = max(matches_, key=lambda m: m.score) if matches_ else None
+    main = {i for i in main if best is not None and _in(parsed.items[i], best.an)}
+    titled: set[int] = set()
+    if best is not None:
+        # The document's own name says what it is about ("norwich-city.txt").
+        label = {stem(w) for w in re.findall(r"[^\W\d_]+", best.passage.label)}
+        titled = {
+            i
+            for i, it in enumerate(parsed.items)
+            if it.kind == "name" and it.stems and all(alts & label for alts in it.stems)
+        }
+    return decide(sentence, parsed, matches_, subject_ok, main, titled)
 
 
 def _in(item: Item, an: Analysed) -> bool:

@@ -97,6 +97,14 @@ def parse_claim(
         items.append(Item("number", n.raw, n.start, n.end, _clause_of(breaks, n.start), num=n))
         taken.append((n.start, n.end))
 
+    # A hedge of several words before a number ("close to £1 million") is no content.
+    number_starts = {n.start for n in nums}
+    for phrase in (h for h in HEDGES if " " in h):
+        for hm in re.finditer(r"\b" + re.escape(phrase) + r"\s+", clean, re.IGNORECASE):
+            after = clean[hm.end() : hm.end() + 2]
+            if hm.end() in number_starts or after[:1] in "£$€₹":
+                taken.append((hm.start(), hm.end()))
+
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in taken)
 

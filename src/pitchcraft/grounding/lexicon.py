@@ -199,6 +199,17 @@ SCALES: dict[str, float] = {
 }
 
 HEDGES: dict[str, str] = {
+    # A stated limit ("up to 120 days", "a maximum of five years") names the limit itself: a
+    # smaller limit in the document is a different limit, not a case of it. Listed first, so
+    # "no more than" is read before "more than".
+    "up to": "cap",
+    "at most": "cap",
+    "within": "cap",
+    "maximum of": "cap",
+    "a maximum of": "cap",
+    "no more than": "cap",
+    "not more than": "cap",
+    "no longer than": "cap",
     "about": "approx",
     "around": "approx",
     "approximately": "approx",
@@ -221,9 +232,6 @@ HEDGES: dict[str, str] = {
     "less than": "under",
     "below": "under",
     "fewer than": "under",
-    "up to": "under",
-    "at most": "under",
-    "within": "under",
     "crossed": "over",
     "exceeded": "over",
     "topped": "over",
@@ -299,3 +307,20 @@ def alternatives(word: str) -> frozenset[str]:
 def words(text: str) -> list[tuple[str, int, int]]:
     """(word, start, end) for each word or currency/percent sign of `text`."""
     return [(m.group(), m.start(), m.end()) for m in _WORD_RE.finditer(text)]
+
+
+# Words at least this common in English (Zipf scale: 5 is once in 100,000 words) carry little of
+# a claim on their own: "built", "earlier", "product", "sent".
+LIGHT_ZIPF = 4.7
+
+
+@lru_cache(maxsize=65536)
+def light(word: str) -> bool:
+    """A word so common that a sentence may use it where the document does not."""
+    from wordfreq import zipf_frequency
+
+    w = fold(word)
+    if w.endswith("'s"):
+        w = w[:-2]
+    return zipf_frequency(w, "en", wordlist="small") >= LIGHT_ZIPF
+

@@ -73,7 +73,7 @@ class Num:
     end: int
     unit: str  # "%", "x", "" (a count) — a rate adds "/t"
     noun: str  # stem of the word it counts ("bottles" → "bottl"), "" if none
-    hedge: str  # "", "approx", "over", "under"
+    hedge: str  # "", "approx", "over", "under", "cap" (a stated limit: "up to 120 days")
     precision: float  # the step the writer rounded to (83 million → 1e6)
     attr: str = ""  # stems of the words naming the quantity before it ("population of 453")
     rounded: bool = False  # written with a scale word ("83 million"), so it may be rounded

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from pitchcraft.grounding.lexicon import stem
+from pitchcraft.grounding.lexicon import light, stem
 from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
 from pitchcraft.grounding.text import quote_span
 
@@ -65,6 +65,7 @@ def decide(
     found: list[UnitMatch],
     subject_ok: dict[int, bool],
     main_names: set[int],
+    titled: set[int] | None = None,
 ) -> Claim:
     items = parsed.items
     content = [i for i, it in enumerate(items) if not it.subject]
@@ -106,7 +107,8 @@ def decide(
             src[i] = best
         # A different value in a sentence about someone else is no contradiction.
         elsewhere = best.rivals and any(
-            it.subject and i not in best.hits for i, it in enumerate(items)
+            it.subject and i not in best.hits and i not in (titled or ())
+            for i, it in enumerate(items)
         )
         for i, h in best.conflicts.items():
             if i not in hits and not elsewhere:
@@ -148,6 +150,10 @@ def decide(
         for i in main_names:
             if i not in hits and i not in conflicts:
                 hits[i] = None
+    for i in titled or ():
+        # Named in the title of the document that states the rest.
+        if i not in hits and i not in conflicts and best is not None:
+            hits[i] = None
     for i in list(conflicts):
         if i in hits:
             del conflicts[i]
@@ -211,6 +217,19 @@ def _shown(idxs: list[int], items: list[Item], text: str) -> str:
     )
 
 
+def _light_gap(items: list[Item], missing: list[int], terms: list[int], hit: list[int]) -> bool:
+    """Only a few common words are missing ("built on five pillars" for "through five
+    pillars"), from clauses whose other content is stated, beside at least three stated words."""
+    if not missing or len(terms) < 3 or len(missing) > len(terms) // 3:
+        return False
+    if len([i for i in hit if items[i].kind != "name"]) < 3:
+        return False
+    if not all(light(items[i].text) and not items[i].hard for i in missing):
+        return False
+    stated_clauses = {items[i].clause for i in hit}
+    return all(items[i].clause in stated_clauses for i in missing)
+
+
 def _verdict(
     text: str,
     sentence: str,
@@ -232,7 +251,7 @@ def _verdict(
         it = items[i]
         if it.kind == "term" and i in hits and heads.get(it.phrase, i) not in hits:
             head = heads[it.phrase]
-            if head not in conflicts and not items[head].hard:
+            if head not in conflicts and not items[head].hard and not light(items[head].text):
                 del hits[i]
     hit = [i for i in content if i in hits]
     missing = [i for i in content if i not in hits and i not in conflicts]
@@ -259,6 +278,8 @@ def _verdict(
     soft_missing = [i for i in missing if i not in hard_missing]
     terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
     if not hard_missing and len(soft_missing) <= len(terms) // 6:
+        return "supported", f"{where} states this."
+    if not hard_missing and _light_gap(items, soft_missing, terms, hit):
         return "supported", f"{where} states this."
     numbers = [i for i in content if items[i].kind in ("number", "date")]
     found_weight = sum(items[i].weight for i in hit)
