@@ -82,6 +82,11 @@ def _window(row: Row, doc: Num) -> set[str]:
     return set(after) | set(before)
 
 
+def _heading_stems(row: Row) -> set[str]:
+    """Words of the table heading above a row: what its unlabelled figures count."""
+    return {stem(w) for w in re.findall(r"[^\W\d_]+", row.text[max(0, row.start - 800) : row.start])}
+
+
 def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:
     if not claim.noun:
         return True
@@ -89,7 +94,7 @@ def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:
     if alts & _window(row, doc):
         return True
     if not doc.noun:
-        return bool(alts & row.stems)
+        return bool(alts & row.stems) or (row.table and bool(alts & _heading_stems(row)))
     window = _window(row, doc)
     return any(alternatives(k) & window for k in claim.attr.split())
 
@@ -329,6 +334,7 @@ def _rival_values(parsed: Parsed, m: UnitMatch) -> None:
     in place of the claim's: that value is what the document says instead ("at least monthly",
     "five-year checks" for "every ten years")."""
     if m.unit.table:
+        _table_rival_values(parsed, m)
         return
     items = parsed.items
     taken = {(h.row, h.start) for h in m.hits.values()}
@@ -356,17 +362,69 @@ def _rival_values(parsed: Parsed, m: UnitMatch) -> None:
                 ]
             elif item.date is not None:
                 own = [it.date for it in items if it.date is not None]
-                found += [
-                    Hit(r, d.start, d.end, d.raw)
+                dates = [
+                    d
                     for d in row.dates
                     if (r, d.start) not in taken
-                    and (d.day is None) == (item.date.day is None)
-                    and (d.month is None) == (item.date.month is None)
                     and (d.until is None) == (item.date.until is None)
                     and not any(date_matches(o, d) for o in own)
                 ]
+                # A date written as precisely as the claim's, else any other ("April 1992"
+                # for "11 October 1991").
+                same = [
+                    d
+                    for d in dates
+                    if (d.day is None) == (item.date.day is None)
+                    and (d.month is None) == (item.date.month is None)
+                ]
+                found += [Hit(r, d.start, d.end, d.raw) for d in same or dates]
         if len(found) == 1:
             m.conflicts[idx] = found[0]
+
+
+def _table_rival_values(parsed: Parsed, m: UnitMatch) -> None:
+    """In a table, the row the claim names holds, in the column its figure is about, another
+    figure ("Czech Republic | 10.7 | 78,866" for "an area of 87,866 km²")."""
+    items = parsed.items
+    names = [i for i, it in enumerate(items) if it.kind == "name"]
+    numbers = [i for i, it in enumerate(items) if it.num is not None and not it.num.ordinal]
+    if not names or len(numbers) != 1 or numbers[0] in m.hits or numbers[0] in m.conflicts:
+        return
+    idx = numbers[0]
+    claim = items[idx].num
+    assert claim is not None
+    keys = {a for k in (claim.noun, *claim.attr.split()) if k for a in alternatives(k)}
+    for r, row in enumerate(m.unit.rows):
+        spans = [_word_hit_all(row, items[i]) for i in names]
+        if any(sp is None for sp in spans):
+            continue
+        if not keys & (row.stems | _heading_stems(row)):
+            continue
+        found = [
+            d
+            for d in row.nums
+            if same_kind(claim, d)
+            and comparable(claim, d)
+            and not matches(claim, d)
+            and _year_like(d) == _year_like(claim)
+        ]
+        if len(found) == 1:
+            d = found[0]
+            m.conflicts[idx] = Hit(r, d.start, d.end, d.raw)
+            for i, sp in zip(names, spans, strict=True):
+                if sp is not None:
+                    m.hits.setdefault(i, Hit(r, sp[0], sp[1]))
+            return
+
+
+def _word_hit_all(row: Row, item: Item) -> tuple[int, int] | None:
+    spans = []
+    for alts in item.stems:
+        hit = _word_hit(row, alts, {})
+        if hit is None:
+            return None
+        spans.append(hit)
+    return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
 
 
 def _other_date(claim: Date, dates: list[Date]) -> Date | None:

@@ -131,11 +131,41 @@ ANTONYM_PAIRS: tuple[tuple[str, str], ...] = (
 )
 
 
+# Values of one attribute that exclude each other: "at least weekly" where the document says
+# "at least monthly" states another schedule.
+EXCLUSIVE_GROUPS: tuple[tuple[str, ...], ...] = (
+    (
+        "hourly",
+        "daily",
+        "weekly",
+        "biweekly",
+        "fortnightly",
+        "monthly",
+        "quarterly",
+        "annually",
+        "yearly",
+        "annual",
+    ),
+    ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"),
+    ("north", "south", "east", "west"),
+    ("internal", "external"),
+    ("domestic", "international", "foreign"),
+    ("minimum", "maximum"),
+    ("online", "offline"),
+    ("open", "closed"),
+    ("free", "paid"),
+)
+
+
 def _build_antonyms() -> dict[str, frozenset[str]]:
     out: dict[str, set[str]] = {}
     for a, b in ANTONYM_PAIRS:
         out.setdefault(stem(a), set()).add(stem(b))
         out.setdefault(stem(b), set()).add(stem(a))
+    for group in EXCLUSIVE_GROUPS:
+        stems = {stem(w) for w in group}
+        for s in stems:
+            out.setdefault(s, set()).update(stems - {s})
     return {k: frozenset(v) for k, v in out.items()}
 
 
@@ -323,4 +353,3 @@ def light(word: str) -> bool:
     if w.endswith("'s"):
         w = w[:-2]
     return zipf_frequency(w, "en", wordlist="small") >= LIGHT_ZIPF
-

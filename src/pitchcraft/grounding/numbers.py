@@ -330,8 +330,11 @@ def _close(c: float, d: float, claim: Num) -> bool:
 def comparable(claim: Num, doc: Num) -> bool:
     """Close enough in size to be two readings of one quantity (not a page number beside a
     turnover)."""
-    a, b = abs(claim.value), abs(doc.value)
-    return a == b or (min(a, b) > 0 and max(a, b) / min(a, b) <= 50)
+    for a in (abs(x) for x in claim.alts or (claim.value,)):
+        for b in (abs(x) for x in doc.alts or (doc.value,)):
+            if a == b or (min(a, b) > 0 and max(a, b) / min(a, b) <= 50):
+                return True
+    return False
 
 
 def conflicts(claim: Num, doc: Num) -> bool:

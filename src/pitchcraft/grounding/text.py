@@ -179,12 +179,43 @@ class Row:
         a = self.start
         skip = [(d.start - a, d.end - a) for d in self.dates]
         local = find_numbers(self.clean[a : self.end], skip)
-        return [Num(**{**n.__dict__, "start": n.start + a, "end": n.end + a}) for n in local]
+        scale = _header_scale(self.text[max(0, a - 800) : a]) if self.table else 1.0
+        return [
+            Num(
+                **{
+                    **n.__dict__,
+                    "start": n.start + a,
+                    "end": n.end + a,
+                    # Under a "Population (millions)" heading 8.9 may be 8.9 million.
+                    "alts": n.alts + tuple(v * scale for v in n.alts)
+                    if scale != 1.0 and not n.rounded and not n.unit
+                    else n.alts,
+                }
+            )
+            for n in local
+        ]
 
     @cached_property
     def cells(self) -> list[tuple[int, int]]:
         """Spans of the row's entries, for column alignment."""
         return _cells(self.text, self.start, self.end, self.nums) if self.table else []
+
+
+_HEADER_SCALE = re.compile(
+    r"\((?:in\s+)?(thousands?|millions?|billions?|crores?|lakhs?)\)|\bin\s+(thousands|millions|billions|crores|lakhs)\b",
+    re.IGNORECASE,
+)
+
+
+def _header_scale(before: str) -> float:
+    """The scale a table's heading gives its figures ("(millions)", "in crores"), else 1."""
+    m = None
+    for m in _HEADER_SCALE.finditer(before):
+        pass
+    if m is None:
+        return 1.0
+    word = (m.group(1) or m.group(2)).lower().rstrip("s")
+    return {"thousand": 1e3, "million": 1e6, "billion": 1e9, "crore": 1e7, "lakh": 1e5}[word]
 
 
 @dataclass

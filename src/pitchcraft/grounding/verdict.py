@@ -161,7 +161,13 @@ def decide(
     if best is not None and not conflicts:
         opposite = [i for i in content if i not in hits and i in best.opposites]
         rest = [i for i in content if i not in opposite]
-        if opposite and all(i in hits for i in rest) and len(rest) >= 1:
+        unstated = [i for i in rest if i not in hits]
+        rest_terms = [i for i in rest if items[i].kind == "term" and not items[i].hard]
+        if (
+            opposite
+            and len(rest) >= 1
+            and (not unstated or _light_gap(items, unstated, rest_terms, list(hits)))
+        ):
             for i in opposite:
                 conflicts[i] = best.opposites[i].value or ""
                 best.conflicts[i] = best.opposites[i]
