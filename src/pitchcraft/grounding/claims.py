@@ -84,7 +84,8 @@ def _window(row: Row, doc: Num) -> set[str]:
 
 def _heading_stems(row: Row) -> set[str]:
     """Words of the table heading above a row: what its unlabelled figures count."""
-    return {stem(w) for w in re.findall(r"[^\W\d_]+", row.text[max(0, row.start - 800) : row.start])}
+    heading = row.text[max(0, row.start - 800) : row.start]
+    return {stem(w) for w in re.findall(r"[^\W\d_]+", heading)}
 
 
 def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:

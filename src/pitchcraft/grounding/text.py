@@ -209,11 +209,10 @@ _HEADER_SCALE = re.compile(
 
 def _header_scale(before: str) -> float:
     """The scale a table's heading gives its figures ("(millions)", "in crores"), else 1."""
-    m = None
-    for m in _HEADER_SCALE.finditer(before):
-        pass
-    if m is None:
+    found = list(_HEADER_SCALE.finditer(before))
+    if not found:
         return 1.0
+    m = found[-1]
     word = (m.group(1) or m.group(2)).lower().rstrip("s")
     return {"thousand": 1e3, "million": 1e6, "billion": 1e9, "crore": 1e7, "lakh": 1e5}[word]
 
