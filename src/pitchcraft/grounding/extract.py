@@ -99,8 +99,8 @@ def parse_claim(
 
     # A hedge of several words before a number ("close to £1 million") is no content.
     number_starts = {n.start for n in nums}
-    for phrase in (h for h in HEDGES if " " in h):
-        for hm in re.finditer(r"\b" + re.escape(phrase) + r"\s+", clean, re.IGNORECASE):
+    for hedge in (h for h in HEDGES if " " in h):
+        for hm in re.finditer(r"\b" + re.escape(hedge) + r"\s+", clean, re.IGNORECASE):
             after = clean[hm.end() : hm.end() + 2]
             if hm.end() in number_starts or after[:1] in "£$€₹":
                 taken.append((hm.start(), hm.end()))
