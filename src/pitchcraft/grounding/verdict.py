@@ -223,6 +223,31 @@ def _shown(idxs: list[int], items: list[Item], text: str) -> str:
     )
 
 
+_IDENTIFIED = re.compile(
+    r"(?:chapter|section|article|part|title|form|rule|page|level|tier|phase|version|"
+    r"pillar|step|class|grade|room|no|number)\.?\s*$",
+    re.IGNORECASE,
+)
+
+
+def _identifier(item: Item, text: str) -> bool:
+    """A number that names something ("chapter 13") rather than counting it."""
+    return item.num is not None and bool(
+        _IDENTIFIED.search(text[max(0, item.start - 12) : item.start])
+    )
+
+
+def _clause_stated(items: list[Item], content: list[int], hit: list[int]) -> bool:
+    """One clause of the sentence is stated nearly whole (two words or more, at most one of
+    its words missing)."""
+    for clause in {items[i].clause for i in hit}:
+        mine = [i for i in content if items[i].clause == clause]
+        found = [i for i in mine if i in hit]
+        if len(found) >= 2 and len(mine) - len(found) <= 1 and len(mine) < len(content):
+            return True
+    return False
+
+
 def _light_gap(items: list[Item], missing: list[int], terms: list[int], hit: list[int]) -> bool:
     """Only a few common words are missing ("built on five pillars" for "through five
     pillars"), from clauses whose other content is stated, beside at least three stated words."""
@@ -279,6 +304,20 @@ def _verdict(
         return "contradicted", reason
     if not hit or not substantive:
         return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
+    soft_terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
+    quantities = [i for i in hit if items[i].kind == "number" and not _identifier(items[i], text)]
+    if soft_terms and not any(i in hits for i in soft_terms) and not quantities:
+        # Names and dates alone set the scene; what the sentence says of them is not stated
+        # ("Roberts was named Wales captain in 2001").
+        return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
+    missing_clauses = {items[i].clause for i in missing}
+    whole_clause = any(
+        items[i].clause not in missing_clauses for i in substantive
+    )  # another clause is stated in full: one right fact beside the overreach is partial
+    if missing and all(items[i].hard for i in missing) and not whole_clause:
+        # Only the overreach is missing ("all five pillars" where four of the five are).
+        lacking = _listing([items[i].text for i in missing])
+        return "unsupported", f"Nothing in your documents states \u201c{lacking}\u201d here."
     # A word a passage states only negated ("not a complete statement") is never let off.
     hard_missing = [i for i in missing if items[i].kind != "term" or items[i].hard or i in negated]
     soft_missing = [i for i in missing if i not in hard_missing]
@@ -287,13 +326,24 @@ def _verdict(
         return "supported", f"{where} states this."
     if not hard_missing and _light_gap(items, soft_missing, terms, hit):
         return "supported", f"{where} states this."
-    numbers = [i for i in content if items[i].kind in ("number", "date")]
+    numbers = [
+        i
+        for i in content
+        if items[i].kind in ("number", "date") and not _identifier(items[i], text)
+    ]
     found_weight = sum(items[i].weight for i in hit)
     total_weight = sum(items[i].weight for i in content)
     if numbers and not any(i in hits for i in numbers) and found_weight < 0.5 * total_weight:
         return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
-    facts = [i for i in hit if items[i].kind in ("number", "date")]
-    if found_weight < 2 or (not facts and len(substantive) < 2):
+    facts = [
+        i for i in hit if items[i].kind in ("number", "date") and not _identifier(items[i], text)
+    ]
+    missing_weight = sum(items[i].weight for i in missing)
+    if (
+        found_weight < 2
+        or (not facts and len(substantive) < 2)
+        or (not facts and found_weight < missing_weight and not _clause_stated(items, content, hit))
+    ):
         return "unsupported", f"Nothing in your documents states {_statement(sentence, items)}."
     right = _shown(hit, items, text)
     lacking = _shown(missing, items, text)
