@@ -94,8 +94,11 @@ def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:
     alts = alternatives(claim.noun)
     if alts & _window(row, doc):
         return True
+    if row.table and alts & _heading_stems(row):
+        # A table's figures are counted by their column's heading ("Area (km2)").
+        return True
     if not doc.noun:
-        return bool(alts & row.stems) or (row.table and bool(alts & _heading_stems(row)))
+        return bool(alts & row.stems)
     window = _window(row, doc)
     return any(alternatives(k) & window for k in claim.attr.split())
 
@@ -161,6 +164,8 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
             if m.unit.table and not _bound(idx, r, per_row, rows, items):
                 continue
             m.hits[idx] = Hit(r, a, b, value)
+    if not m.unit.table and m.hits:
+        _referred(parsed, m, ctx)
     if not parsed.negated:
         for idx in [i for i, h in m.hits.items() if not items[i].subject]:
             if negation_before(m, m.hits[idx]):
@@ -181,6 +186,41 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
         # Names alone are the topic, not a statement about it.
         m.score /= 2
     m.score += 1.0 * len(m.conflicts)
+
+
+_PRONOUN = re.compile(
+    r"\b(?:it|its|they|their|them|he|his|him|she|her)\b|"
+    r"\b(?:that|the same|this) (?:season|year|month|day|time)\b",
+    re.IGNORECASE,
+)
+
+
+def _referred(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
+    """A sentence that refers back ("it has been known to command...", "that season") states
+    what the one or two sentences before it name: a word or a date found there counts, as the
+    reference in this sentence."""
+    row = m.unit.rows[0]
+    ref = _PRONOUN.search(m.an.text, m.unit.start, m.unit.end)
+    if ref is None:
+        return
+    units = [u for u in m.an.units if not u.table and u.end <= m.unit.start]
+    before = [u for u in units if m.unit.start - u.end < 400][-2:]
+    if not before:
+        return
+    own_dates = bool(row.dates)
+    items = parsed.items
+    unstated = [i for i in range(len(items)) if i not in m.hits]
+    # The reference stands for one thing, in a sentence that states the rest.
+    if len(unstated) != 1 or len(m.hits) < 2 * len(unstated) + 1:
+        return
+    idx = unstated[0]
+    item = items[idx]
+    if item.num is not None or item.code is not None or (item.date is not None and own_dates):
+        return
+    for u in before:
+        if _item_hit(item, u.rows[0], ctx) is not None:
+            m.hits[idx] = Hit(0, ref.start(), ref.end(), None)
+            return
 
 
 def _bound(

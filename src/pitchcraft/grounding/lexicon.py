@@ -240,6 +240,10 @@ HEDGES: dict[str, str] = {
     "no more than": "cap",
     "not more than": "cap",
     "no longer than": "cap",
+    "not to exceed": "cap",
+    "not exceeding": "cap",
+    "not later than": "cap",
+    "no later than": "cap",
     "about": "approx",
     "around": "approx",
     "approximately": "approx",
@@ -352,4 +356,25 @@ def light(word: str) -> bool:
     w = fold(word)
     if w.endswith("'s"):
         w = w[:-2]
-    return zipf_frequency(w, "en", wordlist="small") >= LIGHT_ZIPF
+    return w not in _ASPECT and zipf_frequency(w, "en", wordlist="small") >= LIGHT_ZIPF
+
+
+# Common, yet what a claim turns on: whether a thing has happened, and when.
+_ASPECT = frozenset(
+    [
+        "already",
+        "yet",
+        "still",
+        "now",
+        "currently",
+        "recently",
+        "soon",
+        "never",
+        "always",
+        "ever",
+        "again",
+        "new",
+        "no",
+        "not",
+    ]
+)

@@ -71,11 +71,19 @@ def check_slots(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
             )
 
 
+_LIMIT = re.compile(
+    r"\b(?:not to exceed|not exceeding|no more than|not more than|no less than|not less than|"
+    r"no later than|not later than|no longer than|no fewer than|not fewer than)\b"
+)
+
+
 def negation_before(m: UnitMatch, hit: Hit) -> bool:
     """A negation within five words before the hit, in its clause."""
     row = m.unit.rows[hit.row]
     before = m.an.text[max(row.start, hit.start - 40) : hit.start].lower()
     before = re.split(r"[,;:()]", before)[-1]
+    # A limit is no negation: "not to exceed 120 days", "no more than five".
+    before = _LIMIT.sub(" ", before)
     tokens = re.findall(r"[a-z']+", before)[-5:]
     return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
 
