@@ -37,6 +37,9 @@ def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tupl
 
 
 def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None] | None:
+    if item.literal is not None:
+        at = row.text.find(item.literal, row.start, row.end)
+        return (at, at + len(item.literal), None) if at >= 0 else None
     if item.joined is not None:
         hit = _word_hit(row, item.joined, ctx.abbr)
         if hit is not None:
@@ -164,6 +167,8 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
             if m.unit.table and not _bound(idx, r, per_row, rows, items):
                 continue
             m.hits[idx] = Hit(r, a, b, value)
+    if len(rows) > 1 and (not m.unit.table or all(len(r.cells) < 2 for r in rows)):
+        _one_line(m)
     if not m.unit.table and m.hits:
         _referred(parsed, m, ctx)
     if not parsed.negated:
@@ -186,6 +191,23 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
         # Names alone are the topic, not a statement about it.
         m.score /= 2
     m.score += 1.0 * len(m.conflicts)
+
+
+def _one_line(m: UnitMatch) -> None:
+    """Lines read together (a slide's bullets) each state their own thing: what two full
+    lines say is not said by either ("Use .text for first bullet" / "... for subsequent
+    bullets"). A short line (a title, a date) still belongs with the next."""
+    by_row: dict[int, list[int]] = {}
+    for idx, h in m.hits.items():
+        by_row.setdefault(h.row, []).append(idx)
+    full = [r for r in by_row if len(m.unit.rows[r].words) >= 4]
+    if len(full) < 2:
+        return
+    keep = max(full, key=lambda r: (len(by_row[r]), -r))
+    for r in full:
+        if r != keep:
+            for idx in by_row[r]:
+                del m.hits[idx]
 
 
 _PRONOUN = re.compile(

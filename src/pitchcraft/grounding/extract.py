@@ -30,6 +30,14 @@ _CLAUSE_BREAK = re.compile(
 _UNIT_WORDS = frozenset({"percent", "cent", "per", "x", "times"} | set(SCALES))
 
 
+# A name from code: words joined by dots or underscores, or a call ("add_paragraph()").
+_IDENTIFIER = re.compile(
+    r"(?<![\w.])_*[A-Za-z][A-Za-z0-9]*(?:[._]+[A-Za-z_][A-Za-z0-9_]*)+(?:\(\))?|"
+    r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*\(\)"
+)
+_ABBREVIATION = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]?")
+
+
 @dataclass
 class Item:
     """One thing to find: a number, a date, a name or a content word."""
@@ -46,6 +54,7 @@ class Item:
     date: Date | None = None
     code: Code | None = None  # a phone number or id: its digits must match exactly
     joined: frozenset[str] | None = None  # "day-to-day" may be written "daytoday"
+    literal: str | None = None  # an identifier from code ("_TextFrame.text"), matched as written
     phrase: int = 0  # adjacent content words form a phrase; its last word is its head
 
     @property
@@ -90,6 +99,13 @@ def parse_claim(
     for c in codes:
         items.append(Item("number", c.raw, c.start, c.end, _clause_of(breaks, c.start), code=c))
         taken.append((c.start, c.end))
+    for lm in _IDENTIFIER.finditer(text):
+        raw = lm.group().rstrip(".")
+        if _ABBREVIATION.fullmatch(raw) or not any(ch.islower() for ch in raw):
+            continue
+        a, b = lm.start(), lm.start() + len(raw)
+        items.append(Item("name", raw, a, b, _clause_of(breaks, a), literal=raw))
+        taken.append((a, b))
     for d in dates:
         items.append(Item("date", d.raw, d.start, d.end, _clause_of(breaks, d.start), date=d))
         taken.append((d.start, d.end))

@@ -151,6 +151,8 @@ EXCLUSIVE_GROUPS: tuple[tuple[str, ...], ...] = (
     ("internal", "external"),
     ("domestic", "international", "foreign"),
     ("minimum", "maximum"),
+    ("first", "subsequent"),
+    ("initial", "subsequent"),
     ("online", "offline"),
     ("open", "closed"),
     ("free", "paid"),

@@ -329,11 +329,13 @@ def _row(text: str, clean: str, a: int, b: int, table: bool) -> Row:
     names = set()
     for w, s, _ in words(text[a:b]):
         before = text[a : a + s].rstrip()
+        # An acronym is a name too ("ORQA"), unless the whole row is written in capitals.
+        acronym = w.isupper() and 2 <= len(w) <= 6 and not text[a:b].isupper()
         if (
             w[:1].isupper()
-            and not w.isupper()
+            and (not w.isupper() or acronym)
             and before
-            and before[-1] not in '.!?:;"\u201c('
+            and before[-1] not in '.!?:;"\u201c'
             and fold(w) not in MONTHS
         ):
             names.add(stem(w))
