@@ -33,7 +33,9 @@ _UNIT_WORDS = frozenset({"percent", "cent", "per", "x", "times"} | set(SCALES))
 # A name from code: words joined by dots or underscores, or a call ("add_paragraph()").
 _IDENTIFIER = re.compile(
     r"(?<![\w.])_*[A-Za-z][A-Za-z0-9]*(?:[._]+[A-Za-z_][A-Za-z0-9_]*)+(?:\(\))?|"
-    r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*\(\)"
+    r"(?<![\w.])[A-Za-z_][A-Za-z0-9_]*\(\)|"
+    # Letters and digits in one word name a thing ("BM25", "S4C", "A5").
+    r"(?<![\w.])[A-Za-z]+\d+[A-Za-z0-9]*(?!\w)"
 )
 _ABBREVIATION = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]?")
 
@@ -101,7 +103,9 @@ def parse_claim(
         taken.append((c.start, c.end))
     for lm in _IDENTIFIER.finditer(text):
         raw = lm.group().rstrip(".")
-        if _ABBREVIATION.fullmatch(raw) or not any(ch.islower() for ch in raw):
+        if _ABBREVIATION.fullmatch(raw) or not (
+            any(ch.islower() for ch in raw) or any(ch.isdigit() for ch in raw)
+        ):
             continue
         a, b = lm.start(), lm.start() + len(raw)
         items.append(Item("name", raw, a, b, _clause_of(breaks, a), literal=raw))

@@ -26,6 +26,23 @@ further once one ones
 """
 )
 
+# German, French and Spanish function words: documents and copy in those languages are checked
+# on their content words too. Left out where they are English content words ("war", "man").
+STOPWORDS = STOPWORDS | _set(
+    """
+der das den dem des ein eine einer eines einem einen und oder aber auch nicht kein keine
+ist sind waren wird werden wurde wurden haben hatte sein seine ihr ihre mit von vom zu
+zum zur im in am an auf aus bei nach über unter für durch um als wie so dass daß es er sie wir
+ich du sich auf noch nur schon sehr mehr bis ab
+le la les un une des du de d l et ou mais aussi ne pas est sont était été être a ont avait avec
+pour par sur dans au aux en ce cette ces sa ses leur leurs qui que quoi dont où il elle ils
+elles nous vous on se très tout tous toute toutes
+el los las unos unas del al y o pero también no es era fue ser está están ha han había
+con para por sobre en este esta estos estas su sus que quien cuyo donde él ella ellos ellas
+nosotros se más muy todo todos toda todas lo
+"""
+)
+
 # Marketing framing and light verbs: the sentence's wrapping, not what it states.
 FRAMING = _set(
     """
@@ -95,6 +112,30 @@ SYNONYM_GROUPS: tuple[tuple[str, ...], ...] = (
     ("laptop", "notebook", "computer"),
     ("open-source", "opensource"),
     ("library", "toolkit", "package", "framework"),
+    # Everyday verbs and adjectives a paraphrase swaps.
+    ("make", "build", "create", "produce", "manufacture", "made", "built"),
+    ("use", "utilize", "employ", "leverage", "used"),
+    ("help", "assist", "aid"),
+    ("show", "demonstrate", "indicate", "reveal", "shown"),
+    ("need", "require", "requirement"),
+    ("give", "provide", "offer", "supply", "gave", "given"),
+    ("get", "obtain", "receive", "got"),
+    ("big", "large", "huge", "major"),
+    ("small", "little", "minor"),
+    ("fast", "quick", "rapid", "swift"),
+    ("increase", "grow", "growth", "rise", "boost", "grew", "rose"),
+    ("decrease", "reduce", "reduction", "cut", "decline", "drop"),
+    ("customer", "client"),
+    ("choose", "select", "pick", "chose", "chosen"),
+    ("allow", "let", "permit", "enable"),
+    ("improve", "enhance", "improvement"),
+    ("protect", "secure", "safeguard", "protection"),
+    ("include", "contain", "comprise", "feature"),
+    ("kind", "type", "sort"),
+    ("aim", "goal", "objective", "target"),
+    ("country", "nation"),
+    ("world", "global", "worldwide"),
+    ("area", "region"),
 )
 
 # Titles written before names; not names of their own.
