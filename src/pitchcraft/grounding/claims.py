@@ -113,6 +113,8 @@ def _same_quantity(claim: Num, doc: Num, row: Row, sums: int = 0) -> bool:
         return False
     if claim.unit == "score":
         return True
+    if claim.head and doc.head and not (alternatives(claim.head) & alternatives(doc.head)):
+        return False  # "202 league goals" and "647 league appearances" count different things
     if not comparable(claim, doc):
         return False
     window = _window(row, doc)

@@ -79,6 +79,7 @@ class Num:
     rounded: bool = False  # written with a scale word ("83 million"), so it may be rounded
     currency: str = ""  # "INR", "GBP", ... when the number is an amount of money
     ordinal: bool = False  # "45th": names which one, counts nothing
+    head: str = ""  # stem of the word after the noun when the two make one ("league goals")
 
 
 def strip_markers(text: str) -> str:
@@ -162,12 +163,15 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
             stop = m.end(4)
     if text[max(0, start - 1) : start] == "%":
         unit = "%"
-    noun = ""
+    noun = head = ""
     n = _NOUN.match(text, stop)
     if n and not rate:
-        for g in (n.group(1), n.group(2)):
+        for k, g in enumerate((n.group(1), n.group(2))):
             if g and g.lower() not in STOPWORDS and g.lower() not in _QUANTITY_ADJECTIVES:
                 noun = stem(g)
+                second = n.group(2)
+                if k == 0 and second and second.lower() not in STOPWORDS:
+                    head = stem(second)
                 break
             if g and g.lower() in STOPWORDS and g.lower() not in ("the", "a", "an", "other"):
                 break
@@ -204,6 +208,7 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
         end=stop,
         unit=unit + rate,
         noun=noun,
+        head=head,
         hedge=_hedge_before(text, raw_start),
         precision=precision * scale,
         rounded=scale > 1,
