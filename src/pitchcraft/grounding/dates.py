@@ -26,12 +26,35 @@ MONTHS = {
     )
     for m in names
 }
+# German, French and Spanish month names, as written and without accents.
+for _i, _names in enumerate(
+    [
+        "januar janvier enero",
+        "februar février fevrier febrero",
+        "märz maerz marz mars marzo",
+        "avril abril",
+        "mai mayo",
+        "juni juin junio",
+        "juli juillet julio",
+        "août aout agosto",
+        "septembre septiembre",
+        "oktober octobre octubre",
+        "novembre noviembre",
+        "dezember décembre decembre diciembre",
+    ]
+):
+    for _m in _names.split():
+        MONTHS.setdefault(_m, _i + 1)
 _MONTH = r"(?P<{g}>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\.?"
 _DAY = r"(?P<{g}>[0-3]?\d)(?:st|nd|rd|th)?"
 _YEAR = r"(?P<{g}>1[6-9]\d\d|20\d\d)"
 _PATTERNS = [
     # 29th August, 2022 / 26 June 1968
-    _DAY.format(g="d") + r"\s+(?:of\s+)?" + _MONTH.format(g="m") + r",?\s+" + _YEAR.format(g="y"),
+    _DAY.format(g="d")
+    + r"\.?\s+(?:of\s+|de\s+)?"
+    + _MONTH.format(g="m")
+    + r",?\s+(?:de\s+)?"
+    + _YEAR.format(g="y"),
     # January 23, 2023
     _MONTH.format(g="m") + r"\s+" + _DAY.format(g="d") + r",?\s+" + _YEAR.format(g="y"),
     # 2022-08-29
@@ -39,7 +62,7 @@ _PATTERNS = [
     # June 2021
     _MONTH.format(g="m") + r",?\s+" + _YEAR.format(g="y"),
     # 2021-22, 2021/22 (a fiscal year), then a bare year
-    _YEAR.format(g="y") + r"(?:[-\u2013/](?P<y2>\d\d)(?!\d))?",
+    _YEAR.format(g="y") + r"(?:[-\u2013/](?:(?:19|20)(?=\d\d(?!\d)))?(?P<y2>\d\d)(?!\d))?",
 ]
 
 

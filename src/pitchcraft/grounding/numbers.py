@@ -16,6 +16,9 @@ _RUN = re.compile(
 _MARKERS = re.compile(
     r"\[\d{1,3}(?:\s*[,\u2013-]\s*\d{1,3})*\]|(?<=[a-z][.,;:)\"\u201d\u2019])\d{1,2}\b"
 )
+_A_SCALE = re.compile(
+    r"\b(half a|a quarter of a|a|one)(?=\s+(?:thousand|million|billion|trillion)\b)", re.IGNORECASE
+)
 _WORD_NUM = re.compile(
     r"\b(?:a |one )?("
     + "|".join(sorted(map(re.escape, NUMBER_WORDS), key=len, reverse=True))
@@ -272,6 +275,14 @@ def find_numbers(text: str, skip: list[tuple[int, int]] | None = None) -> list[N
         num = _finish(text, a, b, values, precision)
         out.append(num)
         spans.append((num.start, num.end))
+    for m in _A_SCALE.finditer(text):
+        # "a thousand", "half a million": the scale word is read by _finish.
+        a, b = m.start(), m.end(1)
+        if not free(a, m.end()):
+            continue
+        value = {"half a": 0.5, "a quarter of a": 0.25}.get(m.group(1).lower(), 1.0)
+        out.append(_finish(text, a, b, [value], value / 4))
+        spans.append((a, out[-1].end))
     for m in _WORD_NUM.finditer(text) if spelled else ():
         a, b = m.span()
         if not free(a, b):
