@@ -447,9 +447,9 @@ def _rival_values(parsed: Parsed, m: UnitMatch) -> None:
                 found += [Hit(r, d.start, d.end, d.raw) for d in same or dates]
         if len(found) == 1:
             m.conflicts[idx] = found[0]
-        elif found and item.num is not None:
+        elif found and (claim_num := item.num) is not None:
             # Several: the one nearest in value ("62.5 percent" beside "65.2% vs. 42.9%").
-            m.conflicts[idx] = min(found, key=lambda h: _distance(item.num, h, m))
+            m.conflicts[idx] = min(found, key=lambda h: _distance(claim_num, h, m))
 
 
 def _distance(claim: Num, hit: Hit, m: UnitMatch) -> float:
