@@ -420,3 +420,129 @@ def test_a_claims_other_date_is_not_a_rival_value() -> None:
     assert c.verdict == "supported"
     c = one("As of March 2023, an acting official carries out the duties.", *texts)
     assert c.verdict != "supported"
+
+
+# Rules for unseen claims ---------------------------------------------------------------------
+
+
+def test_a_stated_limit_is_the_limit_itself() -> None:
+    text = "The trustee may hold the meeting open for a reasonable time, not to exceed 120 days."
+    assert one("The meeting may be held open for up to 120 days.", text).verdict == "supported"
+    wrong = one("The meeting may be held open for up to 180 days.", text)
+    assert wrong.verdict == "contradicted"
+    assert [c.document_value for c in wrong.checks if c.kind == "number"] == ["120"]
+
+
+def test_another_value_of_the_same_attribute_contradicts() -> None:
+    text = "The trustee must transfer the fee to the operating account at least monthly."
+    claim = one("The trustee must transfer the fee to the operating account at least weekly.", text)
+    assert claim.verdict == "contradicted"
+    assert "monthly" in claim.reason
+
+
+def test_a_table_heading_gives_the_scale_and_the_row_its_value() -> None:
+    table = (
+        "Country | Population (millions) Area (km2) Capital | Official Language\n"
+        "Austria | 8.9 | 83,879 | Vienna | German\n"
+        "Czech Republic | 10.7 | 78,866 | Prague | Czech\n"
+        "Denmark | 5.8 | 42,951 | Copenhagen | Danish"
+    )
+    assert one("Austria has about 9 million people.", table).verdict == "supported"
+    denmark = one("Denmark has a population of 8.5 million.", table)
+    assert denmark.verdict == "contradicted"
+    assert [c.document_value for c in denmark.checks if c.kind == "number"] == ["5.8"]
+    czech = one("The Czech Republic covers an area of 87,866 km².", table)
+    assert czech.verdict == "contradicted"
+    assert [c.document_value for c in czech.checks if c.kind == "number"] == ["78,866"]
+
+
+def test_common_words_may_be_missing_but_not_the_word_a_claim_turns_on() -> None:
+    text = (
+        "In March 2023, the White House issued the National Cybersecurity Strategy, outlining "
+        "how the administration will manage cybersecurity through five pillars."
+    )
+    claim = "In March 2023 the White House issued a National Cybersecurity Strategy built on five pillars."
+    assert one(claim, text).verdict == "supported"
+    demons = "Desire demons are cunning, and all demons fear them."
+    assert (
+        one("Desire demons are the most intelligent of all demons.", demons).verdict != "supported"
+    )
+
+
+def test_an_overreach_alone_is_unsupported() -> None:
+    text = "The strategy identifies investments for four of the five pillars."
+    claim = one("The strategy identifies investments for all five of its pillars.", text)
+    assert claim.verdict == "unsupported"
+
+
+def test_names_and_dates_alone_are_no_statement() -> None:
+    text = "In 2001 Roberts played his last match for Wales, against Armenia."
+    assert one("Roberts was named Wales captain in 2001.", text).verdict == "unsupported"
+
+
+def test_the_documents_title_names_its_subject() -> None:
+    text = "They ended the 2000–01 campaign in 15th place, six points above the relegation zone."
+    claim = one("Norwich ended the 2000–01 campaign in 12th place.", text, label="norwich-city.txt")
+    assert claim.verdict == "contradicted"
+    assert "15th" in claim.reason
+
+
+def test_a_sentence_referring_back_states_what_the_one_before_names() -> None:
+    text = (
+        "Lyrium is mined by the dwarves of Orzammar. In the Tevinter Imperium, it has been "
+        "known to command a higher price than diamond."
+    )
+    claim = "In the Tevinter Imperium lyrium has been known to command a higher price than diamond."
+    assert one(claim, text).verdict == "supported"
+
+
+def test_a_slides_bullets_each_state_their_own_thing() -> None:
+    slide = (
+        "Adding a Bullet Slide\nFind the bullet slide layout\nUse _TextFrame.text for first "
+        "bullet\nUse _TextFrame.add_paragraph() for subsequent bullets"
+    )
+    assert (
+        one(
+            "The slide says to use _TextFrame.add_paragraph() for subsequent bullets.", slide
+        ).verdict
+        == "supported"
+    )
+    assert (
+        one("The slide says to use _TextFrame.text for subsequent bullets.", slide).verdict
+        != "supported"
+    )
+
+
+def test_the_nearest_figure_is_the_documents_value() -> None:
+    text = "Top-5 accuracy: DPR 65.2%, BM25 42.9%, ORQA 38.1%."
+    claim = one("DPR reaches a top-5 accuracy of 62.5 percent.", text)
+    assert claim.verdict == "contradicted"
+    assert [c.document_value for c in claim.checks if c.kind == "number"] == ["65.2%"]
+
+
+def test_numbers_count_the_same_thing_only_when_the_words_after_them_agree() -> None:
+    text = "Roberts made 647 league appearances and scored 202 league goals in his career."
+    claim = one(
+        "Across his career Roberts scored 202 league goals in 647 league appearances.", text
+    )
+    assert claim.verdict == "supported"
+
+
+@pytest.mark.parametrize(
+    ("text", "year", "month", "day"),
+    [
+        ("0. Auflage, 31. Dezember 2016", 2016, 12, 31),
+        ("publié le 3 mars 2021", 2021, 3, 3),
+        ("el 5 de mayo de 2020", 2020, 5, 5),
+    ],
+)
+def test_dates_in_german_french_and_spanish(text: str, year: int, month: int, day: int) -> None:
+    d = find_dates(text)[0]
+    assert (d.year, d.month, d.day) == (year, month, day)
+
+
+def test_a_scale_word_after_a_or_half_a() -> None:
+    assert values("home to about half a million slaves") == [5e5]
+    assert values("killed more than a thousand people") == [1e3]
+    half, whole = (find_numbers(t)[0] for t in ("about half a million", "nearly a million"))
+    assert not matches(half, whole)

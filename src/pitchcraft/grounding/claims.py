@@ -171,7 +171,7 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
                 continue
             m.hits[idx] = Hit(r, a, b, value)
     if len(rows) > 1 and (not m.unit.table or all(len(r.cells) < 2 for r in rows)):
-        _one_line(m)
+        _one_line(m, per_row)
     if not m.unit.table and m.hits:
         _referred(parsed, m, ctx)
     if not parsed.negated:
@@ -196,21 +196,23 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
     m.score += 1.0 * len(m.conflicts)
 
 
-def _one_line(m: UnitMatch) -> None:
+def _one_line(m: UnitMatch, per_row: list[dict[int, tuple[int, int, str | None]]]) -> None:
     """Lines read together (a slide's bullets) each state their own thing: what two full
     lines say is not said by either ("Use .text for first bullet" / "... for subsequent
     bullets"). A short line (a title, a date) still belongs with the next."""
-    by_row: dict[int, list[int]] = {}
-    for idx, h in m.hits.items():
-        by_row.setdefault(h.row, []).append(idx)
-    full = [r for r in by_row if len(m.unit.rows[r].words) >= 4]
+    rows = m.unit.rows
+    # The first line is a title (a slide's, a list's): about every line below it.
+    full = [r for r in {h.row for h in m.hits.values()} if r > 0 and len(rows[r].words) >= 4]
     if len(full) < 2:
         return
-    keep = max(full, key=lambda r: (len(by_row[r]), -r))
-    for r in full:
-        if r != keep:
-            for idx in by_row[r]:
-                del m.hits[idx]
+    # The full line that states most of the sentence; the other full lines add nothing.
+    keep = max(range(1, len(rows)), key=lambda r: (len(rows[r].words) >= 4, len(per_row[r]), -r))
+    for idx, h in list(m.hits.items()):
+        if idx in per_row[keep]:
+            a, b, value = per_row[keep][idx]
+            m.hits[idx] = Hit(keep, a, b, value)
+        elif h.row > 0 and len(rows[h.row].words) >= 4:
+            del m.hits[idx]
 
 
 _PRONOUN = re.compile(
@@ -350,10 +352,14 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
                         m.conflicts[idx] = Hit(r, c.start, c.end, c.raw)
                         break
             elif item.num is not None:
-                for doc in row.nums:
-                    if _same_quantity(item.num, doc, row, sums) and not matches(item.num, doc):
-                        m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
-                        break
+                rivals = [
+                    Hit(r, doc.start, doc.end, doc.raw)
+                    for doc in row.nums
+                    if _same_quantity(item.num, doc, row, sums) and not matches(item.num, doc)
+                ]
+                if rivals:
+                    claim_num = item.num
+                    m.conflicts[idx] = min(rivals, key=lambda h: _distance(claim_num, h, m))
             elif item.date is not None:
                 # A date the claim states itself elsewhere ("as of June 2023") is no rival.
                 own = [it.date for it in parsed.items if it.date is not None and it is not item]
