@@ -461,7 +461,10 @@ def test_common_words_may_be_missing_but_not_the_word_a_claim_turns_on() -> None
         "In March 2023, the White House issued the National Cybersecurity Strategy, outlining "
         "how the administration will manage cybersecurity through five pillars."
     )
-    claim = "In March 2023 the White House issued a National Cybersecurity Strategy built on five pillars."
+    claim = (
+        "In March 2023 the White House issued a National Cybersecurity Strategy built on five "
+        "pillars."
+    )
     assert one(claim, text).verdict == "supported"
     demons = "Desire demons are cunning, and all demons fear them."
     assert (
@@ -481,8 +484,8 @@ def test_names_and_dates_alone_are_no_statement() -> None:
 
 
 def test_the_documents_title_names_its_subject() -> None:
-    text = "They ended the 2000–01 campaign in 15th place, six points above the relegation zone."
-    claim = one("Norwich ended the 2000–01 campaign in 12th place.", text, label="norwich-city.txt")
+    text = "They ended the 2000-01 campaign in 15th place, six points above the relegation zone."
+    claim = one("Norwich ended the 2000-01 campaign in 12th place.", text, label="norwich-city.txt")
     assert claim.verdict == "contradicted"
     assert "15th" in claim.reason
 

@@ -86,19 +86,13 @@ def _window(row: Row, doc: Num) -> set[str]:
     return set(after) | set(before)
 
 
-def _heading_stems(row: Row) -> set[str]:
-    """Words of the table heading above a row: what its unlabelled figures count."""
-    heading = row.text[max(0, row.start - 800) : row.start]
-    return {stem(w) for w in re.findall(r"[^\W\d_]+", heading)}
-
-
 def _noun_ok(claim: Num, doc: Num, row: Row) -> bool:
     if not claim.noun:
         return True
     alts = alternatives(claim.noun)
     if alts & _window(row, doc):
         return True
-    if row.table and alts & _heading_stems(row):
+    if row.table and alts & row.heading_stems:
         # A table's figures are counted by their column's heading ("Area (km2)").
         return True
     if not doc.noun:
@@ -352,14 +346,22 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
                         m.conflicts[idx] = Hit(r, c.start, c.end, c.raw)
                         break
             elif item.num is not None:
+                claim_num = item.num
                 rivals = [
-                    Hit(r, doc.start, doc.end, doc.raw)
+                    doc
                     for doc in row.nums
-                    if _same_quantity(item.num, doc, row, sums) and not matches(item.num, doc)
+                    if _same_quantity(claim_num, doc, row, sums) and not matches(claim_num, doc)
                 ]
                 if rivals:
-                    claim_num = item.num
-                    m.conflicts[idx] = min(rivals, key=lambda h: _distance(claim_num, h, m))
+                    # The one counting the same noun, else the nearest in value.
+                    doc = min(
+                        rivals,
+                        key=lambda d: (
+                            not (claim_num.noun and d.noun == claim_num.noun),
+                            _distance(claim_num, Hit(r, d.start, d.end), m),
+                        ),
+                    )
+                    m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
             elif item.date is not None:
                 # A date the claim states itself elsewhere ("as of June 2023") is no rival.
                 own = [it.date for it in parsed.items if it.date is not None and it is not item]
@@ -483,7 +485,7 @@ def _table_rival_values(parsed: Parsed, m: UnitMatch) -> None:
         spans = [_word_hit_all(row, items[i]) for i in names]
         if any(sp is None for sp in spans):
             continue
-        if not keys & (row.stems | _heading_stems(row)):
+        if not keys & (row.stems | row.heading_stems):
             continue
         found = [
             d

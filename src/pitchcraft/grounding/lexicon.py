@@ -6,6 +6,8 @@ import re
 import unicodedata
 from functools import lru_cache
 
+from wordfreq import zipf_frequency
+
 
 def _set(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -429,8 +431,6 @@ LIGHT_ZIPF = 4.7
 @lru_cache(maxsize=65536)
 def light(word: str) -> bool:
     """A word so common that a sentence may use it where the document does not."""
-    from wordfreq import zipf_frequency
-
     w = fold(word)
     if w.endswith("'s"):
         w = w[:-2]

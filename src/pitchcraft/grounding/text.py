@@ -175,6 +175,14 @@ class Row:
         return [Code(c.raw, c.digits, c.start + a, c.end + a) for c in found]
 
     @cached_property
+    def heading_stems(self) -> set[str]:
+        """Words of the text just above a table row (its heading): what its figures count."""
+        if not self.table:
+            return set()
+        heading = self.text[max(0, self.start - 800) : self.start]
+        return {stem(w) for w, _, _ in words(heading)}
+
+    @cached_property
     def nums(self) -> list[Num]:
         a = self.start
         skip = [(d.start - a, d.end - a) for d in self.dates]
