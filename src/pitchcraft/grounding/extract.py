@@ -40,6 +40,12 @@ _IDENTIFIER = re.compile(
 _ABBREVIATION = re.compile(r"(?:[A-Za-z]\.)+[A-Za-z]?")
 
 
+_DOC_MODIFIER = re.compile(
+    r"(?<!['\u2019])\b([a-z][\w-]*)[\s-]+(?:document|documents|slide|slides|page|pages|deck|presentation|"
+    r"brochure|memo)\b"
+)
+
+
 @dataclass
 class Item:
     """One thing to find: a number, a date, a name or a content word."""
@@ -124,6 +130,10 @@ def parse_claim(
             after = clean[hm.end() : hm.end() + 2]
             if hm.end() in number_starts or after[:1] in "£$€₹":
                 taken.append((hm.start(), hm.end()))
+
+    # What kind of document it is ("our test document", "the web page") is framing too.
+    for dm in _DOC_MODIFIER.finditer(text):
+        taken.append(dm.span(1))
 
     def free(a: int, b: int) -> bool:
         return all(b <= s or a >= e for s, e in taken)

@@ -48,6 +48,8 @@ nosotros se más muy todo todos toda todas lo
 # Marketing framing and light verbs: the sentence's wrapping, not what it states.
 FRAMING = _set(
     """
+document documents slide slides page pages deck presentation paper brochure memo notes webpage
+reads asks lists mentions describes explains states
 our we us you your team company's customers client clients today now proud pleased happy offer
 offers offering provide provides provided providing include includes included including make
 makes made making get gets got give gives given take takes took use uses used using help helps
