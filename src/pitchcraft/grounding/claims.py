@@ -233,16 +233,20 @@ def _referred(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
     # The reference stands for one thing, in a sentence that states the rest (its figures are
     # checked on their own).
     unstated = [i for i in range(len(items)) if i not in m.hits and items[i].num is None]
-    if len(unstated) != 1 or len(m.hits) < 2:
+    # Two things when both are names ("on his Gillingham debut, against Ipswich").
+    allowed = 2 if all(items[i].kind == "name" for i in unstated) else 1
+    if not unstated or len(unstated) > allowed or len(m.hits) < 2 * len(unstated):
         return
-    idx = unstated[0]
-    item = items[idx]
-    if item.num is not None or item.code is not None or (item.date is not None and own_dates):
-        return
-    for u in before:
-        if _item_hit(item, u.rows[0], ctx) is not None:
-            m.hits[idx] = Hit(0, ref.start(), ref.end(), None)
+    found: list[int] = []
+    for idx in unstated:
+        item = items[idx]
+        if item.code is not None or (item.date is not None and own_dates):
             return
+        if not any(_item_hit(item, u.rows[0], ctx) is not None for u in before):
+            return
+        found.append(idx)
+    for idx in found:
+        m.hits[idx] = Hit(0, ref.start(), ref.end(), None)
 
 
 def _bound(
