@@ -225,7 +225,7 @@ def _referred(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
     if ref is None:
         return
     units = [u for u in m.an.units if not u.table and u.end <= m.unit.start]
-    before = [u for u in units if m.unit.start - u.end < 400][-2:]
+    before = [u for u in units if m.unit.start - u.end < 600][-3:]
     if not before:
         return
     own_dates = bool(row.dates)
@@ -420,6 +420,11 @@ def _rival_values(parsed: Parsed, m: UnitMatch) -> None:
     for idx, item in enumerate(items):
         if idx in m.hits or idx in m.conflicts or item.subject:
             continue
+        if item.kind == "name" and item.literal is None and item.num is None:
+            rival = _rival_name(parsed, m, idx)
+            if rival is not None:
+                m.conflicts[idx] = rival
+            continue
         if item.num is None and item.date is None:
             continue
         if not _covers_rest(parsed, m, idx):
@@ -462,6 +467,48 @@ def _rival_values(parsed: Parsed, m: UnitMatch) -> None:
         elif found and (claim_num := item.num) is not None:
             # Several: the one nearest in value ("62.5 percent" beside "65.2% vs. 42.9%").
             m.conflicts[idx] = min(found, key=lambda h: _distance(claim_num, h, m))
+
+
+_CAPITALISED_RUN = re.compile(r"[A-Z][\w'-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'-]*)*")
+
+
+def _rival_name(parsed: Parsed, m: UnitMatch, idx: int) -> Hit | None:
+    """Another name where the sentence has its name, in a sentence stating the rest: one that
+    shares its kind ("Harvard University" for "Stanford University"), or fills the same slot
+    ("captured at Barshamp" for "captured near Ostagar")."""
+    items = parsed.items
+    item = items[idx]
+    if not _covers_rest(parsed, m, idx):
+        return None
+    own = {a for it in items if it.kind == "name" for alts in it.stems for a in alts}
+    row_index = 0 if len(m.unit.rows) == 1 else None
+    text = m.an.text
+    runs = [
+        (r.start(), r.end(), r.group())
+        for r in _CAPITALISED_RUN.finditer(text, m.unit.start, m.unit.end)
+        if r.start() > m.unit.start  # a sentence's first word is no name
+    ]
+    head = item.stems[-1] if item.stems else frozenset()
+    for a, b, name in runs:
+        parts = re.findall(r"[\w'-]+", name)
+        stems = {stem(w) for w in parts}
+        if stems & own - head or not stems - own:
+            continue  # names the sentence names itself
+        if len(item.stems) >= 2 and len(parts) >= 2 and stem(parts[-1]) in head:
+            return Hit(row_index or 0, a, b, name)
+    # The word before the name and its preposition: "captured near Ostagar".
+    before = [i for i, it in enumerate(items) if it.end <= item.start and it.kind == "term"]
+    if not before or before[-1] not in m.hits:
+        return None
+    gap = parsed.text[items[before[-1]].end : item.start]
+    if not re.fullmatch(r"\s+(?:in|at|near|from|to|by|for|with|on)\s+(?:the\s+)?", gap):
+        return None
+    after = text[m.hits[before[-1]].end : m.hits[before[-1]].end + 40]
+    slot = re.match(r"\s+(?:in|at|near|from|to|by|for|with|on)\s+(?:the\s+)?([A-Z][\w'-]*)", after)
+    if slot and stem(slot.group(1)) not in own:
+        start = m.hits[before[-1]].end + slot.start(1)
+        return Hit(m.hits[before[-1]].row, start, start + len(slot.group(1)), slot.group(1))
+    return None
 
 
 def _distance(claim: Num, hit: Hit, m: UnitMatch) -> float:

@@ -35,6 +35,31 @@ _AFTER = re.compile(
     r"|/(?:s|h|yr)\b)?",
     re.IGNORECASE,
 )
+_SHORT_SCALE = re.compile(r"(mn|bn|m|b|k)\b", re.IGNORECASE)
+# Words after a number that say when or how, not what it counts ("£275,000 ahead of").
+_NOT_NOUNS = frozenset(
+    [
+        "ahead",
+        "ago",
+        "apiece",
+        "overall",
+        "alone",
+        "back",
+        "away",
+        "earlier",
+        "later",
+        "apart",
+        "altogether",
+        "annually",
+        "yearly",
+        "monthly",
+        "weekly",
+        "daily",
+        "respectively",
+        "instead",
+        "already",
+    ]
+)
 # Words between a number and what it counts ("30 million new subscribers").
 _QUANTITY_ADJECTIVES = frozenset(
     [
@@ -150,6 +175,12 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
     m = _AFTER.match(text, end)
     unit, scale, rate = "", 1.0, ""
     stop = end
+    short = _SHORT_SCALE.match(text, end)
+    if short and text[max(0, start - 1) : start] in _CURRENCY_SIGNS:
+        # "£1.3m", "$2bn", "€40k": a sum of money with its scale glued on.
+        scale = {"m": 1e6, "mn": 1e6, "bn": 1e9, "b": 1e9, "k": 1e3}[short.group(1).lower()]
+        stop = short.end(1)
+        m = None
     if m:
         if m.group(1):
             u = m.group(1).lower()
@@ -170,6 +201,8 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
     n = _NOUN.match(text, stop)
     if n and not rate:
         for k, g in enumerate((n.group(1), n.group(2))):
+            if g and g.lower() in _NOT_NOUNS:
+                break
             if g and g.lower() not in STOPWORDS and g.lower() not in _QUANTITY_ADJECTIVES:
                 noun = stem(g)
                 second = n.group(2)
@@ -319,6 +352,10 @@ def matches(claim: Num, doc: Num) -> bool:
     """Does the document's number state the claim's number (hedges and rounding allowed)?"""
     if not same_kind(claim, doc):
         return False
+    if claim.currency and doc.currency and claim.currency != doc.currency:
+        return False
+    if claim.currency and not doc.currency and not comparable(claim, doc):
+        return False  # "under £1 million" is not stated by "41 goals"
     for c in claim.alts:
         for d in doc.alts:
             if _close(c, d, claim):
@@ -330,7 +367,7 @@ def _close(c: float, d: float, claim: Num) -> bool:
     if claim.hedge == "over":
         return d >= c and d <= c * 1.5 + claim.precision
     if claim.hedge == "under":
-        return d <= c and d >= c * 0.5 - claim.precision
+        return d <= c and d >= c * 0.25
     if abs(c - d) < 1e-9 * max(1.0, abs(d)):
         return True
     if claim.hedge == "approx":

@@ -251,7 +251,7 @@ def _clause_stated(items: list[Item], content: list[int], hit: list[int]) -> boo
 def _light_gap(items: list[Item], missing: list[int], terms: list[int], hit: list[int]) -> bool:
     """Only a few common words are missing ("built on five pillars" for "through five
     pillars"), from clauses whose other content is stated, beside at least three stated words."""
-    if not missing or len(terms) < 3 or len(missing) > len(terms) // 3:
+    if not missing or len(terms) < 3 or len(missing) > (len(terms) + 1) // 3:
         return False
     if len([i for i in hit if items[i].kind != "name"]) < 3:
         return False
