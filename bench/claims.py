@@ -48,6 +48,7 @@ SETS = {
     "train": DATA / "claims-train.jsonl",
     "holdout": DATA / "claims-holdout.jsonl",
     "fresh": DATA / "claims-fresh.jsonl",
+    "blind2": DATA / "claims-blind2.jsonl",
 }
 VERDICTS = ("supported", "partial", "contradicted", "unsupported")
 LIBRARY_DOCUMENTS = 1000
