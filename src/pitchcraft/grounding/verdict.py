@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from pitchcraft.grounding.lexicon import light, stem
+from pitchcraft.grounding.lexicon import STOPWORDS, light, stem
 from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
 from pitchcraft.grounding.text import quote_span
 
@@ -166,7 +166,7 @@ def decide(
         if (
             opposite
             and len(rest) >= 1
-            and (not unstated or _light_gap(items, unstated, rest_terms, list(hits)))
+            and (not unstated or _light_gap(items, unstated, rest_terms, list(hits), parsed.text))
         ):
             for i in opposite:
                 conflicts[i] = best.opposites[i].value or ""
@@ -248,7 +248,18 @@ def _clause_stated(items: list[Item], content: list[int], hit: list[int]) -> boo
     return False
 
 
-def _light_gap(items: list[Item], missing: list[int], terms: list[int], hit: list[int]) -> bool:
+def _leads_on(item: Item, text: str) -> bool:
+    """The word is followed by more of its clause (a preposition, an article, a figure): a verb
+    or a modifier ("built on", "carried out the"), not the noun a phrase ends on ("smokeless
+    iron.")."""
+    nxt = re.match(r"\s*([^\W\d_][\w'-]*|\d)?", text[item.end :])
+    word = nxt.group(1) if nxt else None
+    return word is not None and (word[0].isdigit() or word.lower() in STOPWORDS)
+
+
+def _light_gap(
+    items: list[Item], missing: list[int], terms: list[int], hit: list[int], text: str
+) -> bool:
     """Only a few common words are missing ("built on five pillars" for "through five
     pillars"), from clauses whose other content is stated, beside at least three stated words."""
     if not missing or len(terms) < 3 or len(missing) > (len(terms) + 1) // 3:
@@ -256,6 +267,8 @@ def _light_gap(items: list[Item], missing: list[int], terms: list[int], hit: lis
     if len([i for i in hit if items[i].kind != "name"]) < 3:
         return False
     if not all(light(items[i].text) and not items[i].hard for i in missing):
+        return False
+    if not all(_leads_on(items[i], text) for i in missing):
         return False
     stated_clauses = {items[i].clause for i in hit}
     return all(items[i].clause in stated_clauses for i in missing)
@@ -324,7 +337,7 @@ def _verdict(
     terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
     if not hard_missing and len(soft_missing) <= len(terms) // 6:
         return "supported", f"{where} states this."
-    if not hard_missing and _light_gap(items, soft_missing, terms, hit):
+    if not hard_missing and _light_gap(items, soft_missing, terms, hit, text):
         return "supported", f"{where} states this."
     numbers = [
         i
