@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import random
 import re
 import sys
@@ -62,6 +63,10 @@ LATENCY_USER = 7
 LIMIT = 5
 DEEP = 100  # how far down the single-arm lists the diagnostics look for the answer
 NAMESPACE = uuid.UUID("0b1e7c57-5eac-4c4e-9d1c-beac00000001")
+DATA = Path(__file__).resolve().parent / "data"
+EXTRA_SET = DATA / "search-questions-extra.jsonl"  # 20 more questions over the corpus
+MULTILINGUAL_SET = DATA / "search-multilingual.jsonl"  # German, French, Spanish <-> English
+MULTILINGUAL_DOCS = ROOT / "tests" / "data" / "multilingual"  # its French and Spanish documents
 
 # ---------------------------------------------------------------------------------------
 # the dev set and its scoring rules (shared/eval/README.md)
@@ -103,11 +108,14 @@ class Item:
     backgrounds: list[str]
     expected: list[tuple[str, int | None]]  # (file name as uploaded, page)
     must_contain: str
+    lang: str = ""  # question language -> document language ("de", "en->fr"); multilingual set
 
 
-def load_dev() -> list[Item]:
+def load_items(path: Path) -> list[Item]:
+    """Questions in the dev set's format (shared/eval/README.md), with the multilingual
+    set's optional `lang`."""
     items = []
-    for line in DEV_SET.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         d = json.loads(line)
@@ -118,9 +126,25 @@ def load_dev() -> list[Item]:
                 backgrounds=list(d.get("backgrounds") or []),
                 expected=[(Path(e["file"]).name, e.get("page")) for e in d["expected"]],
                 must_contain=d["must_contain"],
+                lang=d.get("lang") or "",
             )
         )
     return items
+
+
+def load_dev() -> list[Item]:
+    return load_items(DEV_SET)
+
+
+def multilingual_files() -> list[tuple[Path, str]]:
+    """The multilingual set's own documents (French, Spanish), with their names as the
+    set's `file` gives them (relative to the repository); the set's German and English
+    documents are corpus files."""
+    return [
+        (p, str(p.relative_to(ROOT)))
+        for p in sorted(MULTILINGUAL_DOCS.iterdir())
+        if p.is_file() and p.name != "README.md" and p.parent.name != "copyright"
+    ]
 
 
 def snippet_of(text: str) -> str:
@@ -211,8 +235,9 @@ def parse_cached(path: Path, kind: str, settings: Any, cache: Path | None) -> An
 
 
 def load_corpus(
-    settings: Any, cache: Path | None = None
+    settings: Any, cache: Path | None = None, files: Sequence[tuple[Path, str]] | None = None
 ) -> tuple[list[Doc], dict[str, str], float]:
+    """Parse and chunk the corpus, or `files` ((path, name relative to where it lives))."""
     from pitchcraft.documents.ingest import embedding_text
     from pitchcraft.embedding.sparse import Bm25Encoder
     from pitchcraft.ingestion.chunking import chunk
@@ -223,8 +248,9 @@ def load_corpus(
     docs: list[Doc] = []
     failed: dict[str, str] = {}
     with Stopwatch() as sw:
-        for path in corpus_files():
-            rel = str(path.relative_to(CORPUS))
+        if files is None:
+            files = [(p, str(p.relative_to(CORPUS))) for p in corpus_files()]
+        for path, rel in files:
             try:
                 kind = detect(path, path.name)
                 parsed = parse_cached(path, kind, settings, cache)
@@ -503,6 +529,17 @@ class Quality:
             "cpu": cpu.result(),
         }
 
+    def add_docs(self, docs: list[Doc], threads: int, cache: Path | None) -> dict[str, Any]:
+        """Index more documents into every index built so far, the same way as `build`."""
+        out: dict[str, Any] = {}
+        for quantize, user in self.users.items():
+            embedder = bulk_embedder(self.settings, quantize, threads)
+            vectors, embed_s = embed_docs(docs, embedder, cache)
+            index_s = index_docs(self.index, user, docs, vectors)
+            out[quantize] = {"embed_s": embed_s, "index_s": index_s}
+        self.docs = [*self.docs, *docs]
+        return out
+
     def qvec(self, quantize: str, text: str) -> list[float]:
         key = (quantize, text)
         if key not in self._qcache:
@@ -523,6 +560,20 @@ class Quality:
         return lambda it: search.search(
             user, it.query, it.backgrounds if with_backgrounds else [], LIMIT
         )
+
+    def hybrid_no_floor(self, quantize: str) -> Callable[[Item], list[Any]]:
+        """The shipped search with the relevance floor off (the fused top 5)."""
+        from pitchcraft.search.service import Search
+
+        embedder = self.embedders[quantize]
+        search = Search(
+            index=lambda: self.index,
+            embedder=lambda: embedder,
+            sparse=lambda: self.bm25,
+            floor=-math.inf,
+        )
+        user = self.users[quantize]
+        return lambda it: search.search(user, it.query, it.backgrounds, LIMIT)
 
     def dense_only(
         self, quantize: str, with_backgrounds: bool = True
@@ -811,8 +862,10 @@ def run_quality(args: argparse.Namespace, settings: Any, work: Path) -> dict[str
         for s in scored_exp:
             if s["note"]:
                 print(f"  {s['variant']}: {s['note']}")
+    sets = run_sets(args, settings, quality, shipped) if args.sets else None
     quality.index.close()
     return {
+        "sets": sets,
         "files_indexed": len(docs),
         "chunks": n_chunks,
         "files_failed": failed,
@@ -824,6 +877,123 @@ def run_quality(args: argparse.Namespace, settings: Any, work: Path) -> dict[str
         "misses": misses,
         "_docs": docs,
         "_vectors": quality.vectors.get("int8"),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# more question sets beside the dev set: the extra questions and the multilingual set
+
+# Question language -> document language; same-language first, then across.
+LANGS = ("de", "en->de", "de->en", "fr", "en->fr", "fr->en", "es", "en->es", "es->en")
+
+
+def set_variants(quality: Quality) -> list[Variant]:
+    """The shipped search and its parts, for the extra and multilingual sets."""
+    variants = [
+        Variant("hybrid int8 (shipped)", quality.hybrid("int8")),
+        Variant("hybrid int8, no floor", quality.hybrid_no_floor("int8")),
+        Variant("dense-only int8", quality.dense_only("int8")),
+        Variant("sparse-only (BM25)", quality.sparse_only("int8")),
+    ]
+    if "none" in quality.users:
+        variants.append(Variant("hybrid fp32", quality.hybrid("none")))
+    return variants
+
+
+def by_lang(items: list[Item], scored: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """hit@5 per `lang`, then over the same-language and the cross-lingual questions."""
+    rank = {r["id"]: r["rank"] for r in scored["items"]}
+    langs = [lang for lang in LANGS if any(it.lang == lang for it in items)]
+    langs += sorted({it.lang for it in items} - set(langs))
+    groups = {lang: [it for it in items if it.lang == lang] for lang in langs}
+    groups["same language"] = [it for it in items if "->" not in it.lang]
+    groups["cross-lingual"] = [it for it in items if "->" in it.lang]
+    out = {}
+    for name, group in groups.items():
+        hits = sum(1 for it in group if rank[it.id] is not None)
+        out[name] = {
+            "hits": hits,
+            "questions": len(group),
+            "hit_at_5": hits / len(group) if group else math.nan,
+        }
+    return out
+
+
+def run_sets(
+    args: argparse.Namespace, settings: Any, quality: Quality, dev_shipped: dict[str, Any]
+) -> dict[str, Any]:
+    """The extra questions (over the corpus as the dev set sees it), then the multilingual
+    set (over the corpus plus its own French and Spanish documents, indexed the same way;
+    after the dev and extra sets, so that their figures stay comparable with earlier runs)."""
+    cache = RESULTS / "cache"
+    variants = set_variants(quality)
+    extra_items = load_items(EXTRA_SET)
+    extra = [score(extra_items, v) for v in variants]
+
+    banner("multilingual set: parsing and indexing its own documents")
+    ml_docs, failed, parse_s = load_corpus(
+        settings, cache if args.parse_cache else None, multilingual_files()
+    )
+    for rel, reason in failed.items():
+        print(f"  not indexed: {rel}: {reason}")
+    build = quality.add_docs(ml_docs, args.index_threads, cache if args.vector_cache else None)
+    print(
+        f"{len(ml_docs)} files, {sum(len(d.chunks) for d in ml_docs)} chunks added to the "
+        f"{len(quality.docs) - len(ml_docs)} corpus files ({parse_s:.0f} s to parse)"
+    )
+    ml_items = load_items(MULTILINGUAL_SET)
+    multilingual = [score(ml_items, v) for v in variants]
+    for s in multilingual:
+        s["by_lang"] = by_lang(ml_items, s)
+
+    banner("hit@5 beside the dev set (the shipped search unless named)")
+    rows = [["dev set (shared/eval)", dev_shipped]]
+    rows += [[f"extra questions: {s['variant']}", s] for s in extra]
+    rows += [[f"multilingual: {s['variant']}", s] for s in multilingual]
+    print(
+        table(
+            ["set", "hit@5", "MRR@5", "hits"],
+            [
+                [name, s["hit_at_5"], s["mrr_at_5"], f"{s['hits']}/{s['questions']}"]
+                for name, s in rows
+            ],
+        )
+    )
+    names = list(multilingual[0]["by_lang"])
+    print()
+    print("multilingual set, hit@5 per language (question -> document), hits/questions:")
+    print(
+        table(
+            ["variant", *names],
+            [
+                [
+                    s["variant"],
+                    *(f"{g['hits']}/{g['questions']}" for g in s["by_lang"].values()),
+                ]
+                for s in multilingual
+            ],
+        )
+    )
+    shipped = multilingual[0]
+    print(
+        f"\nmultilingual hit@5 {shipped['hit_at_5']:.3f} (target >= 0.9: "
+        f"{'met' if shipped['hit_at_5'] >= 0.9 else 'NOT met'})"
+    )
+    ml_misses = diagnose(ml_items, shipped, quality, quality.docs)
+    print_misses(ml_misses, "multilingual set")
+    return {
+        "extra": {"file": str(EXTRA_SET.relative_to(ROOT)), "variants": extra},
+        "multilingual": {
+            "file": str(MULTILINGUAL_SET.relative_to(ROOT)),
+            "documents": [d.rel for d in ml_docs],
+            "chunks_added": sum(len(d.chunks) for d in ml_docs),
+            "files_failed": failed,
+            "build": build,
+            "variants": multilingual,
+            "target_hit_at_5": 0.9,
+            "shipped_meets_target": shipped["hit_at_5"] >= 0.9,
+            "misses": ml_misses,
+        },
     }
 
 
@@ -843,6 +1013,7 @@ def diagnose(
                 "id": item.id,
                 "query": item.query,
                 "backgrounds": item.backgrounds,
+                "lang": item.lang,
                 "expected": item.expected,
                 "must_contain": item.must_contain,
                 "top1": r["top1"],
@@ -854,14 +1025,15 @@ def diagnose(
     return out
 
 
-def print_misses(misses: list[dict[str, Any]]) -> None:
-    banner(f"quality: misses of the shipped hybrid ({len(misses)})")
+def print_misses(misses: list[dict[str, Any]], what: str = "quality") -> None:
+    banner(f"{what}: misses of the shipped hybrid ({len(misses)})")
     for m in misses:
         top = m["top1"]
         where = "nothing" if top is None else f"{top['filename']} p.{top['page']}"
         text = "" if top is None else " ".join(top["text"].split())[:110]
         expected = ", ".join(f"{f} p.{p}" for f, p in m["expected"])
-        print(f"- {m['id']}: {m['query']!r} (backgrounds {m['backgrounds']})")
+        lang = f", {m['lang']}" if m.get("lang") else ""
+        print(f"- {m['id']}: {m['query']!r} (backgrounds {m['backgrounds']}{lang})")
         print(f"    expected {expected}: {m['must_contain']!r}")
         print(f"    top-1: {where}: {text!r}")
         print(
@@ -1152,6 +1324,12 @@ def main(argv: list[str] | None = None) -> int:
         dest="experiments",
         action="store_false",
         help="skip the bench-only fusion/query/duplicate experiments (they take seconds)",
+    )
+    parser.add_argument(
+        "--no-sets",
+        dest="sets",
+        action="store_false",
+        help="skip the extra questions and the multilingual set (bench/data/search-*.jsonl)",
     )
     parser.add_argument("--points", type=int, default=None, help="latency collection size (100000)")
     parser.add_argument("--queries", type=int, default=None, help="latency queries (200)")
