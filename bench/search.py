@@ -1150,6 +1150,7 @@ def run_latency(
     from qdrant_client import QdrantClient
 
     from pitchcraft.embedding.sparse import Bm25Encoder
+    from pitchcraft.search.relevance import above_floor, query_words
     from pitchcraft.search.service import Search, query_text
     from pitchcraft.vectors.qdrant_edge import EdgeIndex
     from pitchcraft.vectors.qdrant_server import ServerIndex
@@ -1218,8 +1219,9 @@ def run_latency(
                     elapsed = time.perf_counter() - t
                     local_times.append(elapsed)
                     local_spent += elapsed
-        # Components: the query embedding alone, and the index call alone.
-        embed_times, index_times = [], []
+        # Components: the query embedding alone, the index call alone, and the relevance
+        # floor alone (its words' rarity read off the index, the candidates judged).
+        embed_times, index_times, floor_times = [], [], []
         for q, b in queries:
             text = query_text(q, b)
             t = time.perf_counter()
@@ -1227,8 +1229,13 @@ def run_latency(
             embed_times.append(time.perf_counter() - t)
             sparse = bm25.encode_query(text)
             t = time.perf_counter()
-            edge.search(LATENCY_USER, dense=dense, sparse=sparse, limit=LIMIT)
+            hits = edge.search(LATENCY_USER, dense=dense, sparse=sparse, limit=LIMIT)
             index_times.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            groups = query_words(q)
+            rarity = edge_search.rarity(LATENCY_USER, groups, hits)
+            above_floor(groups, hits, edge_search.floor, rarity)
+            floor_times.append(time.perf_counter() - t)
         big_hits = [
             first_hit_rank(it, edge_search.search(LATENCY_USER, it.query, it.backgrounds, LIMIT))
             for it in items
@@ -1253,6 +1260,7 @@ def run_latency(
         "local_full_search": local_sum,
         "query_embedding_only": latency_summary(embed_times),
         "edge_index_only": latency_summary(index_times),
+        "floor_only": latency_summary(floor_times),
         "ratio_local_over_edge_p50": ratio(local_sum["p50_ms"], edge_same["p50_ms"]),
         "ratio_local_over_edge_p95": ratio(local_sum["p95_ms"], edge_same["p95_ms"]),
         "target_p95_ms": 25,
@@ -1287,6 +1295,7 @@ def run_latency(
                 ],
                 ["query embedding only (int8)", *_lat(result["query_embedding_only"])],
                 ["Qdrant Edge index call only", *_lat(result["edge_index_only"])],
+                ["relevance floor only (rarity + judging)", *_lat(result["floor_only"])],
             ],
         )
     )

@@ -3,6 +3,7 @@ words weighted by it (search/relevance.py)."""
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.search.relevance import lexical, prefix_partners, query_words
 from pitchcraft.vectors.base import IndexPoint, VectorIndex
+from pitchcraft.vectors.qdrant_edge import EdgeIndex
 from pitchcraft.vectors.rarity import SMOOTHING, rarity_of
 from tests.conftest import vector_index
 
@@ -80,3 +82,60 @@ def test_the_index_reports_term_rarity(index: VectorIndex) -> None:
     assert rarity[ids["red"]] < rarity[ids["wine"]]
     assert index.term_rarity(99, list(ids.values())) == {}  # no collection
     assert index.term_rarity(3, []) == {}
+
+
+def test_rarity_follows_every_write(index: VectorIndex) -> None:
+    """The collection size the rarity is computed with is that after the latest write
+    (Qdrant Edge reads it once per write, not once per search)."""
+    wine = BM25.encode_query("wine").indices[0]
+    wines = [f"red wine number {i}" for i in range(10)] + [f"red door {i}" for i in range(30)]
+    index.upsert(3, points("wines", wines))
+    assert index.term_rarity(3, [wine])[wine] == pytest.approx(expected(10, 40), abs=1e-4)
+    assert index.term_rarity(3, [wine])[wine] == pytest.approx(expected(10, 40), abs=1e-4)
+    index.upsert(3, points("houses", [f"the blue house {i}" for i in range(200)]))
+    assert index.term_rarity(3, [wine])[wine] == pytest.approx(expected(10, 240), abs=1e-4)
+    index.delete_user(3)
+    assert index.term_rarity(3, [wine]) == {}
+    index.upsert(3, points("wines", wines[:20]))
+    assert index.term_rarity(3, [wine])[wine] == pytest.approx(expected(10, 20), abs=1e-4)
+
+
+def test_rarity_after_a_delete_counts_the_passages_left(tmp_path: Path) -> None:
+    """A delete changes the collection size the rarity is computed with, as an upsert
+    does. Qdrant Edge's IDF counts deleted passages until an optimisation vacuums them
+    (from 1,000 points and a fifth deleted), so the delete is a large one."""
+    wine = BM25.encode_query("wine").indices[0]
+    index = EdgeIndex(tmp_path / "q", DIM)
+    try:
+        index.upsert(3, points("wines", [f"red wine {i}" for i in range(10)]))
+        index.upsert(3, points("houses", [f"red house {i}" for i in range(1200)]))
+        index.optimize(3)
+        assert index.term_rarity(3, [wine])[wine] == pytest.approx(expected(10, 1210), abs=1e-4)
+        index.delete_document(3, "houses")
+        index.optimize(3)
+        assert index.term_rarity(3, [wine])[wine] == pytest.approx(expected(10, 10), abs=1e-4)
+    finally:
+        index.close()
+
+
+def expected(having: int, total: int) -> float:
+    """vectors/rarity.py's formula for a term in `having` of `total` passages."""
+    smoothed = total + SMOOTHING + 1
+    return math.log(smoothed / (having + 0.5)) / math.log(smoothed / 1.5)
+
+
+def points(document: str, texts: list[str]) -> list[IndexPoint]:
+    return [
+        IndexPoint(
+            str(uuid.uuid4()),
+            [1.0, 0, 0, 0],
+            BM25.encode_document(t),
+            document,
+            "f",
+            1,
+            None,
+            i,
+            t,
+        )
+        for i, t in enumerate(texts)
+    ]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 from pitchcraft.vectors.base import Hit
 
@@ -69,6 +70,9 @@ _FUNCTION_WORDS = """
     """
 
 
+# Folding is most of the cost of judging a search's passages (~140 words each, twice per
+# search) and words repeat: a bounded memo keeps it off the per-search path.
+@lru_cache(maxsize=1 << 16)
 def fold(word: str) -> str:
     """Lower-cased, accents dropped ("Straße" = "strasse", "résumé" = "resume"), as BM25
     tokens are."""
@@ -116,9 +120,12 @@ def matched(words: Iterable[str], passage: str) -> int:
     return sum(1 for w in words if w in have or _stem(w) in starts)
 
 
-def _vocabulary(passage: str) -> tuple[set[str], dict[str, list[str]]]:
+# A search reads each candidate's vocabulary twice (prefix_partners, then the floor), and
+# the best passages come back for similar queries. Callers must not modify the result.
+@lru_cache(maxsize=256)
+def _vocabulary(passage: str) -> tuple[frozenset[str], dict[str, list[str]]]:
     """The passage's folded words, and those of `_PREFIX` letters up by their start."""
-    have = {fold(w) for w in _WORD.findall(unicodedata.normalize("NFKC", passage))}
+    have = frozenset(map(fold, _WORD.findall(unicodedata.normalize("NFKC", passage))))
     starts: dict[str, list[str]] = {}
     for w in have:
         if len(w) >= _PREFIX:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, TypedDict
 
 import numpy as np
+from numpy.typing import NDArray
 
 from pitchcraft.vectors.base import DENSE, Hit, IndexPoint, SparseVec
 
@@ -43,7 +44,7 @@ def hit_from(payload: dict[str, Any], score: float, similarity: float | None = N
     return Hit(**_passage(payload), score=float(score), similarity=similarity)
 
 
-def cosine_to(query: Sequence[float], vector: Any) -> float | None:
+def cosine_to(query: Sequence[float] | NDArray[np.float32], vector: Any) -> float | None:
     """The cosine of a unit-length query and a point's stored dense vector (both Qdrant
     backends store Cosine vectors normalised, so it is their dot product); None when the
     point came without its dense vector."""

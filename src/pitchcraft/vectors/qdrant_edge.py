@@ -18,6 +18,7 @@ Things about qdrant-edge-py 0.9.0 this module works around:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import subprocess
@@ -27,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import qdrant_edge as qe
 
 from pitchcraft.vectors.base import (
@@ -105,6 +107,16 @@ class EdgeIndex:
             max_open_shards=max_open_shards,
         )
         self._optimized: set[int] = set()  # users not written to since their last optimize
+        # Each user's last write, as a stamp unique in this process (next(_stamps)), and
+        # the exact point count that term_rarity read at a stamp: (shard, stamp, points).
+        # An exact count takes ~13 ms at 100k points, most of a search; the count only
+        # changes by writes, and every write to a shard goes through this instance (the
+        # WAL lock keeps other processes out while it is open; a reopened shard is a new
+        # object, so a count read before it was closed is not reused).
+        self._stamps = itertools.count(1)
+        self._written: dict[int, int] = {}
+        self._counted: dict[int, tuple[qe.EdgeShard, int, int]] = {}
+        self._max_counted = 4 * max(1, max_open_shards)
 
     # -- the VectorIndex port ------------------------------------------------------------
 
@@ -115,9 +127,12 @@ class EdgeIndex:
         self._optimized.discard(user_id)
         with self._shards.borrow(user_id, create=True) as shard:
             assert shard is not None
-            for start in range(0, len(converted), UPSERT_BATCH):
-                batch = converted[start : start + UPSERT_BATCH]
-                shard.update(qe.UpdateOperation.upsert_points(batch))
+            try:
+                for start in range(0, len(converted), UPSERT_BATCH):
+                    batch = converted[start : start + UPSERT_BATCH]
+                    shard.update(qe.UpdateOperation.upsert_points(batch))
+            finally:
+                self._wrote(user_id)
             if self._durable:
                 shard.flush()
 
@@ -126,13 +141,22 @@ class EdgeIndex:
             if shard is None:
                 return
             self._optimized.discard(user_id)
-            shard.update(qe.UpdateOperation.delete_points_by_filter(_document_filter(document_id)))
+            try:
+                shard.update(
+                    qe.UpdateOperation.delete_points_by_filter(_document_filter(document_id))
+                )
+            finally:
+                self._wrote(user_id)
             if self._durable:
                 shard.flush()
 
     def delete_user(self, user_id: int) -> None:
         self._optimized.discard(user_id)
-        self._shards.delete(user_id)
+        try:
+            self._shards.delete(user_id)
+        finally:
+            self._wrote(user_id)
+            self._counted.pop(user_id, None)
 
     def count(self, user_id: int, document_id: str | None = None) -> int:
         with self._shards.borrow(user_id) as shard:
@@ -185,7 +209,7 @@ class EdgeIndex:
         with self._shards.borrow(user_id) as shard:
             if shard is None:
                 return {}
-            points = shard.count(qe.CountRequest(exact=True))
+            points = self._points(user_id, shard)
             results = shard.query_batch(qe.QueryBatchRequest(requests))
         best = [(r[0].score, r[0].vector) if r else None for r in results]
         return rarity_of(wanted, points, best)
@@ -258,7 +282,11 @@ class EdgeIndex:
                     break
             new.flush()
 
-        if self._shards.rewrite(user_id, copy):
+        try:
+            rewritten = self._shards.rewrite(user_id, copy)
+        finally:
+            self._wrote(user_id)
+        if rewritten:
             self._optimized.discard(user_id)
 
     # -- reading every point back (`pitchcraft migrate-vectors`) --------------------------
@@ -306,8 +334,10 @@ class EdgeIndex:
                 if shard is None:
                     return []
                 results = shard.query_batch(qe.QueryBatchRequest(requests))
+            # Converted once, not for each of the ~40 candidates (cosine_to's float32).
+            query = np.asarray(dense, dtype=np.float32)
             return [
-                [hit_from(p.payload or {}, p.score, cosine_to(dense, p.vector)) for p in scored]
+                [hit_from(p.payload or {}, p.score, cosine_to(query, p.vector)) for p in scored]
                 for scored in results
             ]
 
@@ -322,6 +352,27 @@ class EdgeIndex:
 
     def close(self) -> None:
         self._shards.close()
+
+    # -- the point count term_rarity reads -----------------------------------------------
+
+    def _wrote(self, user_id: int) -> None:
+        """Called after every write to the user's shard (also a failed one): a count read
+        before it is not reused. A stamp set after the write has landed means a count that
+        may have missed it was either never stored or is stored under an older stamp."""
+        self._written[user_id] = next(self._stamps)
+
+    def _points(self, user_id: int, shard: qe.EdgeShard) -> int:
+        """The shard's exact point count, read once per write."""
+        stamp = self._written.get(user_id, 0)
+        counted = self._counted.get(user_id)
+        if counted is not None and counted[0] is shard and counted[1] == stamp:
+            return counted[2]
+        points = shard.count(qe.CountRequest(exact=True))
+        if self._written.get(user_id, 0) == stamp:  # no write landed meanwhile
+            if len(self._counted) >= self._max_counted:
+                self._counted.clear()  # users whose shards were closed long ago
+            self._counted[user_id] = (shard, stamp, points)
+        return points
 
     # -- conversions ---------------------------------------------------------------------
 
