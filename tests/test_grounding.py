@@ -457,15 +457,12 @@ def test_a_table_heading_gives_the_scale_and_the_row_its_value() -> None:
 
 
 def test_common_words_may_be_missing_but_not_the_word_a_claim_turns_on() -> None:
-    text = (
-        "In March 2023, the White House issued the National Cybersecurity Strategy, outlining "
-        "how the administration will manage cybersecurity through five pillars."
-    )
-    claim = (
-        "In March 2023 the White House issued a National Cybersecurity Strategy built on five "
-        "pillars."
-    )
+    text = "The trustee must submit the monthly expense report to the regional office."
+    claim = "The trustee must send the monthly expense report to the regional office."
     assert one(claim, text).verdict == "supported"
+    # The noun a phrase ends on is no light word, however common.
+    swapped = "The trustee must submit the monthly expense report to the regional bank."
+    assert one(swapped, text).verdict != "supported"
     demons = "Desire demons are cunning, and all demons fear them."
     assert (
         one("Desire demons are the most intelligent of all demons.", demons).verdict != "supported"

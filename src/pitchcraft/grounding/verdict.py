@@ -264,7 +264,8 @@ def _light_gap(
     pillars"), from clauses whose other content is stated, beside at least three stated words."""
     if not missing or len(terms) < 3 or len(missing) > (len(terms) + 1) // 3:
         return False
-    if len([i for i in hit if items[i].kind != "name"]) < 3:
+    # Three of the sentence's own words stated, beyond its names and figures.
+    if len([i for i in hit if items[i].kind == "term" and not items[i].hard]) < 3:
         return False
     if not all(light(items[i].text) and not items[i].hard for i in missing):
         return False
