@@ -336,7 +336,12 @@ def _verdict(
     hard_missing = [i for i in missing if items[i].kind != "term" or items[i].hard or i in negated]
     soft_missing = [i for i in missing if i not in hard_missing]
     terms = [i for i in content if items[i].kind == "term" and not items[i].hard]
-    if not hard_missing and len(soft_missing) <= len(terms) // 6:
+    if (
+        not hard_missing
+        and len(soft_missing) <= len(terms) // 6
+        and all(_leads_on(items[i], text) for i in soft_missing)
+    ):
+        # A long sentence may word one thing its own way, but not the noun it ends on.
         return "supported", f"{where} states this."
     if not hard_missing and _light_gap(items, soft_missing, terms, hit, text):
         return "supported", f"{where} states this."
