@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import lru_cache
 from collections.abc import Sequence
 
 from pitchcraft.grounding.dates import Date, date_matches
@@ -378,11 +379,16 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
                 break
 
 
+@lru_cache(maxsize=4096)
+def _label_stems(label: str) -> frozenset[str]:
+    return frozenset(stem(w) for w in re.findall(r"[^\W\d_]+", label))
+
+
 def _covers_rest(parsed: Parsed, m: UnitMatch, idx: int) -> bool:
     """The unit states what the sentence says around item `idx`: every name, and most of the
     words, so a different value here is a different value for the same thing."""
     items = parsed.items
-    label = {stem(w) for w in re.findall(r"[^\W\d_]+", m.passage.label)}
+    label = _label_stems(m.passage.label)
 
     def stated(i: int) -> bool:
         # The document's own name for its subject ("norwich-city.txt") need not be repeated.
@@ -415,6 +421,8 @@ def _rival_values(parsed: Parsed, m: UnitMatch) -> None:
     if m.unit.table:
         _table_rival_values(parsed, m)
         return
+    if len(m.hits) < 2:
+        return  # the rest of the sentence is not stated here
     items = parsed.items
     taken = {(h.row, h.start) for h in m.hits.values()}
     for idx, item in enumerate(items):
