@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import re
-from functools import lru_cache
 from collections.abc import Sequence
+from functools import lru_cache
 
 from pitchcraft.grounding.dates import Date, date_matches
 from pitchcraft.grounding.extract import Item, Parsed, parse_claim
