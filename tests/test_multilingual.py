@@ -506,3 +506,36 @@ def test_kill_9_during_enrichment_resumes_without_losing_or_redoing(
     finally:
         index.close()
     assert "Traceback" not in second.log()
+
+
+def test_a_query_waits_for_one_passage_step_not_a_whole_batch() -> None:
+    """The engine is used by one caller at a time; a search's query goes before the rest
+    of an enrichment batch that is being embedded."""
+    import threading
+
+    import numpy as np
+
+    order: list[str] = []
+    inside = threading.Event()
+
+    class Engine:
+        dim = 384
+
+        def passage(self, texts: list[str]) -> Any:
+            order.append(f"passages {texts[0]}")
+            inside.set()
+            time.sleep(0.3)
+            return np.ones((len(texts), 384), dtype=np.float32)
+
+        def query(self, text: str) -> Any:
+            order.append("query")
+            return np.ones(384, dtype=np.float32)
+
+    embedder = ml.MultilingualEmbedder(Engine())
+    texts = [str(i) for i in range(3 * ml.PASSAGE_STEP)]
+    worker = threading.Thread(target=embedder.embed_passages, args=(texts,))
+    worker.start()
+    assert inside.wait(10)
+    assert len(embedder.embed_query("wie lange?")) == 384
+    worker.join()
+    assert order == ["passages 0", "query", "passages 4", "passages 8"]

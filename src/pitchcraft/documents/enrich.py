@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from pitchcraft.core.db import Database
+from pitchcraft.core.db import Database, utcnow
 from pitchcraft.documents.models import (
     FAILED,
     INDEXED,
@@ -81,10 +81,17 @@ def shown_progress(doc: Document, active: bool) -> float:
 
 
 def others_waiting(db: Database, kinds: tuple[str, ...]) -> bool:
-    """Whether a job of these kinds is queued or running (enrichment gives way to it)."""
+    """Whether a job of these kinds is queued, or running under a live lease (enrichment
+    gives way to it; a job whose worker died does not hold enrichment up for ever)."""
+    now = utcnow()
     with db.session() as s:
         found = s.scalar(
-            select(Job.id).where(Job.kind.in_(kinds), Job.status.in_((QUEUED, RUNNING))).limit(1)
+            select(Job.id)
+            .where(
+                Job.kind.in_(kinds),
+                or_(Job.status == QUEUED, (Job.status == RUNNING) & (Job.lease_until >= now)),
+            )
+            .limit(1)
         )
         return found is not None
 

