@@ -68,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", default="large/DA-619p.pdf")
     parser.add_argument("--passages", type=int, default=320, help="passages timed per model")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--index-passages", type=int, default=0, help="passages indexed for the search (0: all)"
+    )
     args = parser.parse_args(argv)
 
     texts = _texts(CORPUS / args.file)
@@ -78,12 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     e5.embed_passages(sample[:4])
     minilm_rate = _rate(minilm.embed_documents, sample, INGEST_BATCH)
     e5_rate = _rate(e5.embed_passages, sample, ENRICH_BATCH)
-    print(f"{args.file}: {len(texts)} passages; timed on {len(sample)}")
+    print(f"{args.file}: {len(texts)} passages; timed on {len(sample)}", flush=True)
     print(f"  MiniLM int8 {minilm_rate:.1f} passages/s, e5 {e5_rate:.1f} passages/s ")
     print(f"  e5 / MiniLM throughput: {e5_rate / minilm_rate:.3f}")
-    print(f"  enrichment of the whole document: {len(texts) / e5_rate / 60:.1f} min")
+    print(f"  enrichment of the whole document: {len(texts) / e5_rate / 60:.1f} min", flush=True)
 
     bm25 = Bm25Encoder()
+    if args.index_passages:
+        texts = texts[: args.index_passages]
     with tempfile.TemporaryDirectory() as tmp:
         index = EdgeIndex(Path(tmp), 384)
         dense = minilm.embed_documents(texts)
