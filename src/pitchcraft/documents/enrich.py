@@ -162,6 +162,7 @@ class Enricher:
     def _run(
         self, user_id: int, doc_id: str, engine: MultilingualEmbedder, heartbeat: Beat
     ) -> Outcome:
+        # Not at the top: ingest.py queues enrichment, so it imports this module.
         from pitchcraft.documents.ingest import point_id
 
         with self.db.session() as s:
@@ -181,6 +182,7 @@ class Enricher:
             try:
                 vectors = engine.embed_passages(texts)
             except EmbeddingError as exc:
+                self._set_state(doc_id, ML_PENDING)  # queued again at the next start
                 return Outcome.failed(str(exc))
             with self.db.session() as s:
                 row = s.get(Document, doc_id, with_for_update=True)
