@@ -140,6 +140,14 @@ def test_round_trip_while_the_server_runs(
             c, token, *[(Path(f).name, (CORPUS / f).read_bytes()) for f in CORPUS_FILES]
         )
         assert [wait_final(c, token, e["id"])["status"] for e in entries] == ["indexed"] * 2
+        # The state compared after the restore is a settled one: multilingual enrichment
+        # (in the background, after indexing) has finished.
+        deadline = time.monotonic() + 300
+        while {
+            d["multilingual"] for d in c.get("/api/v1/documents", headers=auth(token)).json()
+        } != {"done"}:
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
         r = c.post("/api/v1/rag/prompt-template", headers=auth(token), json={"template": TEMPLATE})
         assert r.status_code == 200, r.text
         r = c.post(
@@ -157,14 +165,15 @@ def test_round_trip_while_the_server_runs(
     archive = tmp_path / "backup.tar"
     made = _cli(["backup", str(archive)], env, tmp_path)
     assert made.returncode == 0, made.stderr + made.stdout
-    assert "2 users, 2 documents, 3 jobs, 1 prompt template" in made.stdout
+    # Jobs: two ingestions, their two multilingual enrichments and the refine job.
+    assert "2 users, 2 documents, 5 jobs, 1 prompt template" in made.stdout
     assert "1 user index(es) copied and checked" in made.stdout
     first.stop()
 
     manifest = _manifest(archive)
     assert manifest["database"]["kind"] == ("sqlite" if database_url is None else "postgresql")
     assert manifest["alembic_revision"]
-    assert manifest["counts"] == {"users": 2, "documents": 2, "jobs": 3, "prompt_templates": 1}
+    assert manifest["counts"] == {"users": 2, "documents": 2, "jobs": 5, "prompt_templates": 1}
     stored = {e["document_id"]: e for e in manifest["entries"] if "document_id" in e}
     by_name = {d["filename"]: d["id"] for d in before["documents"]}
     for f in CORPUS_FILES:

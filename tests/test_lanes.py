@@ -185,15 +185,21 @@ def test_each_kind_has_a_lane_of_its_own(settings: Settings) -> None:
 
     container = build(settings.model_copy(update={"worker_concurrency": 3}))
     lanes = {kind: build_worker(container, kind) for kind in ("ingest", "refine", "all")}
-    assert [list(w.kinds) for w in lanes["ingest"].workers] == [["ingest"]]
+    # Multilingual enrichment runs where ingestion does, in a lane of its own.
+    assert [list(w.kinds) for w in lanes["ingest"].workers] == [["ingest"], ["enrich"]]
     assert [list(w.kinds) for w in lanes["refine"].workers] == [["refine"]]
-    ingest, refine = lanes["all"].workers
+    ingest, refine, enrich = lanes["all"].workers
     assert (list(ingest.kinds), list(refine.kinds)) == (["ingest"], ["refine"])
-    # Ingestion yields the CPU; refine jobs, which a person waits for, do not.
+    # Ingestion yields the CPU; refine jobs, which a person waits for, do not; enrichment
+    # yields to both.
     assert (ingest.concurrency, ingest.nice) == (3, settings.worker_nice)
     assert (refine.concurrency, refine.nice) == (settings.refine_concurrency, 0)
+    assert (enrich.concurrency, enrich.nice) == (1, min(19, settings.worker_nice + 5))
     assert refine.kinds["refine"].max_attempts == REFINE_ATTEMPTS == 2
-    assert ingest.id == refine.id == lanes["all"].id  # one process, one worker id
+    assert ingest.id == refine.id == enrich.id == lanes["all"].id  # one process, one id
+    off = build(settings.model_copy(update={"multilingual_search": False}))
+    assert [list(w.kinds) for w in build_worker(off, "all").workers] == [["ingest"], ["refine"]]
+    off.close()
 
 
 def test_the_worker_command_names_the_kinds() -> None:

@@ -25,7 +25,9 @@ from pitchcraft.vectors.fusion import (
     SPARSE_WEIGHT,
     candidates_for,
     fuse,
+    fuse_lists,
     hybrid_search,
+    rrf_score,
 )
 
 
@@ -92,8 +94,11 @@ def test_hybrid_search_asks_the_adapter_for_both_lists_in_one_batch() -> None:
     # A dense candidate's score is its cosine: fused, it is the hit's similarity.
     with_similarity = [replace(h, similarity=h.score) for h in dense_hits]
 
-    def request(vector: Sequence[float] | SparseVec, candidates: int) -> tuple[str, int]:
-        return ("sparse" if isinstance(vector, SparseVec) else "dense", candidates)
+    def request(
+        using: str, vector: Sequence[float] | SparseVec, candidates: int
+    ) -> tuple[str, int]:
+        assert isinstance(vector, SparseVec) == (using == "bm25")
+        return ("sparse" if using == "bm25" else using, candidates)
 
     def run_batch(requests: list[tuple[str, int]]) -> list[list[Hit]]:
         batches.append(requests)
@@ -110,6 +115,41 @@ def test_hybrid_search_asks_the_adapter_for_both_lists_in_one_batch() -> None:
     assert hybrid_search(run_batch, request, [1.0], sparse, 0) == []
     assert len(batches) == 2  # a limit below 1 sends nothing
     assert hybrid_search(lambda requests: [], request, [1.0], sparse, 5) == []
+
+
+def test_three_lists_fuse_with_the_multilingual_weight() -> None:
+    """With a query's e5 vector, a third request (under dense_multi) joins the batch; its
+    hits score at weight 1 beside MiniLM's 1 and BM25's 1.5, keep their e5 cosine, and the
+    MiniLM cosine stays the hits' `similarity` (the relevance floor reads it)."""
+    dense_hits = [hit("d", i, score=0.9 - i / 10) for i in range(3)]
+    sparse_hits = [hit("s", i) for i in range(3)]
+    multi_hits = [hit("m", i, score=0.85 - i / 100) for i in range(3)]
+    sent: list[str] = []
+
+    def request(using: str, vector: Sequence[float] | SparseVec, candidates: int) -> str:
+        sent.append(using)
+        return using
+
+    def run_batch(requests: list[str]) -> list[list[Hit]]:
+        lists = {"dense": dense_hits, "bm25": sparse_hits, "dense_multi": multi_hits}
+        return [lists[name] for name in requests]
+
+    fused = hybrid_search(run_batch, request, [1.0], SparseVec([3], [1.0]), 9, multi=[0.5])
+    assert sent == ["dense", "bm25", "dense_multi"]
+    by_doc = {(h.document_id, h.chunk_index): h for h in fused}
+    assert len(by_doc) == 9
+    # Rank 0 of weight 1.5 beats rank 0 of weight 1; e5's rank 0 ties MiniLM's rank 0.
+    assert fused[0].document_id == "s"
+    assert by_doc[("m", 0)].score == by_doc[("d", 0)].score
+    assert by_doc[("m", 0)].multi_similarity == 0.85
+    assert by_doc[("m", 0)].similarity is None
+    assert by_doc[("d", 1)].similarity == 0.8
+    # A passage in two lists adds both contributions; the two-list fuse is the same.
+    both = fuse_lists([(dense_hits, 1.0), (dense_hits[:1], 1.0)], 3)
+    assert both[0].score == 2 * rrf_score(0, 1.0)
+    assert fuse(dense_hits, sparse_hits, 4) == fuse_lists(
+        [(dense_hits, 1.0), (sparse_hits, 1.5)], 4
+    )
 
 
 def test_copies_count_once_and_do_not_push_others_down() -> None:

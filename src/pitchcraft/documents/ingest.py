@@ -16,7 +16,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from pitchcraft.core.db import Database, utcnow
-from pitchcraft.documents.models import FAILED, INDEXED, PROCESSING, Document
+from pitchcraft.documents.enrich import queue_enrichment
+from pitchcraft.documents.models import (
+    FAILED,
+    INDEXED,
+    ML_OFF,
+    ML_PENDING,
+    PROCESSING,
+    Document,
+)
 from pitchcraft.documents.storage import FileStore
 from pitchcraft.embedding.base import Embedder, SparseEncoder
 from pitchcraft.ingestion.chunking import chunk
@@ -170,6 +178,8 @@ class Ingestor:
             if doc is None:
                 return None
             doc.status, doc.error, doc.progress = PROCESSING, None, 0.0
+            # Its points are written anew, without multilingual vectors.
+            doc.multilingual, doc.multilingual_chunks = ML_PENDING, 0
             return doc
 
     def _update(self, doc_id: str, **values: object) -> None:
@@ -189,6 +199,11 @@ class Ingestor:
             doc.progress = 1.0 if status == INDEXED else doc.progress
             if status == INDEXED:
                 doc.indexed_at = utcnow()
+                # Searchable now; its multilingual vectors follow in the background.
+                if self.settings.multilingual_search:
+                    queue_enrichment(s, doc)
+                else:
+                    doc.multilingual, doc.multilingual_chunks = ML_OFF, 0
             return True
 
     def _index(self, doc: Document, chunks: list[Chunk], heartbeat: Beat) -> None:

@@ -10,6 +10,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pitchcraft.core.db import Base, UTCDateTime, utcnow
 
 QUEUED, PROCESSING, INDEXED, FAILED = "queued", "processing", "indexed", "failed"
+# Multilingual enrichment (documents/enrich.py): the passages' e5 vectors, added after
+# indexing. "off": MULTILINGUAL_SEARCH is off, or the engine cannot run here.
+ML_PENDING, ML_RUNNING, ML_DONE, ML_OFF = "pending", "running", "done", "off"
 
 
 class Document(Base):
@@ -43,3 +46,9 @@ class Document(Base):
     )
     # SHA-256 of the stored bytes; NULL for a file refused before it was stored.
     content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Multilingual enrichment: its state, and how many passages (in chunk order) have their
+    # e5 vector; a resumed enrichment starts there.
+    multilingual: Mapped[str] = mapped_column(
+        String(16), default=ML_PENDING, server_default=ML_PENDING
+    )
+    multilingual_chunks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from pitchcraft.documents.enrich import shown_progress, shown_state
 from pitchcraft.documents.models import Document
 from pitchcraft.documents.sources import InContext
 
@@ -26,9 +28,25 @@ class DocumentOut(BaseModel):
     indexed_at: datetime | None
     # In an upload's answer: the id of the document that already holds this content.
     duplicate_of: str | None = None
+    multilingual: Literal["pending", "running", "done", "off"] = Field(
+        default="off",
+        description=(
+            "Multilingual search for this document's passages (e5 vectors added after it is "
+            "indexed, in the background): pending, running, done, or off (MULTILINGUAL_SEARCH "
+            "is off, the model cannot run on this server, or the document failed). The "
+            "document is searchable meanwhile."
+        ),
+    )
+    multilingual_progress: float = Field(
+        default=0.0, description="The share of its passages that have multilingual vectors."
+    )
 
     @classmethod
-    def of(cls, d: Document, *, duplicate_of: str | None = None) -> DocumentOut:
+    def of(
+        cls, d: Document, *, duplicate_of: str | None = None, multilingual: bool = True
+    ) -> DocumentOut:
+        """`multilingual`: whether multilingual search is active (multilingual_active)."""
+        state = shown_state(d, multilingual)
         return cls(
             id=d.id,
             filename=d.filename,
@@ -44,6 +62,8 @@ class DocumentOut(BaseModel):
             created_at=d.created_at,
             indexed_at=d.indexed_at,
             duplicate_of=duplicate_of,
+            multilingual=state if state in ("pending", "running", "done") else "off",
+            multilingual_progress=shown_progress(d, multilingual),
         )
 
 

@@ -101,6 +101,7 @@ class Worker:
         wakeup: Wakeup | None = None,
         finished: Callable[[str], None] | None = None,
         worker_id: str | None = None,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.db = db
         self.kinds = kinds
@@ -115,6 +116,9 @@ class Worker:
         # Told the id of every job this worker finishes (requests waiting for it wake up).
         self._finished = finished or (lambda _job_id: None)
         self._threads: list[threading.Thread] = []
+        # Asked before each claim: False leaves the queue alone for now (a lane that only
+        # works while others are idle).
+        self._ready = ready
 
     def start(self) -> None:
         for n in range(self.concurrency):
@@ -134,6 +138,8 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and run one job; False when the queue had nothing runnable."""
+        if self._ready is not None and not self._ready():
+            return False
         job = queue.claim(
             self.db, worker_id=self.id, kinds=tuple(self.kinds), lease_seconds=self.lease_seconds
         )

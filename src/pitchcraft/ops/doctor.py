@@ -54,8 +54,27 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.extend(_database_checks(settings, db))
 
     checks.append(Check("vectors", True, f"embedded at {settings.qdrant_dir}"))
+    checks.append(_multilingual_check(settings))
     checks.append(_llm_check(settings))
     return checks
+
+
+def _multilingual_check(settings: Settings) -> Check:
+    """Whether the multilingual model loads here. Not loading is no failure of the install:
+    the app runs English-only, and says so."""
+    from pitchcraft.embedding.multilingual import (
+        NAME,
+        MultilingualUnavailable,
+        load_multilingual,
+    )
+
+    if not settings.multilingual_search:
+        return Check("multilingual", True, "off (MULTILINGUAL_SEARCH=off): search is English-only")
+    try:
+        load_multilingual()
+    except MultilingualUnavailable as exc:
+        return Check("multilingual", True, f"NOT AVAILABLE: {exc}")
+    return Check("multilingual", True, f"on: {NAME} loads (German, French, Spanish, ...)")
 
 
 def _privacy_check(settings: Settings) -> Check:

@@ -1,13 +1,16 @@
-"""Hybrid search over a user's documents: dense (MiniLM) and sparse (BM25) fused, then
-only the results above the relevance floor (search/relevance.py)."""
+"""Hybrid search over a user's documents: dense (MiniLM), sparse (BM25) and, with
+MULTILINGUAL_SEARCH on, multilingual (e5) candidates fused, then only the results above
+the relevance floor (search/relevance.py)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from pitchcraft.embedding.base import Embedder, SparseEncoder
+from pitchcraft.embedding.base import Embedder, EmbeddingError, SparseEncoder
+from pitchcraft.embedding.multilingual import MultilingualEmbedder
 from pitchcraft.search.relevance import (
     RELEVANCE_FLOOR,
     above_floor,
@@ -15,6 +18,8 @@ from pitchcraft.search.relevance import (
     query_words,
 )
 from pitchcraft.vectors.base import Hit, VectorIndex
+
+log = logging.getLogger(__name__)
 
 
 def query_text(query: str, backgrounds: Sequence[str]) -> str:
@@ -38,6 +43,8 @@ class Search:
     embedder: Callable[[], Embedder]
     sparse: Callable[[], SparseEncoder]
     floor: float = RELEVANCE_FLOOR
+    # The e5 engine, or None (MULTILINGUAL_SEARCH off, or it cannot load): English-only.
+    multilingual: Callable[[], MultilingualEmbedder | None] = lambda: None
 
     def search(
         self, user_id: int, query: str, backgrounds: Sequence[str] = (), limit: int = 5
@@ -48,7 +55,8 @@ class Search:
         self, user_id: int, query: str, backgrounds: Sequence[str] = (), limit: int = 5
     ) -> SearchOutcome:
         text = query_text(query, backgrounds)
-        return self._floored(user_id, query, text, self.embedder().embed_query(text), limit)
+        dense = self.embedder().embed_query(text)
+        return self._floored(user_id, query, text, dense, limit, self._multi([text])[0])
 
     def find_many(
         self, user_id: int, queries: Sequence[str], limit: int = 4
@@ -56,17 +64,37 @@ class Search:
         """`find` for each query (no backgrounds), their embeddings computed in one batch."""
         texts = [query_text(q, ()) for q in queries]
         vectors = self.embedder().embed_queries(texts) if texts else []
+        multi = self._multi(texts)
         return [
-            self._floored(user_id, q, t, v, limit)
-            for q, t, v in zip(queries, texts, vectors, strict=True)
+            self._floored(user_id, q, t, v, limit, m)
+            for q, t, v, m in zip(queries, texts, vectors, multi, strict=True)
         ]
 
+    def _multi(self, texts: Sequence[str]) -> Sequence[Sequence[float] | None]:
+        """The texts' e5 query vectors, or Nones (English-only search)."""
+        engine = self.multilingual() if texts else None
+        if engine is not None:
+            try:
+                return engine.embed_queries(texts)
+            except EmbeddingError:
+                log.warning("the multilingual model failed; searching without it", exc_info=True)
+        return [None] * len(texts)
+
     def _floored(
-        self, user_id: int, query: str, text: str, dense: Sequence[float], limit: int
+        self,
+        user_id: int,
+        query: str,
+        text: str,
+        dense: Sequence[float],
+        limit: int,
+        multi: Sequence[float] | None = None,
     ) -> SearchOutcome:
-        hits = self.index().search(
-            user_id, dense=dense, sparse=self.sparse().encode_query(text), limit=limit
-        )
+        index = self.index()
+        sparse = self.sparse().encode_query(text)
+        if multi is None:
+            hits = index.search(user_id, dense=dense, sparse=sparse, limit=limit)
+        else:
+            hits = index.search(user_id, dense=dense, sparse=sparse, limit=limit, multi=multi)
         # Lexical evidence counts the query's own words: backgrounds name a field
         # ("gaming", "legal"), rarely words of the passage.
         groups = query_words(query)

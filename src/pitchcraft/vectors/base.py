@@ -8,6 +8,10 @@ from typing import Protocol
 
 DENSE = "dense"
 SPARSE = "bm25"
+# The multilingual (e5) vector: set after indexing, in the background, on the passages of
+# documents that have been enriched (documents/enrich.py); absent on the others.
+DENSE_MULTI = "dense_multi"
+MULTI_DIM = 384
 
 
 def collection_name(user_id: int) -> str:
@@ -44,6 +48,18 @@ class IndexPoint:
     chunk_index: int
     text: str
     rows: tuple[int, int] | None = None  # a spreadsheet passage's first and last row
+    # The e5 vector, when the passage has one (copying points keeps it).
+    dense_multi: Sequence[float] | None = None
+
+
+class MissingPoints(LookupError):
+    """A vector was to be set on points the index does not hold (deleted meanwhile)."""
+
+
+class NoMultiVector(RuntimeError):
+    """The user's collection was created without the multilingual vector and cannot get
+    it in place (a Qdrant server cannot add a named vector to a collection);
+    `pitchcraft reindex` rebuilds it with both vectors."""
 
 
 def dense_values(vector: Sequence[float], dim: int) -> list[float]:
@@ -76,6 +92,7 @@ class Hit:
     score: float
     similarity: float | None = None
     rows: tuple[int, int] | None = None  # a spreadsheet passage's first and last row
+    multi_similarity: float | None = None
 
 
 MAX_PASSAGES = 256  # chunk indexes one `passages` call may ask for
@@ -125,6 +142,14 @@ class VectorIndex(Protocol):
     def count(self, user_id: int, document_id: str | None = None) -> int:
         """Points in the user's collection, or of one document; 0 when there is none."""
 
+    def count_multi(self, user_id: int, document_id: str | None = None) -> int:
+        """Like `count`, of the points that have the multilingual vector."""
+
+    def set_multi(self, user_id: int, vectors: Sequence[tuple[str, Sequence[float]]]) -> None:
+        """Set the multilingual vector of existing points (id, vector); writing the same
+        vector again changes nothing. MissingPoints when a point is not there (its document
+        was deleted or re-indexed meanwhile)."""
+
     def document_ids(self, user_id: int) -> set[str]:
         """Every document id that has points in the user's collection."""
 
@@ -152,8 +177,10 @@ class VectorIndex(Protocol):
         dense: Sequence[float],
         sparse: SparseVec,
         limit: int,
+        multi: Sequence[float] | None = None,
     ) -> list[Hit]:
-        """Hybrid search: dense and sparse candidates fused (reciprocal rank fusion).
+        """Hybrid search: dense, sparse and (given `multi`, the query's e5 vector) the
+        multilingual candidates fused (weighted reciprocal rank fusion, vectors/fusion.py).
 
         Scores are the fused scores, higher is better; each hit's `similarity` is the
         cosine of `dense` and the passage's dense vector. Empty list when the user has none.

@@ -1,9 +1,10 @@
-"""Hybrid search: fusing the dense and the sparse candidates into one ranking.
+"""Hybrid search: fusing the dense, sparse and multilingual candidates into one ranking.
 
 Both vector adapters (Qdrant Edge and a Qdrant server) search through `hybrid_search`:
-it asks the adapter for the two candidate lists (dense MiniLM nearest neighbours and
-BM25 matches) in one call and fuses them with `fuse`, so they rank and score alike by
-construction; each adapter only builds and runs its own requests.
+it asks the adapter for the candidate lists (dense MiniLM nearest neighbours, BM25
+matches, and, when the query has one, the e5 nearest neighbours among the passages that
+have their multilingual vector) in one call and fuses them with `fuse_lists`, so they
+rank and score alike by construction; each adapter only builds and runs its own requests.
 
 1. Identical passages count once per list. The same text often sits in several places (a
    copy of a file, a section a handbook repeats, the same slide in two decks). Left in, each
@@ -12,9 +13,12 @@ construction; each adapter only builds and runs its own requests.
    as the copy that reached it.
 2. Weighted reciprocal rank fusion, with the formula a Qdrant server uses for
    ``Rrf(k, weights)``: a candidate at (0-based) rank r of a list of weight w scores
-   1 / ((r + 1) / w + k - 1); the scores of both lists are added. BM25 gets the larger
+   1 / ((r + 1) / w + k - 1); the scores of the lists are added. BM25 gets the larger
    weight: on the retrieval dev set (bench/README.md) it finds more answers on its own
    than the small English embedding model, which still adds paraphrases and synonyms.
+   MiniLM : e5 : BM25 = 1 : 1 : 1.5 fixed every German and cross-lingual miss of the dev
+   and held-out sets without losing an English question (1 : 0.5 : 1.5 and 1 : 1 : 2 gave
+   the same hits); e5 alone in MiniLM's place lost an English one, so both stay.
 3. Near-duplicates are collapsed: a result whose words overlap a better-ranked result's
    by at least `NEAR_DUPLICATE` (Jaccard over lower-cased word sets; both passages of at
    least `NEAR_DUPLICATE_MIN_WORDS` different words) is dropped, so that
@@ -35,7 +39,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from pitchcraft.vectors.base import Hit, SparseVec
+from pitchcraft.vectors.base import DENSE, DENSE_MULTI, SPARSE, Hit, SparseVec
 
 # Candidates fetched from each list: at least this many, and 4x the results asked for
 # (50 or 100 gave the same dev-set results and cost ~1 ms more per search, in payloads).
@@ -44,6 +48,8 @@ CANDIDATES = 20
 RRF_K = 2
 DENSE_WEIGHT = 1.0
 SPARSE_WEIGHT = 1.5
+MULTI_WEIGHT = 1.0
+WEIGHTS = {DENSE: DENSE_WEIGHT, SPARSE: SPARSE_WEIGHT, DENSE_MULTI: MULTI_WEIGHT}
 # Word-set Jaccard from which a result counts as a near-duplicate of a better one, for
 # passages of at least NEAR_DUPLICATE_MIN_WORDS distinct words each: short ones (a table
 # row, a price line, a slide title) differ in a word or a number and are still different.
@@ -57,32 +63,42 @@ Request = TypeVar("Request")
 
 def hybrid_search(
     run_batch: Callable[[list[Request]], Sequence[Sequence[Hit]]],
-    request: Callable[[Sequence[float] | SparseVec, int], Request],
+    request: Callable[[str, Sequence[float] | SparseVec, int], Request],
     dense: Sequence[float],
     sparse: SparseVec,
     limit: int,
+    multi: Sequence[float] | None = None,
 ) -> list[Hit]:
-    """The fused top `limit` for a query's dense and sparse vectors.
+    """The fused top `limit` for a query's dense, sparse and (optional) e5 vectors.
 
-    `request(vector, candidates)` builds the adapter's request for the `candidates`
-    nearest neighbours of one vector (dense, or sparse under the BM25 name; a sparse
-    request also returns each point's dense vector, for the hits' `similarity`);
-    `run_batch(requests)` runs them in one call and returns one list of hits per
-    request, best first, or no list at all when the user has no collection. A query
-    without BM25 terms (an empty sparse vector) fetches the dense list alone.
+    `request(using, vector, candidates)` builds the adapter's request for the `candidates`
+    nearest neighbours of one vector under the vector name `using` (DENSE, SPARSE or
+    DENSE_MULTI; a sparse or multilingual request also returns each point's dense vector,
+    for the hits' `similarity`); `run_batch(requests)` runs them in one call and returns
+    one list of hits per request, best first, or no list at all when the user has no
+    collection. A query without BM25 terms (an empty sparse vector) fetches no BM25 list;
+    one without `multi` no multilingual list.
     """
     if limit < 1:
         return []
     candidates = candidates_for(limit)
-    requests = [request(dense, candidates)]
+    wanted: list[tuple[str, Sequence[float] | SparseVec]] = [(DENSE, dense)]
     if sparse.indices:
-        requests.append(request(sparse, candidates))
-    lists = run_batch(requests)
+        wanted.append((SPARSE, sparse))
+    if multi is not None:
+        wanted.append((DENSE_MULTI, multi))
+    lists = run_batch([request(using, vector, candidates) for using, vector in wanted])
     if not lists:
         return []
-    # Dense scores are cosine similarities (unit vectors, Cosine distance).
-    dense_hits = [replace(h, similarity=h.score) for h in lists[0]]
-    return fuse(dense_hits, lists[1] if len(lists) > 1 else [], limit)
+    ranked: list[tuple[Sequence[Hit], float]] = []
+    for (using, _vector), hits in zip(wanted, lists, strict=True):
+        # Dense scores are cosine similarities (unit vectors, Cosine distance).
+        if using == DENSE:
+            hits = [replace(h, similarity=h.score) for h in hits]
+        elif using == DENSE_MULTI:
+            hits = [replace(h, multi_similarity=h.score) for h in hits]
+        ranked.append((hits, WEIGHTS[using]))
+    return fuse_lists(ranked, limit)
 
 
 def candidates_for(limit: int) -> int:
@@ -105,6 +121,7 @@ class _Passage:
     score: float
     order: int  # first appearance, for a stable tie-break
     similarity: float | None = None  # to the query, from whichever list reported it
+    multi_similarity: float | None = None  # e5 cosine, when the multilingual list had it
     words: frozenset[str] | None = None  # computed only for the passages compared
 
     def word_set(self) -> frozenset[str]:
@@ -123,10 +140,24 @@ def fuse(
     near_duplicate: float = NEAR_DUPLICATE,
 ) -> list[Hit]:
     """The fused top `limit` of two candidate lists (each best first), scored by RRF."""
+    return fuse_lists(
+        [(dense, weights[0]), (sparse, weights[1])], limit, k=k, near_duplicate=near_duplicate
+    )
+
+
+def fuse_lists(
+    lists: Sequence[tuple[Sequence[Hit], float]],
+    limit: int,
+    *,
+    k: int = RRF_K,
+    near_duplicate: float = NEAR_DUPLICATE,
+) -> list[Hit]:
+    """The fused top `limit` of candidate lists (each best first, with its weight), scored
+    by weighted RRF."""
     if limit < 1:
         return []
     passages: dict[str, _Passage] = {}
-    for hits, weight in ((dense, weights[0]), (sparse, weights[1])):
+    for hits, weight in lists:
         seen: set[str] = set()
         rank = 0
         for hit in hits:
@@ -140,12 +171,19 @@ def fuse(
             passage = passages.get(key)
             if passage is None:
                 passages[key] = _Passage(
-                    hit, contribution, contribution, len(passages), hit.similarity
+                    hit,
+                    contribution,
+                    contribution,
+                    len(passages),
+                    hit.similarity,
+                    hit.multi_similarity,
                 )
                 continue
             passage.score += contribution
             if passage.similarity is None:
                 passage.similarity = hit.similarity
+            if passage.multi_similarity is None:
+                passage.multi_similarity = hit.multi_similarity
             if contribution > passage.best:
                 passage.hit, passage.best = hit, contribution
     ranked = sorted(passages.values(), key=lambda p: (-p.score, p.order))
@@ -158,7 +196,10 @@ def fuse(
         kept.append(passage)
         if len(kept) == limit:
             break
-    return [replace(p.hit, score=p.score, similarity=p.similarity) for p in kept]
+    return [
+        replace(p.hit, score=p.score, similarity=p.similarity, multi_similarity=p.multi_similarity)
+        for p in kept
+    ]
 
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:

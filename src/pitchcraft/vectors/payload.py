@@ -62,9 +62,16 @@ def in_chunk_order(hits: Sequence[Hit]) -> list[Hit]:
 
 
 def point_from(
-    payload: dict[str, Any], *, id: str, dense: Sequence[float], sparse: SparseVec
+    payload: dict[str, Any],
+    *,
+    id: str,
+    dense: Sequence[float],
+    sparse: SparseVec,
+    dense_multi: Sequence[float] | None = None,
 ) -> IndexPoint:
-    return IndexPoint(id=id, dense=dense, sparse=sparse, **_passage(payload))
+    return IndexPoint(
+        id=id, dense=dense, sparse=sparse, dense_multi=dense_multi, **_passage(payload)
+    )
 
 
 def _passage(payload: dict[str, Any]) -> _Passage:

@@ -33,9 +33,12 @@ import qdrant_edge as qe
 
 from pitchcraft.vectors.base import (
     DENSE,
+    DENSE_MULTI,
+    MULTI_DIM,
     SPARSE,
     Hit,
     IndexPoint,
+    MissingPoints,
     SparseVec,
     check_sparse,
     dense_values,
@@ -164,6 +167,35 @@ class EdgeIndex:
                 return 0
             flt = _document_filter(document_id) if document_id is not None else None
             return shard.count(qe.CountRequest(exact=True, filter=flt))
+
+    def count_multi(self, user_id: int, document_id: str | None = None) -> int:
+        with self._shards.borrow(user_id) as shard:
+            if shard is None:
+                return 0
+            must: list[Any] = [qe.HasVectorCondition(DENSE_MULTI)]
+            if document_id is not None:
+                must.append(qe.FieldCondition(key=DOCUMENT_ID, match=qe.MatchValue(document_id)))
+            return shard.count(qe.CountRequest(exact=True, filter=qe.Filter(must=must)))
+
+    def set_multi(self, user_id: int, vectors: Sequence[tuple[str, Sequence[float]]]) -> None:
+        if not vectors:
+            return
+        points = [
+            qe.PointVectors(point_id, {DENSE_MULTI: dense_values(vector, MULTI_DIM)})
+            for point_id, vector in vectors
+        ]
+        with self._shards.borrow(user_id) as shard:
+            if shard is None:
+                raise MissingPoints(f"user {user_id} has no vector index")
+            self._optimized.discard(user_id)
+            try:
+                shard.update(qe.UpdateOperation.update_vectors(points))
+            except Exception as exc:
+                if "No point with id" in str(exc):
+                    raise MissingPoints(str(exc)) from exc
+                raise
+            if self._durable:
+                shard.flush()
 
     def document_ids(self, user_id: int) -> set[str]:
         with self._shards.borrow(user_id) as shard:
@@ -328,6 +360,7 @@ class EdgeIndex:
         dense: Sequence[float],
         sparse: SparseVec,
         limit: int,
+        multi: Sequence[float] | None = None,
     ) -> list[Hit]:
         def run_batch(requests: list[qe.QueryRequest]) -> list[list[Hit]]:
             with self._shards.borrow(user_id) as shard:
@@ -341,7 +374,7 @@ class EdgeIndex:
                 for scored in results
             ]
 
-        return hybrid_search(run_batch, self._request, dense, sparse, limit)
+        return hybrid_search(run_batch, self._request, dense, sparse, limit, multi)
 
     def healthy(self) -> str:
         open_shards = self._shards.open_count()  # raises once closed
@@ -376,11 +409,19 @@ class EdgeIndex:
 
     # -- conversions ---------------------------------------------------------------------
 
-    def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> qe.QueryRequest:
+    def _request(
+        self, using: str, vector: Sequence[float] | SparseVec, candidates: int
+    ) -> qe.QueryRequest:
         """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
         if isinstance(vector, SparseVec):
             # With each BM25 candidate's dense vector: its similarity to the query.
             query = qe.Query.Nearest(_sparse(vector), using=SPARSE)
+            return qe.QueryRequest(
+                limit=candidates, query=query, with_payload=True, with_vector=[DENSE]
+            )
+        if using == DENSE_MULTI:
+            # Only points that have the vector are candidates; with their MiniLM vector.
+            query = qe.Query.Nearest(dense_values(vector, MULTI_DIM), using=DENSE_MULTI)
             return qe.QueryRequest(
                 limit=candidates, query=query, with_payload=True, with_vector=[DENSE]
             )
@@ -393,6 +434,8 @@ class EdgeIndex:
             DENSE: dense_values(p.dense, self.dim),
             SPARSE: _sparse(p.sparse),
         }
+        if p.dense_multi is not None:
+            vectors[DENSE_MULTI] = dense_values(p.dense_multi, MULTI_DIM)
         return qe.Point(p.id, vectors, payload_of(p))
 
 
@@ -420,8 +463,18 @@ def _index_point(record: qe.Record) -> IndexPoint:
         sparse = SparseVec(list(stored_sparse.indices), [float(v) for v in stored_sparse.values])
     else:
         raise ValueError(f"point {record.id} has a {SPARSE!r} vector that is not sparse")
+    stored_multi = vectors.get(DENSE_MULTI)
+    multi: list[float] | None = None
+    if stored_multi is not None:
+        if not isinstance(stored_multi, list):
+            raise ValueError(f"point {record.id} has a {DENSE_MULTI!r} vector of another shape")
+        multi = []
+        for x in stored_multi:
+            if not isinstance(x, float | int):
+                raise ValueError(f"point {record.id} has a {DENSE_MULTI!r} vector of another shape")
+            multi.append(float(x))
     payload = record.payload or {}
-    point = point_from(payload, id=str(record.id), dense=dense, sparse=sparse)
+    point = point_from(payload, id=str(record.id), dense=dense, sparse=sparse, dense_multi=multi)
     if payload_of(point) != payload:
         # Copying it through IndexPoint would change or drop payload fields.
         raise ValueError(

@@ -14,10 +14,15 @@ Things about qdrant-edge-py 0.9.0 this module works around:
   same shard with a clear error instead).
 * Every shard gets its own search thread pool (8 threads by default on 2 cores), so
   `search_threads` defaults to 1, and at most `max_open_shards` idle shards stay open.
+* A shard's vectors are fixed when it is created, and loading one with a config naming
+  more vectors fails ("incompatible"). A shard made before the multilingual vector existed
+  gets it on its first open here (`create_dense_vector`, which keeps every point; the
+  points simply lack that vector until documents/enrich.py sets it).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import shutil
@@ -31,7 +36,14 @@ from pathlib import Path
 import qdrant_edge as qe
 
 from pitchcraft.core.files import fsync_dir
-from pitchcraft.vectors.base import DENSE, SPARSE, VectorStoreLocked, collection_name
+from pitchcraft.vectors.base import (
+    DENSE,
+    DENSE_MULTI,
+    MULTI_DIM,
+    SPARSE,
+    VectorStoreLocked,
+    collection_name,
+)
 from pitchcraft.vectors.payload import DOCUMENT_ID
 
 log = logging.getLogger(__name__)
@@ -90,7 +102,10 @@ class EdgeShards:
 
     def _config(self) -> qe.EdgeConfig:
         return qe.EdgeConfig(
-            vectors={DENSE: qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine)},
+            vectors={
+                DENSE: qe.EdgeVectorParams(size=self.dim, distance=qe.Distance.Cosine),
+                DENSE_MULTI: qe.EdgeVectorParams(size=MULTI_DIM, distance=qe.Distance.Cosine),
+            },
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
             hnsw_config=qe.HnswIndexConfig(
                 m=16,
@@ -337,6 +352,7 @@ class EdgeShards:
             exists = (path / CONFIG_FILE).exists()
             try:
                 if exists:
+                    _add_multi_vector(path)
                     shard = qe.EdgeShard.load(str(path), self._config())
                 elif create:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -402,3 +418,23 @@ class EdgeShards:
                 self._close_shard(slot)
             except Exception:
                 log.warning("closing the shard %s failed", slot.path, exc_info=True)
+
+
+def _add_multi_vector(path: Path) -> None:
+    """Give a shard created before the multilingual vector existed that vector (its stored
+    config must name it before the shard can be loaded with the current config)."""
+    try:
+        vectors = json.loads((path / CONFIG_FILE).read_text()).get("vectors", {})
+    except (OSError, ValueError):
+        return  # loading reports what is wrong with the shard
+    if DENSE_MULTI in vectors:
+        return
+    shard = qe.EdgeShard.load(str(path))
+    try:
+        shard.update(
+            qe.UpdateOperation.create_dense_vector(DENSE_MULTI, MULTI_DIM, qe.Distance.Cosine)
+        )
+        shard.flush()
+    finally:
+        shard.close()
+    log.info("added the multilingual vector to the vector index %s", path)

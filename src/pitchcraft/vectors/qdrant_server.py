@@ -1,8 +1,16 @@
 """The vector index on a Qdrant server (QDRANT_URL), through qdrant-client.
 
 One collection per user (``user_{id}_documents``) with a named dense vector "dense"
-(cosine) and a named sparse vector "bm25" (IDF modifier, so the server turns the BM25
-term weights into BM25 scores), plus a keyword payload index on document_id.
+(cosine), the multilingual vector "dense_multi" (e5, cosine, set after indexing on the
+passages of enriched documents) and a named sparse vector "bm25" (IDF modifier, so the
+server turns the BM25 term weights into BM25 scores), plus a keyword payload index on
+document_id.
+
+A collection created before "dense_multi" existed cannot get it: a Qdrant server cannot
+add a named vector to a collection. Such a collection is searched without the
+multilingual list, `set_multi` raises NoMultiVector (its documents show multilingual
+"off"), and `pitchcraft reindex` deletes it so that re-indexing creates it anew with both
+vectors (documents/reindex.py).
 
 The tests run this adapter against qdrant-client's in-process mode
 (``QdrantClient(":memory:")`` or ``path=``) as a stand-in for a server: it implements the
@@ -16,15 +24,20 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from pitchcraft.vectors.base import (
     DENSE,
+    DENSE_MULTI,
+    MULTI_DIM,
     SPARSE,
     Hit,
     IndexPoint,
+    MissingPoints,
+    NoMultiVector,
     SparseVec,
     check_sparse,
     collection_name,
@@ -70,6 +83,8 @@ class ServerIndex:
         self.dim = dim
         self._description = description
         self._known: set[str] = set()  # collections this process has seen or created
+        # Collections known to have (True) or lack (False) the multilingual vector.
+        self._multi: dict[str, bool] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -93,7 +108,10 @@ class ServerIndex:
                 self.client.create_collection(
                     name,
                     vectors_config={
-                        DENSE: models.VectorParams(size=self.dim, distance=models.Distance.COSINE)
+                        DENSE: models.VectorParams(size=self.dim, distance=models.Distance.COSINE),
+                        DENSE_MULTI: models.VectorParams(
+                            size=MULTI_DIM, distance=models.Distance.COSINE
+                        ),
                     },
                     sparse_vectors_config={
                         SPARSE: models.SparseVectorParams(modifier=models.Modifier.IDF)
@@ -120,6 +138,8 @@ class ServerIndex:
         info = self.client.get_collection(name)
         vectors = info.config.params.vectors
         size = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+        with self._lock:
+            self._multi[name] = isinstance(vectors, dict) and DENSE_MULTI in vectors
         if size != self.dim:
             raise RuntimeError(
                 f"the Qdrant collection {name} holds {size}-dimensional vectors but "
@@ -129,6 +149,27 @@ class ServerIndex:
     def _forget(self, name: str) -> None:
         with self._lock:
             self._known.discard(name)
+            self._multi.pop(name, None)
+
+    def has_multi(self, user_id: int) -> bool | None:
+        """Whether the user's collection has the multilingual vector; None when there is
+        no collection."""
+        name = collection_name(user_id)
+        with self._lock:
+            known = self._multi.get(name)
+        if known is not None:
+            return known
+        try:
+            info = self.client.get_collection(name)
+        except (UnexpectedResponse, ValueError) as exc:
+            if _missing_collection(exc):
+                return None
+            raise
+        vectors = info.config.params.vectors
+        found = isinstance(vectors, dict) and DENSE_MULTI in vectors
+        with self._lock:
+            self._multi[name] = found
+        return found
 
     # -- the VectorIndex port ------------------------------------------------------------
 
@@ -138,6 +179,9 @@ class ServerIndex:
         name = collection_name(user_id)
         structs = [self._point(p) for p in points]
         self._ensure_collection(name)
+        if any(p.dense_multi is not None for p in points) and not self.has_multi(user_id):
+            # A copy (migrate-vectors) into a collection made before the vector existed.
+            structs = [self._point(replace(p, dense_multi=None)) for p in points]
         for start in range(0, len(structs), UPSERT_BATCH):
             batch = structs[start : start + UPSERT_BATCH]
             try:
@@ -180,6 +224,48 @@ class ServerIndex:
                 return 0
             raise
         return int(result.count)
+
+    def count_multi(self, user_id: int, document_id: str | None = None) -> int:
+        if not self.has_multi(user_id):
+            return 0
+        must: list[models.Condition] = [models.HasVectorCondition(has_vector=DENSE_MULTI)]
+        if document_id is not None:
+            must.append(
+                models.FieldCondition(key=DOCUMENT_ID, match=models.MatchValue(value=document_id))
+            )
+        try:
+            result = self.client.count(
+                collection_name(user_id), count_filter=models.Filter(must=must), exact=True
+            )
+        except (UnexpectedResponse, ValueError) as exc:
+            if _missing_collection(exc):
+                return 0
+            raise
+        return int(result.count)
+
+    def set_multi(self, user_id: int, vectors: Sequence[tuple[str, Sequence[float]]]) -> None:
+        if not vectors:
+            return
+        present = self.has_multi(user_id)
+        if present is None:
+            raise MissingPoints(f"user {user_id} has no collection")
+        if not present:
+            raise NoMultiVector(
+                f"the Qdrant collection {collection_name(user_id)} was created without the "
+                "multilingual vector; run `pitchcraft reindex` to rebuild it with both"
+            )
+        points = [
+            models.PointVectors(id=point_id, vector={DENSE_MULTI: dense_values(v, MULTI_DIM)})
+            for point_id, v in vectors
+        ]
+        try:
+            self.client.update_vectors(collection_name(user_id), points=points, wait=True)
+        except KeyError as exc:  # the in-process stand-in, for a point it does not hold
+            raise MissingPoints(f"no point with id {exc}") from exc
+        except (UnexpectedResponse, ValueError) as exc:
+            if _missing_collection(exc) or "No point with id" in str(exc):
+                raise MissingPoints(str(exc)) from exc
+            raise
 
     def document_ids(self, user_id: int) -> set[str]:
         points = self.count(user_id)
@@ -258,7 +344,11 @@ class ServerIndex:
         dense: Sequence[float],
         sparse: SparseVec,
         limit: int,
+        multi: Sequence[float] | None = None,
     ) -> list[Hit]:
+        if multi is not None and not self.has_multi(user_id):
+            multi = None  # a collection from before the vector existed: no such list
+
         def run_batch(requests: list[models.QueryRequest]) -> list[list[Hit]]:
             try:
                 responses = self.client.query_batch_points(
@@ -273,7 +363,7 @@ class ServerIndex:
                 for r in responses
             ]
 
-        return hybrid_search(run_batch, self._request, dense, sparse, limit)
+        return hybrid_search(run_batch, self._request, dense, sparse, limit, multi)
 
     def healthy(self) -> str:
         self.client.get_collections()  # raises when the server is unreachable
@@ -284,8 +374,19 @@ class ServerIndex:
 
     # -- conversions ---------------------------------------------------------------------
 
-    def _request(self, vector: Sequence[float] | SparseVec, candidates: int) -> models.QueryRequest:
+    def _request(
+        self, using: str, vector: Sequence[float] | SparseVec, candidates: int
+    ) -> models.QueryRequest:
         """The query for the `candidates` nearest neighbours of one vector (hybrid_search)."""
+        if using == DENSE_MULTI and not isinstance(vector, SparseVec):
+            # Only points that have the vector are candidates; with their MiniLM vector.
+            return models.QueryRequest(
+                query=dense_values(vector, MULTI_DIM),
+                using=DENSE_MULTI,
+                limit=candidates,
+                with_payload=True,
+                with_vector=[DENSE],
+            )
         if isinstance(vector, SparseVec):
             # With each BM25 candidate's dense vector: its similarity to the query.
             return models.QueryRequest(
@@ -300,11 +401,13 @@ class ServerIndex:
 
     def _point(self, p: IndexPoint) -> models.PointStruct:
         check_sparse(p)
-        return models.PointStruct(
-            id=p.id,
-            vector={DENSE: dense_values(p.dense, self.dim), SPARSE: _sparse(p.sparse)},
-            payload=payload_of(p),
-        )
+        vector: dict[str, list[float] | models.SparseVector] = {
+            DENSE: dense_values(p.dense, self.dim),
+            SPARSE: _sparse(p.sparse),
+        }
+        if p.dense_multi is not None:
+            vector[DENSE_MULTI] = dense_values(p.dense_multi, MULTI_DIM)
+        return models.PointStruct(id=p.id, vector=vector, payload=payload_of(p))
 
 
 def _sparse(vector: SparseVec) -> models.SparseVector:

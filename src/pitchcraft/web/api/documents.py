@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import FileResponse
 
+from pitchcraft.documents.enrich import multilingual_active
 from pitchcraft.documents.sample_library import add_samples, example_text
 from pitchcraft.documents.schemas import DocumentOut, PassageContextOut, SampleExampleOut
 from pitchcraft.documents.sources import DEFAULT_RADIUS, MAX_HIGHLIGHT_CHARS, MAX_RADIUS
@@ -53,7 +54,11 @@ UPLOAD_DOC = {
 )
 async def upload(request: Request, user: CurrentUser, container: ContainerDep) -> list[DocumentOut]:
     uploaded = await upload_for(request, container, user.id)
-    return [DocumentOut.of(u.document, duplicate_of=u.duplicate_of) for u in uploaded]
+    active = multilingual_active(container.settings)
+    return [
+        DocumentOut.of(u.document, duplicate_of=u.duplicate_of, multilingual=active)
+        for u in uploaded
+    ]
 
 
 @router.post(
@@ -66,7 +71,10 @@ def add_sample_documents(user: CurrentUser, container: ContainerDep) -> list[Doc
     """A brochure, a datasheet, a slide deck and a price list of a made-up product, queued
     for indexing as ordinary documents of the caller; `GET /documents/samples/example` has
     marketing copy to check against them."""
-    return [DocumentOut.of(d) for d in add_samples(container.documents, user.id)]
+    active = multilingual_active(container.settings)
+    return [
+        DocumentOut.of(d, multilingual=active) for d in add_samples(container.documents, user.id)
+    ]
 
 
 @router.get(
@@ -81,12 +89,16 @@ def sample_example(user: CurrentUser) -> SampleExampleOut:
 @router.get("", response_model=list[DocumentOut], summary="The caller's documents, newest first")
 @router.get("/list", response_model=list[DocumentOut], summary="The same list (the original path)")
 def list_documents(user: CurrentUser, container: ContainerDep) -> list[DocumentOut]:
-    return [DocumentOut.of(d) for d in container.documents.list(user.id)]
+    active = multilingual_active(container.settings)
+    return [DocumentOut.of(d, multilingual=active) for d in container.documents.list(user.id)]
 
 
 @router.get("/{document_id}", response_model=DocumentOut)
 def get_document(document_id: str, user: CurrentUser, container: ContainerDep) -> DocumentOut:
-    return DocumentOut.of(container.documents.get(user.id, document_id))
+    return DocumentOut.of(
+        container.documents.get(user.id, document_id),
+        multilingual=multilingual_active(container.settings),
+    )
 
 
 @router.delete("/{document_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)

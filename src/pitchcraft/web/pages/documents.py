@@ -11,7 +11,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pitchcraft.auth.models import User
 from pitchcraft.container import Container
 from pitchcraft.core.errors import AppError
-from pitchcraft.documents.models import PROCESSING, QUEUED
+from pitchcraft.documents.enrich import multilingual_active, shown_progress, shown_state
+from pitchcraft.documents.models import (
+    INDEXED,
+    ML_PENDING,
+    ML_RUNNING,
+    PROCESSING,
+    QUEUED,
+    Document,
+)
 from pitchcraft.documents.sample_library import add_samples
 from pitchcraft.web.deps import ContainerDep
 from pitchcraft.web.pages.format import human_size, kind_label
@@ -45,8 +53,23 @@ def _table(request: Request, container: Container, user: User) -> HTMLResponse:
 
 def _table_context(container: Container, user: User) -> dict[str, Any]:
     docs = container.documents.list(user.id)
-    busy = any(d.status in (QUEUED, PROCESSING) for d in docs)
-    return {"docs": docs, "busy": busy, "human_size": human_size, "kind_label": kind_label}
+    active = multilingual_active(container.settings)
+
+    def enriching(d: Document) -> int | None:
+        """The percentage of an indexed document's multilingual enrichment, while it runs
+        or waits its turn; None otherwise."""
+        if d.status != INDEXED or shown_state(d, active) not in (ML_PENDING, ML_RUNNING):
+            return None
+        return round(shown_progress(d, active) * 100)
+
+    busy = any(d.status in (QUEUED, PROCESSING) or enriching(d) is not None for d in docs)
+    return {
+        "docs": docs,
+        "busy": busy,
+        "human_size": human_size,
+        "kind_label": kind_label,
+        "enriching": enriching,
+    }
 
 
 def _duplicates(request: Request, container: Container, user: User) -> list[str]:
