@@ -497,6 +497,17 @@ def deep_rank(item: Item, hits: Sequence[Any]) -> int | None:
     return first_hit_rank(item, hits)
 
 
+class _PassageEmbedder:
+    """e5 in embed_docs' shape (its vectors cached under its own name)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self.name = f"e5:{engine.name}"
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return self.engine.embed_passages(texts)
+
+
 class Quality:
     """Both indexes (int8, fp32) in one EdgeIndex root, one user each."""
 
@@ -512,11 +523,29 @@ class Quality:
         self.embedders: dict[str, Any] = {}
         self._qcache: dict[tuple[str, str], list[float]] = {}
 
+    multi: Any = None  # the e5 engine when MULTILINGUAL_SEARCH is measured on
+
+    def enrich(self, user: int, docs: list[Doc], cache: Path | None) -> float:
+        """As the enrichment job does: e5 vectors for every passage, set on the points."""
+        from pitchcraft.documents.ingest import point_id
+
+        if self.multi is None:
+            return 0.0
+        vectors, seconds = embed_docs(docs, _PassageEmbedder(self.multi), cache)
+        for doc, vecs in zip(docs, vectors, strict=True):
+            pairs = [
+                (point_id(doc.doc_id, c.index), v) for c, v in zip(doc.chunks, vecs, strict=True)
+            ]
+            for start in range(0, len(pairs), 256):
+                self.index.set_multi(user, pairs[start : start + 256])
+        return seconds
+
     def build(self, quantize: str, user: int, threads: int, cache: Path | None) -> dict[str, Any]:
         embedder = bulk_embedder(self.settings, quantize, threads)
         with CpuShare() as cpu:
             vectors, embed_s = embed_docs(self.docs, embedder, cache)
         index_s = index_docs(self.index, user, self.docs, vectors)
+        enrich_s = self.enrich(user, self.docs, cache)
         self.users[quantize] = user
         self.embedders[quantize] = query_embedder(self.settings, quantize)
         self.vectors = getattr(self, "vectors", {})
@@ -526,6 +555,7 @@ class Quality:
             "texts": sum(len(d.texts) for d in self.docs),
             "embed_threads": threads,
             "index_s": index_s,
+            "enrich_s": enrich_s,
             "cpu": cpu.result(),
         }
 
@@ -536,7 +566,8 @@ class Quality:
             embedder = bulk_embedder(self.settings, quantize, threads)
             vectors, embed_s = embed_docs(docs, embedder, cache)
             index_s = index_docs(self.index, user, docs, vectors)
-            out[quantize] = {"embed_s": embed_s, "index_s": index_s}
+            enrich_s = self.enrich(user, docs, cache)
+            out[quantize] = {"embed_s": embed_s, "index_s": index_s, "enrich_s": enrich_s}
         self.docs = [*self.docs, *docs]
         return out
 
@@ -546,16 +577,24 @@ class Quality:
             self._qcache[key] = self.embedders[quantize].embed_query(text)
         return self._qcache[key]
 
-    def search(self, quantize: str) -> Any:
+    def search(self, quantize: str, multilingual: bool = True) -> Any:
         from pitchcraft.search.service import Search
 
         embedder = self.embedders[quantize]
-        return Search(index=lambda: self.index, embedder=lambda: embedder, sparse=lambda: self.bm25)
+        multi = self.multi if multilingual else None
+        return Search(
+            index=lambda: self.index,
+            embedder=lambda: embedder,
+            sparse=lambda: self.bm25,
+            multilingual=lambda: multi,
+        )
 
     # variants ---------------------------------------------------------------------------
 
-    def hybrid(self, quantize: str, with_backgrounds: bool = True) -> Callable[[Item], list[Any]]:
-        search = self.search(quantize)
+    def hybrid(
+        self, quantize: str, with_backgrounds: bool = True, multilingual: bool = True
+    ) -> Callable[[Item], list[Any]]:
+        search = self.search(quantize, multilingual)
         user = self.users[quantize]
         return lambda it: search.search(
             user, it.query, it.backgrounds if with_backgrounds else [], LIMIT
@@ -571,6 +610,7 @@ class Quality:
             embedder=lambda: embedder,
             sparse=lambda: self.bm25,
             floor=-math.inf,
+            multilingual=lambda: self.multi,
         )
         user = self.users[quantize]
         return lambda it: search.search(user, it.query, it.backgrounds, LIMIT)
@@ -773,6 +813,10 @@ def run_quality(args: argparse.Namespace, settings: Any, work: Path) -> dict[str
         print(f"  not indexed: {rel}: {reason}")
     items = load_dev()
     quality = Quality(settings, docs, work / "edge-quality")
+    if args.multilingual == "on":
+        from pitchcraft.embedding.multilingual import load_multilingual
+
+        quality.multi = load_multilingual()
     cache = RESULTS / "cache" if args.vector_cache else None
     threads = args.index_threads
     builds = {}
@@ -789,6 +833,15 @@ def run_quality(args: argparse.Namespace, settings: Any, work: Path) -> dict[str
 
     variants = [
         Variant("hybrid int8 (shipped)", quality.hybrid("int8")),
+        *(
+            [
+                Variant(
+                    "hybrid int8, English-only (no e5)", quality.hybrid("int8", multilingual=False)
+                )
+            ]
+            if quality.multi is not None
+            else []
+        ),
         Variant("dense-only int8", quality.dense_only("int8")),
         Variant("sparse-only (BM25)", quality.sparse_only("int8")),
         Variant("hybrid int8, no backgrounds", quality.hybrid("int8", with_backgrounds=False)),
@@ -891,6 +944,15 @@ def set_variants(quality: Quality) -> list[Variant]:
     """The shipped search and its parts, for the extra and multilingual sets."""
     variants = [
         Variant("hybrid int8 (shipped)", quality.hybrid("int8")),
+        *(
+            [
+                Variant(
+                    "hybrid int8, English-only (no e5)", quality.hybrid("int8", multilingual=False)
+                )
+            ]
+            if quality.multi is not None
+            else []
+        ),
         Variant("hybrid int8, no floor", quality.hybrid_no_floor("int8")),
         Variant("dense-only int8", quality.dense_only("int8")),
         Variant("sparse-only (BM25)", quality.sparse_only("int8")),
@@ -1327,6 +1389,12 @@ def main(argv: list[str] | None = None) -> int:
         help="int8 only (no fp32 index), 20k points and 60 queries for latency",
     )
     parser.add_argument("--skip-quality", action="store_true")
+    parser.add_argument(
+        "--multilingual",
+        choices=("on", "off"),
+        default="on",
+        help="measure with the e5 vectors and the three-way fusion (MULTILINGUAL_SEARCH)",
+    )
     parser.add_argument("--skip-latency", action="store_true")
     parser.add_argument(
         "--no-experiments",
