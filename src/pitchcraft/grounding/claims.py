@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
-from functools import lru_cache
 
 from pitchcraft.grounding.dates import Date, date_matches
 from pitchcraft.grounding.extract import Item, Parsed, parse_claim
@@ -16,6 +14,7 @@ from pitchcraft.grounding.lexicon import (
 )
 from pitchcraft.grounding.model import Claim, Passage
 from pitchcraft.grounding.numbers import Num, comparable, matches, same_kind
+from pitchcraft.grounding.rivals import distance, rival_values, word_hit
 from pitchcraft.grounding.rules import (
     COMMON_STEMS,
     check_slots,
@@ -31,25 +30,18 @@ from pitchcraft.grounding.verdict import decide
 _NOTE_WORDS = frozenset(stem(w) for w in ("note", "notes", "source", "sources"))
 
 
-def _word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tuple[int, int] | None:
-    for s, a, b in row.words:
-        if s in alts or (s in abbr and alts & abbr[s]):
-            return a, b
-    return None
-
-
 def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None] | None:
     if item.literal is not None:
         at = row.text.find(item.literal, row.start, row.end)
         return (at, at + len(item.literal), None) if at >= 0 else None
     if item.joined is not None:
-        hit = _word_hit(row, item.joined, ctx.abbr)
+        hit = word_hit(row, item.joined, ctx.abbr)
         if hit is not None:
             return hit[0], hit[1], None
     if item.kind in ("name", "term"):
         spans = []
         for alts in item.stems:
-            hit = _word_hit(row, alts, ctx.abbr)
+            hit = word_hit(row, alts, ctx.abbr)
             if hit is None:
                 return None
             spans.append(hit)
@@ -176,7 +168,7 @@ def _match_unit(parsed: Parsed, m: UnitMatch, ctx: Context) -> None:
     if m.unit.table:
         _align_values(parsed, m, per_row)
     _find_conflicts(parsed, m)
-    _rival_values(parsed, m)
+    rival_values(parsed, m)
     check_slots(parsed, m, ctx)
     void_unanchored(parsed, m)
     m.negated = not parsed.negated and negated_near(m, parsed)
@@ -363,7 +355,7 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
                         rivals,
                         key=lambda d: (
                             not (claim_num.noun and d.noun == claim_num.noun),
-                            _distance(claim_num, Hit(r, d.start, d.end), m),
+                            distance(claim_num, Hit(r, d.start, d.end), m),
                         ),
                     )
                     m.conflicts[idx] = Hit(r, doc.start, doc.end, doc.raw)
@@ -377,200 +369,6 @@ def _find_conflicts(parsed: Parsed, m: UnitMatch) -> None:
                     m.conflicts[idx] = Hit(r, d.start, d.end, d.raw)
             if idx in m.conflicts:
                 break
-
-
-@lru_cache(maxsize=4096)
-def _label_stems(label: str) -> frozenset[str]:
-    return frozenset(stem(w) for w in re.findall(r"[^\W\d_]+", label))
-
-
-def _covers_rest(parsed: Parsed, m: UnitMatch, idx: int) -> bool:
-    """The unit states what the sentence says around item `idx`: every name, and most of the
-    words, so a different value here is a different value for the same thing."""
-    items = parsed.items
-    label = _label_stems(m.passage.label)
-
-    def stated(i: int) -> bool:
-        # The document's own name for its subject ("norwich-city.txt") need not be repeated.
-        return i in m.hits or (
-            items[i].kind == "name" and all(alts & label for alts in items[i].stems)
-        )
-
-    others = [
-        i
-        for i, it in enumerate(items)
-        if i != idx and it.num is None and it.date is None and it.code is None
-    ]
-    if len(others) < 2:
-        return False
-    if any(items[i].kind == "name" and not items[i].subject and not stated(i) for i in others):
-        return False
-    total = sum(items[i].weight for i in others)
-    found = sum(items[i].weight for i in others if stated(i))
-    return found >= 0.6 * total and sum(stated(i) for i in others) >= 2
-
-
-def _year_like(n: Num) -> bool:
-    return n.unit == "" and not n.currency and 1800 <= n.value <= 2100 and n.value == int(n.value)
-
-
-def _rival_values(parsed: Parsed, m: UnitMatch) -> None:
-    """A sentence that states everything else the claim says, with one value of the same kind
-    in place of the claim's: that value is what the document says instead ("at least monthly",
-    "five-year checks" for "every ten years")."""
-    if m.unit.table:
-        _table_rival_values(parsed, m)
-        return
-    if len(m.hits) < 2:
-        return  # the rest of the sentence is not stated here
-    items = parsed.items
-    taken = {(h.row, h.start) for h in m.hits.values()}
-    for idx, item in enumerate(items):
-        if idx in m.hits or idx in m.conflicts or item.subject:
-            continue
-        if item.kind == "name" and item.literal is None and item.num is None:
-            rival = _rival_name(parsed, m, idx)
-            if rival is not None:
-                m.conflicts[idx] = rival
-            continue
-        if item.num is None and item.date is None:
-            continue
-        if not _covers_rest(parsed, m, idx):
-            continue
-        found: list[Hit] = []
-        for r, row in enumerate(m.unit.rows):
-            if item.num is not None:
-                claim = item.num
-                found += [
-                    Hit(r, d.start, d.end, d.raw)
-                    for d in row.nums
-                    if (r, d.start) not in taken
-                    and same_kind(claim, d)
-                    and comparable(claim, d)
-                    and not matches(claim, d)
-                    and d.ordinal == claim.ordinal
-                    and _year_like(d) == _year_like(claim)
-                    and (not claim.currency or claim.currency == d.currency)
-                ]
-            elif item.date is not None:
-                own = [it.date for it in items if it.date is not None]
-                dates = [
-                    d
-                    for d in row.dates
-                    if (r, d.start) not in taken
-                    and (d.until is None) == (item.date.until is None)
-                    and not any(date_matches(o, d) for o in own)
-                ]
-                # A date written as precisely as the claim's, else any other ("April 1992"
-                # for "11 October 1991").
-                same = [
-                    d
-                    for d in dates
-                    if (d.day is None) == (item.date.day is None)
-                    and (d.month is None) == (item.date.month is None)
-                ]
-                found += [Hit(r, d.start, d.end, d.raw) for d in same or dates]
-        if len(found) == 1:
-            m.conflicts[idx] = found[0]
-        elif found and (claim_num := item.num) is not None:
-            # Several: the one nearest in value ("62.5 percent" beside "65.2% vs. 42.9%").
-            m.conflicts[idx] = min(found, key=lambda h: _distance(claim_num, h, m))
-
-
-_CAPITALISED_RUN = re.compile(r"[A-Z][\w'-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w'-]*)*")
-
-
-def _rival_name(parsed: Parsed, m: UnitMatch, idx: int) -> Hit | None:
-    """Another name where the sentence has its name, in a sentence stating the rest: one that
-    shares its kind ("Harvard University" for "Stanford University"), or fills the same slot
-    ("captured at Barshamp" for "captured near Ostagar")."""
-    items = parsed.items
-    item = items[idx]
-    if not _covers_rest(parsed, m, idx):
-        return None
-    own = {a for it in items if it.kind == "name" for alts in it.stems for a in alts}
-    row_index = 0 if len(m.unit.rows) == 1 else None
-    text = m.an.text
-    runs = [
-        (r.start(), r.end(), r.group())
-        for r in _CAPITALISED_RUN.finditer(text, m.unit.start, m.unit.end)
-        if r.start() > m.unit.start  # a sentence's first word is no name
-    ]
-    head = item.stems[-1] if item.stems else frozenset()
-    for a, b, name in runs:
-        parts = re.findall(r"[\w'-]+", name)
-        stems = {stem(w) for w in parts}
-        if stems & own - head or not stems - own:
-            continue  # names the sentence names itself
-        if len(item.stems) >= 2 and len(parts) >= 2 and stem(parts[-1]) in head:
-            return Hit(row_index or 0, a, b, name)
-    # The word before the name and its preposition: "captured near Ostagar".
-    before = [i for i, it in enumerate(items) if it.end <= item.start and it.kind == "term"]
-    if not before or before[-1] not in m.hits:
-        return None
-    gap = parsed.text[items[before[-1]].end : item.start]
-    if not re.fullmatch(r"\s+(?:in|at|near|from|to|by|for|with|on)\s+(?:the\s+)?", gap):
-        return None
-    after = text[m.hits[before[-1]].end : m.hits[before[-1]].end + 40]
-    slot = re.match(r"\s+(?:in|at|near|from|to|by|for|with|on)\s+(?:the\s+)?([A-Z][\w'-]*)", after)
-    if slot and stem(slot.group(1)) not in own:
-        start = m.hits[before[-1]].end + slot.start(1)
-        return Hit(m.hits[before[-1]].row, start, start + len(slot.group(1)), slot.group(1))
-    return None
-
-
-def _distance(claim: Num, hit: Hit, m: UnitMatch) -> float:
-    doc = next(n for n in m.unit.rows[hit.row].nums if n.start == hit.start)
-    return min(
-        abs(math.log(abs(a) / abs(b))) if a and b else math.inf
-        for a in claim.alts
-        for b in doc.alts
-    )
-
-
-def _table_rival_values(parsed: Parsed, m: UnitMatch) -> None:
-    """In a table, the row the claim names holds, in the column its figure is about, another
-    figure ("Czech Republic | 10.7 | 78,866" for "an area of 87,866 km²")."""
-    items = parsed.items
-    names = [i for i, it in enumerate(items) if it.kind == "name"]
-    numbers = [i for i, it in enumerate(items) if it.num is not None and not it.num.ordinal]
-    if not names or len(numbers) != 1 or numbers[0] in m.hits or numbers[0] in m.conflicts:
-        return
-    idx = numbers[0]
-    claim = items[idx].num
-    assert claim is not None
-    keys = {a for k in (claim.noun, *claim.attr.split()) if k for a in alternatives(k)}
-    for r, row in enumerate(m.unit.rows):
-        spans = [_word_hit_all(row, items[i]) for i in names]
-        if any(sp is None for sp in spans):
-            continue
-        if not keys & (row.stems | row.heading_stems):
-            continue
-        found = [
-            d
-            for d in row.nums
-            if same_kind(claim, d)
-            and comparable(claim, d)
-            and not matches(claim, d)
-            and _year_like(d) == _year_like(claim)
-        ]
-        if len(found) == 1:
-            d = found[0]
-            m.conflicts[idx] = Hit(r, d.start, d.end, d.raw)
-            for i, sp in zip(names, spans, strict=True):
-                if sp is not None:
-                    m.hits.setdefault(i, Hit(r, sp[0], sp[1]))
-            return
-
-
-def _word_hit_all(row: Row, item: Item) -> tuple[int, int] | None:
-    spans = []
-    for alts in item.stems:
-        hit = _word_hit(row, alts, {})
-        if hit is None:
-            return None
-        spans.append(hit)
-    return (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
 
 
 def _other_date(claim: Date, dates: list[Date]) -> Date | None:

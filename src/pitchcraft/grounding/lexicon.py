@@ -8,6 +8,8 @@ from functools import lru_cache
 
 from wordfreq import zipf_frequency
 
+from pitchcraft.grounding.irregular import IRREGULAR
+
 
 def _set(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -372,81 +374,13 @@ _SPELLING_ISE = re.compile(r"(?<=[a-z]{3})is(e|ed|es|ing|ation|ations)$")
 _SPELLING_TRE = re.compile(r"(?<=[a-z]{3})tre$")
 
 
-# Irregular verb forms and their base form, so "held" meets "hold" and "built" meets "build".
-_IRREGULAR = {
-    form: base
-    for base, forms in (
-        ("hold", "held"),
-        ("make", "made"),
-        ("build", "built"),
-        ("send", "sent"),
-        ("keep", "kept"),
-        ("pay", "paid"),
-        ("sell", "sold"),
-        ("tell", "told"),
-        ("leave", "left"),
-        ("bring", "brought"),
-        ("buy", "bought"),
-        ("teach", "taught"),
-        ("think", "thought"),
-        ("write", "wrote written"),
-        ("give", "gave given"),
-        ("take", "took taken"),
-        ("run", "ran"),
-        ("begin", "began begun"),
-        ("grow", "grew grown"),
-        ("rise", "rose risen"),
-        ("fall", "fell fallen"),
-        ("lead", "led"),
-        ("meet", "met"),
-        ("spend", "spent"),
-        ("lose", "lost"),
-        ("choose", "chose chosen"),
-        ("drive", "drove driven"),
-        ("speak", "spoke spoken"),
-        ("stand", "stood"),
-        ("understand", "understood"),
-        ("win", "won"),
-        ("seek", "sought"),
-        ("fight", "fought"),
-        ("catch", "caught"),
-        ("sing", "sang sung"),
-        ("draw", "drew drawn"),
-        ("show", "shown"),
-        ("know", "knew known"),
-        ("fly", "flew flown"),
-        ("forget", "forgot forgotten"),
-        ("hide", "hid hidden"),
-        ("break", "broke broken"),
-        ("steal", "stole stolen"),
-        ("wear", "wore worn"),
-        ("bear", "bore borne born"),
-        ("swear", "swore sworn"),
-        ("freeze", "froze frozen"),
-        ("shake", "shook shaken"),
-        ("sit", "sat"),
-        ("lay", "laid"),
-        ("feed", "fed"),
-        ("hear", "heard"),
-        ("sleep", "slept"),
-        ("feel", "felt"),
-        ("deal", "dealt"),
-        ("mean", "meant"),
-        ("light", "lit"),
-        ("strike", "struck"),
-        ("slay", "slew slain"),
-    )
-    for form in forms.split()
-}
-
-
 @lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A light stem, enough to make "processes", "processing" and "processed" meet."""
     w = fold(word)
     if w.endswith("'s"):
         w = w[:-2]
-    w = _IRREGULAR.get(w, w)
+    w = IRREGULAR.get(w, w)
     if len(w) <= 3:
         return w
     if len(w) > 5:
