@@ -834,16 +834,7 @@ def run_quality(args: argparse.Namespace, settings: Any, work: Path) -> dict[str
             )
 
     variants = [
-        Variant("hybrid int8 (shipped)", quality.hybrid("int8")),
-        *(
-            [
-                Variant(
-                    "hybrid int8, English-only (no e5)", quality.hybrid("int8", multilingual=False)
-                )
-            ]
-            if quality.multi is not None
-            else []
-        ),
+        *shipped_variants(quality),
         Variant("dense-only int8", quality.dense_only("int8")),
         Variant("sparse-only (BM25)", quality.sparse_only("int8")),
         Variant("hybrid int8, no backgrounds", quality.hybrid("int8", with_backgrounds=False)),
@@ -942,19 +933,19 @@ def run_quality(args: argparse.Namespace, settings: Any, work: Path) -> dict[str
 LANGS = ("de", "en->de", "de->en", "fr", "en->fr", "fr->en", "es", "en->es", "es->en")
 
 
+def shipped_variants(quality: Quality) -> list[Variant]:
+    """The shipped search, and beside it the same without e5 when e5 is measured."""
+    shipped = [Variant("hybrid int8 (shipped)", quality.hybrid("int8"))]
+    if quality.multi is not None:
+        english = quality.hybrid("int8", multilingual=False)
+        shipped.append(Variant("hybrid int8, English-only (no e5)", english))
+    return shipped
+
+
 def set_variants(quality: Quality) -> list[Variant]:
     """The shipped search and its parts, for the extra and multilingual sets."""
     variants = [
-        Variant("hybrid int8 (shipped)", quality.hybrid("int8")),
-        *(
-            [
-                Variant(
-                    "hybrid int8, English-only (no e5)", quality.hybrid("int8", multilingual=False)
-                )
-            ]
-            if quality.multi is not None
-            else []
-        ),
+        *shipped_variants(quality),
         Variant("hybrid int8, no floor", quality.hybrid_no_floor("int8")),
         Variant("dense-only int8", quality.dense_only("int8")),
         Variant("sparse-only (BM25)", quality.sparse_only("int8")),
