@@ -14,7 +14,7 @@ from pitchcraft.grounding.lexicon import (
 )
 from pitchcraft.grounding.model import Claim, Passage
 from pitchcraft.grounding.numbers import Num, comparable, matches, same_kind
-from pitchcraft.grounding.rivals import distance, rival_values, word_hit
+from pitchcraft.grounding.rivals import distance, label_stems, rival_values, word_hit, words_hit
 from pitchcraft.grounding.rules import (
     COMMON_STEMS,
     check_slots,
@@ -39,13 +39,8 @@ def _item_hit(item: Item, row: Row, ctx: Context) -> tuple[int, int, str | None]
         if hit is not None:
             return hit[0], hit[1], None
     if item.kind in ("name", "term"):
-        spans = []
-        for alts in item.stems:
-            hit = word_hit(row, alts, ctx.abbr)
-            if hit is None:
-                return None
-            spans.append(hit)
-        return min(a for a, _ in spans), max(b for _, b in spans), None
+        span = words_hit(row, item, ctx.abbr)
+        return (span[0], span[1], None) if span is not None else None
     if item.code is not None:
         for c in row.codes:
             if c.digits == item.code.digits:
@@ -404,7 +399,7 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
 
 def _subject_found(item: Item, ctx: Context) -> bool:
     for p, an in zip(ctx.passages, ctx.analysed, strict=True):
-        label = {stem(w) for w in re.findall(r"[^\W\d_]+", p.label)}
+        label = label_stems(p.label)
         if all(alts & (an.stems | label) for alts in item.stems):
             return True
     return False
@@ -440,7 +435,7 @@ def check_one(sentence: str, ctx: Context, cited: Sequence[int]) -> Claim:
     titled: set[int] = set()
     if best is not None:
         # The document's own name says what it is about ("norwich-city.txt").
-        label = {stem(w) for w in re.findall(r"[^\W\d_]+", best.passage.label)}
+        label = label_stems(best.passage.label)
         titled = {
             i
             for i, it in enumerate(parsed.items)

@@ -23,7 +23,8 @@ def word_hit(row: Row, alts: frozenset[str], abbr: dict[str, set[str]]) -> tuple
 
 
 @lru_cache(maxsize=4096)
-def _label_stems(label: str) -> frozenset[str]:
+def label_stems(label: str) -> frozenset[str]:
+    """Stems of a passage label's words ("norwich-city.txt" → norwich, city, txt)."""
     return frozenset(stem(w) for w in re.findall(r"[^\W\d_]+", label))
 
 
@@ -31,7 +32,7 @@ def _covers_rest(parsed: Parsed, m: UnitMatch, idx: int) -> bool:
     """The unit states what the sentence says around item `idx`: every name, and most of the
     words, so a different value here is a different value for the same thing."""
     items = parsed.items
-    label = _label_stems(m.passage.label)
+    label = label_stems(m.passage.label)
 
     def stated(i: int) -> bool:
         # The document's own name for its subject ("norwich-city.txt") need not be repeated.
@@ -190,7 +191,7 @@ def _table_rival_values(parsed: Parsed, m: UnitMatch) -> None:
     assert claim is not None
     keys = {a for k in (claim.noun, *claim.attr.split()) if k for a in alternatives(k)}
     for r, row in enumerate(m.unit.rows):
-        spans = [_word_hit_all(row, items[i]) for i in names]
+        spans = [words_hit(row, items[i], {}) for i in names]
         if any(sp is None for sp in spans):
             continue
         if not keys & (row.stems | row.heading_stems):
@@ -212,10 +213,11 @@ def _table_rival_values(parsed: Parsed, m: UnitMatch) -> None:
             return
 
 
-def _word_hit_all(row: Row, item: Item) -> tuple[int, int] | None:
+def words_hit(row: Row, item: Item, abbr: dict[str, set[str]]) -> tuple[int, int] | None:
+    """The span of a name's or a term's words in the row, when every one of them is there."""
     spans = []
     for alts in item.stems:
-        hit = word_hit(row, alts, {})
+        hit = word_hit(row, alts, abbr)
         if hit is None:
             return None
         spans.append(hit)
