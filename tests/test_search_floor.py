@@ -16,9 +16,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from pitchcraft.search.relevance import (
+    E5_AT_FLOOR,
+    E5_AT_FLOOR_OTHER_LANGUAGE,
     RELEVANCE_FLOOR,
     above_floor,
     content_words,
+    e5_at_floor,
     matched,
     query_words,
     relevance,
@@ -59,6 +62,46 @@ def test_content_words_drop_function_words_in_english_and_german() -> None:
     ]
     assert content_words("Kann man das Skript für Geld bekommen?") == ["skript", "geld", "bekommen"]
     assert content_words("?!?!") == []
+
+
+def test_content_words_drop_french_and_spanish_function_words_and_elisions() -> None:
+    assert content_words("Comment faire une pâte brisée sans beurre ?") == [
+        "pate",
+        "brisee",
+        "beurre",
+    ]
+    assert content_words("Quelle crème choisir pour la peau d'un bébé ?") == [
+        "creme",
+        "choisir",
+        "peau",
+        "bebe",
+    ]
+    assert content_words("¿Cuánto tiempo hay que dejar la masa?") == [
+        "tiempo",
+        "hay",  # an English word too: kept
+        "dejar",
+        "masa",
+    ]
+    # English words that are French or Spanish function words elsewhere stay content words.
+    assert content_words("the son of the era") == ["son", "era"]
+
+
+def test_a_question_in_another_language_lets_e5_alone_reach_the_floor_sooner() -> None:
+    assert e5_at_floor("How long does the backpack take to charge a phone?") == E5_AT_FLOOR
+    assert e5_at_floor("blorf snargle wizzpop") == E5_AT_FLOOR  # no function words: strict
+    for question in (
+        "Wie lange braucht der Rucksack, um ein Handy aufzuladen?",
+        "Combien de temps faut-il pour charger un téléphone ?",
+        "¿Cuánto tarda la mochila en cargar un teléfono?",
+    ):
+        assert e5_at_floor(question) == E5_AT_FLOOR_OTHER_LANGUAGE, question
+    assert E5_AT_FLOOR_OTHER_LANGUAGE < E5_AT_FLOOR
+    # A passage sharing no words, far for MiniLM, close for e5 (between the two thresholds).
+    between = (E5_AT_FLOOR + E5_AT_FLOOR_OTHER_LANGUAGE) / 2
+    passage = Hit("d", "d.txt", None, None, 0, "Lädt in zwei Stunden.", 1.0, 0.05, None, between)
+    groups = query_words("solar backpack charging time")
+    assert above_floor(groups, [passage], e5_floor=E5_AT_FLOOR) == []
+    assert above_floor(groups, [passage], e5_floor=E5_AT_FLOOR_OTHER_LANGUAGE) == [passage]
 
 
 def test_matched_counts_words_and_word_starts() -> None:
@@ -198,6 +241,8 @@ def _queries(name: str) -> list[tuple[str, list[str]]]:
 NOTHING = [
     *_queries("search-offtopic.jsonl")[::6],
     *_queries("search-offtopic-holdout.jsonl")[::4],
+    *_queries("search-offtopic-multilingual.jsonl")[::5],
+    *_queries("search-offtopic-multilingual-holdout.jsonl")[::5],
 ]
 
 
