@@ -1078,9 +1078,19 @@ def main(argv: list[str] | None = None) -> int:
         files = list(SPREADSHEET_FILES)
 
     go_offline()
-    import torch
-
-    torch_threads = torch.get_num_threads()  # torch's own default, before anything sets it
+    try:
+        import torch
+    except ImportError:
+        # Without the `bench` extra: the floor falls back to ONNX Runtime's fp32 (and says
+        # so); only the baseline needs torch.
+        if not args.skip_baseline:
+            raise SystemExit(
+                "the baseline needs the bench extra (torch): install .[bench] or "
+                "pass --skip-baseline"
+            ) from None
+        torch_threads = 0
+    else:
+        torch_threads = torch.get_num_threads()  # torch's own default, before anything sets it
     info = machine()
     print(f"machine: {info['cpus']} CPUs ({info['cpu_model']}), load {info['loadavg_at_start']}")
     print(f"note: {CPU_NOTE}")

@@ -522,15 +522,17 @@ def test_kill_9_during_enrichment_resumes_without_losing_or_redoing(
     assert "Traceback" not in second.log()
 
 
-def test_a_query_waits_for_one_passage_step_not_a_whole_batch() -> None:
-    """The engine is used by one caller at a time; a search's query goes before the rest
-    of an enrichment batch that is being embedded."""
+def test_a_query_does_not_wait_for_the_passage_step_in_progress() -> None:
+    """A search's query runs beside an enrichment's passages: the enrichment computes at the
+    lowest priority, so waiting for its step was a priority inversion (seconds per search on
+    a busy machine). Here the step itself waits for the query: with the old lock the query
+    would wait for the step, the step would time out first, and the order would differ."""
     import threading
 
     import numpy as np
 
     order: list[str] = []
-    inside = threading.Event()
+    inside, query_done = threading.Event(), threading.Event()
 
     class Engine:
         dim = 384
@@ -538,7 +540,8 @@ def test_a_query_waits_for_one_passage_step_not_a_whole_batch() -> None:
         def passage(self, texts: list[str]) -> Any:
             order.append(f"passages {texts[0]}")
             inside.set()
-            time.sleep(0.3)
+            query_done.wait(10)
+            order.append(f"passages {texts[0]} done")
             return np.ones((len(texts), 384), dtype=np.float32)
 
         def query(self, text: str) -> Any:
@@ -546,10 +549,72 @@ def test_a_query_waits_for_one_passage_step_not_a_whole_batch() -> None:
             return np.ones(384, dtype=np.float32)
 
     embedder = ml.MultilingualEmbedder(Engine())
-    texts = [str(i) for i in range(3 * ml.PASSAGE_STEP)]
+    texts = [str(i) for i in range(2 * ml.PASSAGE_STEP)]
     worker = threading.Thread(target=embedder.embed_passages, args=(texts,))
     worker.start()
     assert inside.wait(10)
     assert len(embedder.embed_query("wie lange?")) == 384
+    query_done.set()
     worker.join()
-    assert order == ["passages 0", "query", "passages 4", "passages 8"]
+    step = ml.PASSAGE_STEP
+    assert order == [
+        "passages 0",
+        "query",
+        "passages 0 done",
+        f"passages {step}",
+        f"passages {step} done",
+    ]
+
+
+def test_queries_beside_passages_give_the_vectors_they_give_alone(
+    e5: ml.MultilingualEmbedder,
+) -> None:
+    """The real engine, called from two threads at once (its calls only read the model):
+    the same vectors as one at a time, and the queries end while the passages still run."""
+    import threading
+
+    import numpy as np
+
+    passages = [f"{GERMAN} {ENGLISH} " * 12, ENGLISH * 6, GERMAN * 6, "Kurz."]
+    queries = ["Wie lange lädt der Rucksack?", "How long does the backpack take to charge?"]
+    alone_p = np.array(e5.embed_passages(passages))
+    alone_q = np.array(e5.embed_queries(queries))
+    running = threading.Event()
+    spans: list[tuple[str, float]] = []
+
+    class Timed:
+        """The real engine, noting when its passage call starts and ends."""
+
+        dim = 384
+
+        def passage(self, texts: list[str]) -> Any:
+            running.set()
+            spans.append(("start", time.perf_counter()))
+            try:
+                return e5._engine.passage(texts)
+            finally:
+                spans.append(("end", time.perf_counter()))
+
+        def query(self, text: str) -> Any:
+            return e5._engine.query(text)
+
+    embedder = ml.MultilingualEmbedder(Timed())
+    got: list[Any] = []
+    worker = threading.Thread(target=lambda: got.append(embedder.embed_passages(passages * 3)))
+    worker.start()
+    assert running.wait(60)
+    together_q, ended = [], []
+    for _ in range(2):
+        together_q.append(np.array(embedder.embed_queries(queries)))
+        ended.append(time.perf_counter())
+    worker.join()
+    together_p = np.array(got[0])
+    for q in together_q:
+        assert np.allclose(q, alone_q, atol=1e-5)
+    for i in range(3):
+        assert np.allclose(together_p[4 * i : 4 * i + 4], alone_p, atol=1e-5)
+    # The first query ended inside a passage call (three calls of four, back to back).
+    assert any(
+        start <= ended[0] <= end
+        for (_, start), (_, end) in zip(spans[0::2], spans[1::2], strict=True)
+    )

