@@ -103,6 +103,14 @@ def write_results(name: str, data: dict[str, Any]) -> Path:
     return path
 
 
+def finish(name: str, data: dict[str, Any]) -> int:
+    """The end of a benchmark's run: the CPU note, its results written, where to; exit 0."""
+    print(f"note: {CPU_NOTE}")
+    path = write_results(name, data)
+    print(f"results: {path.relative_to(ROOT)}")
+    return 0
+
+
 def pg_schema() -> Any:
     """A new, empty schema in the test PostgreSQL database (tests.conftest.PgSchema);
     its `url` is the server's DATABASE_URL, and `drop()` removes it."""

@@ -36,22 +36,23 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
-    CPU_NOTE,
     RESULTS,
-    ROOT,
     banner,
+    finish,
     go_offline,
     latency_summary,
     loadavg,
     machine,
     table,
-    write_results,
 )
 from bench.search import LIMIT, USER, Item, Quality, first_hit_rank, load_corpus, load_dev
 
 DATA = Path(__file__).resolve().parent / "data"
 CALIBRATION = DATA / "search-offtopic.jsonl"
 HOLDOUT = DATA / "search-offtopic-holdout.jsonl"
+# German, French and Spanish ones, for bench.floor_multilingual.
+ML_CALIBRATION = DATA / "search-offtopic-multilingual.jsonl"
+ML_HOLDOUT = DATA / "search-offtopic-multilingual-holdout.jsonl"
 EXTRA = DATA / "search-questions-extra.jsonl"
 TIMING_ROUNDS = 5
 FLOORS = (0.45, 0.5, 0.53, 0.55, 0.6)  # the neighbourhood of the shipped floor
@@ -359,10 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         results["cost"] = c
         q.index.close()
     info["loadavg_at_end"] = loadavg()
-    print(f"note: {CPU_NOTE}")
-    out = write_results("floor", results)
-    print(f"results: {out.relative_to(ROOT)}")
-    return 0
+    return finish("floor", results)
 
 
 def settings_threads() -> int:

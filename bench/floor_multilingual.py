@@ -28,17 +28,22 @@ from pathlib import Path
 from typing import Any
 
 from bench import (
-    CPU_NOTE,
     RESULTS,
-    ROOT,
     banner,
+    finish,
     go_offline,
     loadavg,
     machine,
     table,
-    write_results,
 )
-from bench.floor import CALIBRATION, HOLDOUT, load_queries, settings_threads
+from bench.floor import (
+    CALIBRATION,
+    HOLDOUT,
+    ML_CALIBRATION,
+    ML_HOLDOUT,
+    load_queries,
+    settings_threads,
+)
 from bench.search import (
     EXTRA_SET,
     LIMIT,
@@ -51,10 +56,6 @@ from bench.search import (
     load_items,
     multilingual_files,
 )
-
-DATA = Path(__file__).resolve().parent / "data"
-ML_CALIBRATION = DATA / "search-offtopic-multilingual.jsonl"
-ML_HOLDOUT = DATA / "search-offtopic-multilingual-holdout.jsonl"
 
 
 def rules() -> dict[str, Callable[[str], float]]:
@@ -159,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         q.index.close()
     info["loadavg_at_end"] = loadavg()
-    print(f"note: {CPU_NOTE}")
-    out = write_results("floor-multilingual", results)
-    print(f"results: {out.relative_to(ROOT)}")
-    return 0
+    return finish("floor-multilingual", results)
 
 
 if __name__ == "__main__":

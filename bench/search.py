@@ -51,13 +51,13 @@ from bench import (
     CpuShare,
     Stopwatch,
     banner,
+    finish,
     go_offline,
     latency_summary,
     loadavg,
     machine,
     ratio,
     table,
-    write_results,
 )
 
 USER = 1
@@ -1502,10 +1502,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nwall time {results['wall_s']:.0f} s; load average at start "
         f"{info['loadavg_at_start']}, at end {info['loadavg_at_end']}"
     )
-    print(f"note: {CPU_NOTE}")
-    out = write_results("search", results)
-    print(f"results: {out.relative_to(ROOT)}")
-    return 0
+    return finish("search", results)
 
 
 if __name__ == "__main__":
