@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +24,32 @@ def upload(client: Any, token: str, *files: tuple[str, bytes]) -> list[dict[str,
     return body
 
 
-def wait_final(client: Any, token: str, doc_id: str, timeout: float = 300) -> dict[str, Any]:
+def get_doc(client: Any, token: str, doc_id: str) -> dict[str, Any]:
+    r = client.get(f"/api/v1/documents/{doc_id}", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    doc: dict[str, Any] = r.json()
+    return doc
+
+
+def wait_doc(
+    client: Any,
+    token: str,
+    doc_id: str,
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 300,
+) -> dict[str, Any]:
+    """Poll the document until `done(document)`; fails the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while True:
-        r = client.get(f"/api/v1/documents/{doc_id}", headers={"Authorization": f"Bearer {token}"})
-        assert r.status_code == 200, r.text
-        doc: dict[str, Any] = r.json()
-        if doc["status"] in FINAL:
+        doc = get_doc(client, token, doc_id)
+        if done(doc):
             return doc
         assert time.monotonic() < deadline, f"document stuck: {doc}"
         time.sleep(0.25)
+
+
+def wait_final(client: Any, token: str, doc_id: str, timeout: float = 300) -> dict[str, Any]:
+    return wait_doc(client, token, doc_id, lambda d: d["status"] in FINAL, timeout)
 
 
 def manifest_expectations() -> dict[str, str]:

@@ -47,7 +47,7 @@ from pitchcraft.vectors.base import (
 from pitchcraft.vectors.qdrant_edge import EdgeIndex
 from pitchcraft.vectors.qdrant_server import ServerIndex
 from tests.conftest import ServerProcess, app_on, auth, make_settings, register, vector_index
-from tests.docs_helpers import upload, wait_final
+from tests.docs_helpers import get_doc, upload, wait_doc, wait_final
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -268,25 +268,6 @@ def _long_text(paragraphs: int, seed: int = 7) -> bytes:
     return "\n\n".join(out).encode()
 
 
-def _doc(client: Any, token: str, doc_id: str) -> dict[str, Any]:
-    r = client.get(f"/api/v1/documents/{doc_id}", headers=auth(token))
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
-def _wait_doc(
-    client: Any, token: str, doc_id: str, done: Callable[[dict[str, Any]], bool], timeout: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc = _doc(client, token, doc_id)
-        if done(doc):
-            return doc
-        assert time.monotonic() < deadline, f"timed out: {doc}"
-        time.sleep(0.2)
-
-
 def _index_of(client: TestClient) -> VectorIndex:
     return client.app.state.container.index()  # type: ignore[attr-defined, no-any-return]
 
@@ -306,7 +287,7 @@ def test_enrichment_follows_indexing_and_the_page_shows_it(database: str, tmp_pa
         indexed = wait_final(client, token, doc["id"])
         assert indexed["status"] == "indexed"
         assert indexed["multilingual"] in ("pending", "running", "done")
-        done = _wait_doc(client, token, doc["id"], lambda d: d["multilingual"] == "done", 300)
+        done = wait_doc(client, token, doc["id"], lambda d: d["multilingual"] == "done", 300)
         assert done["multilingual_progress"] == 1.0
         index = _index_of(client)
         assert index.count_multi(1, doc["id"]) == index.count(1, doc["id"]) == done["chunks"]
@@ -322,7 +303,7 @@ def test_enrichment_follows_indexing_and_the_page_shows_it(database: str, tmp_pa
         # `pitchcraft reindex` rebuilds both vectors: ingestion first, then enrichment.
         assert queue_reindex(db) == 1
         client.app.state.container.wakeup()  # type: ignore[attr-defined]
-        again = _wait_doc(
+        again = wait_doc(
             client,
             token,
             doc["id"],
@@ -339,7 +320,7 @@ def test_the_documents_page_shows_enrichment_progress(tmp_path: Path) -> None:
         client.cookies.set("pitchcraft_session", token)
         seen: list[int] = []
         deadline = time.monotonic() + 300
-        while _doc(client, token, doc["id"])["multilingual"] != "done":
+        while get_doc(client, token, doc["id"])["multilingual"] != "done":
             page = client.get("/documents/table", headers={"hx-request": "true"})
             assert page.status_code == 200
             seen += [int(n) for n in re.findall(r"multilingual: (\d+)%", page.text)]
@@ -357,7 +338,7 @@ def test_deleting_a_document_during_enrichment_stops_it(tmp_path: Path) -> None:
         token = register(client)
         (doc,) = upload(client, token, ("long.txt", _long_text(160)))
         wait_final(client, token, doc["id"])
-        _wait_doc(
+        wait_doc(
             client,
             token,
             doc["id"],
@@ -382,7 +363,7 @@ def test_deleting_a_document_during_enrichment_stops_it(tmp_path: Path) -> None:
         # The app goes on: a new document is indexed and enriched.
         (again,) = upload(client, token, ("sunpack.txt", _long_text(4, seed=3)))
         wait_final(client, token, again["id"])
-        _wait_doc(client, token, again["id"], lambda d: d["multilingual"] == "done", 300)
+        wait_doc(client, token, again["id"], lambda d: d["multilingual"] == "done", 300)
 
 
 @pytest.fixture
@@ -410,7 +391,7 @@ def test_off_loads_no_model_and_writes_no_vectors(
         assert wait_final(client, token, doc["id"])["status"] == "indexed"
         assert any("SunPack" in h["snippet"] for h in _search(client, token, ENGLISH_QUESTION))
         time.sleep(2)  # an enrichment lane, if one ran, would have claimed its job by now
-        shown = _doc(client, token, doc["id"])
+        shown = get_doc(client, token, doc["id"])
         assert shown["multilingual"] == "off"
         assert _index_of(client).count_multi(1) == 0
         db = client.app.state.container.db  # type: ignore[attr-defined]
@@ -443,7 +424,7 @@ def test_an_engine_that_cannot_load_leaves_the_app_english_only(
             for _ in range(3):
                 found = _search(client, token, ENGLISH_QUESTION)
                 assert any("SunPack" in h["snippet"] for h in found)
-            shown = _wait_doc(client, token, doc["id"], lambda d: d["multilingual"] == "off", 60)
+            shown = wait_doc(client, token, doc["id"], lambda d: d["multilingual"] == "off", 60)
             assert shown["multilingual_progress"] == 0.0
             assert _index_of(client).count_multi(1) == 0
     finally:
@@ -488,7 +469,7 @@ def test_kill_9_during_enrichment_resumes_without_losing_or_redoing(
     assert r.status_code == 202, r.text
     doc_id = r.json()[0]["id"]
     # Killed once at least one batch is recorded and more are left.
-    mid = _wait_doc(
+    mid = wait_doc(
         client,
         token,
         doc_id,
@@ -500,10 +481,10 @@ def test_kill_9_during_enrichment_resumes_without_losing_or_redoing(
 
     second = start_server(server_env)
     client = httpx.Client(base_url=second.url, timeout=60)
-    resumed = _doc(client, token, doc_id)
+    resumed = get_doc(client, token, doc_id)
     # Progress is durable: what was recorded before the kill is still there.
     assert resumed["multilingual_progress"] >= mid["multilingual_progress"]
-    final = _wait_doc(client, token, doc_id, lambda d: d["multilingual"] == "done", 1200)
+    final = wait_doc(client, token, doc_id, lambda d: d["multilingual"] == "done", 1200)
     client.close()
     second.stop(signal.SIGTERM)
     chunks = final["chunks"]
