@@ -307,3 +307,19 @@ def test_delete_during_an_ingestion_leaves_no_vectors(client: TestClient) -> Non
     assert not [p for p in qdrant.rglob("*") if p.name == collection_name(uid)]
     assert not (container.settings.storage_dir / str(uid)).exists()
     assert rows_of(client, uid) == dict.fromkeys(rows_of(client, uid), 0)
+
+
+def test_only_a_postgresql_deadlock_is_retried_by_account_deletion() -> None:
+    from types import SimpleNamespace
+
+    from sqlalchemy.exc import OperationalError
+
+    from pitchcraft.accounts.service import _deadlock
+
+    def error(sqlstate: str | None) -> OperationalError:
+        return OperationalError("DELETE FROM users", {}, SimpleNamespace(sqlstate=sqlstate))
+
+    assert _deadlock(error("40P01"))
+    assert not _deadlock(error("40001"))  # a serialization failure is not this case
+    assert not _deadlock(error(None))
+    assert not _deadlock(ValueError("40P01"))

@@ -11,6 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import OperationalError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random
 
 from pitchcraft.accounts.stream import ZipSink
 from pitchcraft.auth.models import User
@@ -223,10 +225,24 @@ class AccountData:
             ended = self.accounts.sessions.end_all(s, user_id, reason=ACCOUNT_DELETED)
         self.accounts.sessions.forget(*ended)
         self.accounts.sessions.forget_user(user_id)
-        with self.db.session() as s:
-            s.execute(delete(User).where(User.id == user_id))
+        # PostgreSQL may pick this transaction as a deadlock's victim (the cascade locks the
+        # user's document rows while an upload or ingestion locks them in its own order);
+        # it was rolled back whole, so doing it again is safe.
+        for attempt in Retrying(
+            retry=retry_if_exception(_deadlock),
+            stop=stop_after_attempt(5),
+            wait=wait_random(0.05, 0.3),
+            reraise=True,
+        ):
+            with attempt, self.db.session() as s:
+                s.execute(delete(User).where(User.id == user_id))
         # The whole folder rather than the keys read before: an upload committed between
         # the two transactions is gone with the row too.
         self.index().delete_user(user_id)
         self.store.remove_user(user_id)
         log.info("deleted account %d and everything it held", user_id)
+
+
+def _deadlock(exc: BaseException) -> bool:
+    """A PostgreSQL deadlock (SQLSTATE 40P01)."""
+    return isinstance(exc, OperationalError) and getattr(exc.orig, "sqlstate", None) == "40P01"
