@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import update
 
 from pitchcraft.auth.models import User
@@ -211,3 +215,56 @@ def test_wakeup_reaches_every_lane() -> None:
     a, b = wakeup.subscribe(), wakeup.subscribe()
     wakeup()
     assert a.is_set() and b.is_set()
+
+
+def test_a_stop_mid_job_puts_it_back_in_the_queue_not_failed(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stop closes what a running job uses (the vector index): the job is neither failed
+    nor charged an attempt, and the log shows no traceback. A handler that heeds its
+    heartbeat leaves at its next step the same way."""
+    from pitchcraft.jobs.worker import Kind, Outcome, Worker
+    from pitchcraft.vectors.base import IndexClosed
+
+    container, ids = _setup(settings, 2)
+    db = container.db  # type: ignore[attr-defined]
+    started, stopping = threading.Event(), threading.Event()
+    beats: list[bool] = []
+
+    def handler(job: Job, beat: Callable[[float], bool]) -> Outcome:
+        started.set()
+        assert stopping.wait(30)
+        if job.payload == {"n": 0}:
+            raise IndexClosed
+        beats.append(beat(0.5))
+        return Outcome.lost()
+
+    worker = Worker(
+        db,
+        {"test": Kind(handler=handler, gave_up=lambda job: None)},  # type: ignore[arg-type]
+        concurrency=2,
+        poll_seconds=0.05,
+    )
+    worker.start()
+    assert started.wait(30)
+    deadline = time.monotonic() + 30
+    while _statuses(db, ids) != ["running", "running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with caplog.at_level(logging.INFO, logger="pitchcraft.jobs.worker"):
+        threading.Timer(0.2, stopping.set).start()
+        worker.stop(timeout=30)
+    assert beats == [False]
+    with db.session() as s:
+        jobs = [s.get(Job, i) for i in ids]
+        assert [(j.status, j.attempts, j.locked_by, j.error) for j in jobs if j] == [
+            ("queued", 0, None, None),
+            ("queued", 0, None, None),
+        ]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    assert sum("back to the queue: stopping" in r.getMessage() for r in caplog.records) == 2
+
+
+def _statuses(db: object, ids: list[str]) -> list[str]:
+    with db.session() as s:  # type: ignore[attr-defined]
+        return [s.get(Job, i).status for i in ids]

@@ -42,7 +42,13 @@ from pitchcraft.jobs.models import QUEUED, RUNNING, Job
 from pitchcraft.jobs.queue import enqueue
 from pitchcraft.jobs.worker import Beat, Outcome
 from pitchcraft.settings import Settings
-from pitchcraft.vectors.base import MAX_PASSAGES, MissingPoints, NoMultiVector, VectorIndex
+from pitchcraft.vectors.base import (
+    MAX_PASSAGES,
+    IndexClosed,
+    MissingPoints,
+    NoMultiVector,
+    VectorIndex,
+)
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +156,8 @@ class Enricher:
             return self._run(job.user_id, doc_id, engine, heartbeat)
         except _Stop:
             return Outcome.cancelled()
+        except IndexClosed:  # the process is stopping: the next start carries on from here
+            return Outcome.lost()
         except NoMultiVector as exc:
             log.warning("document %s cannot be enriched: %s", doc_id, exc)
             self._set_state(doc_id, ML_OFF)

@@ -33,7 +33,7 @@ from pitchcraft.ingestion.types import Chunk, ParseFailure
 from pitchcraft.jobs.models import Job
 from pitchcraft.jobs.worker import Beat, Outcome
 from pitchcraft.settings import Settings
-from pitchcraft.vectors.base import IndexPoint, VectorIndex
+from pitchcraft.vectors.base import IndexClosed, IndexPoint, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,8 @@ class Ingestor:
             return self._run(doc_id, heartbeat)
         except Cancelled:  # the row went away between two steps
             return _cancelled()
+        except IndexClosed:  # the process is stopping: the next start resumes the document
+            return Outcome.lost()
         except Exception as exc:
             # The worker fails the job (and logs it); the document must not stay
             # "processing" for ever, nor keep the passages of a half-done run.

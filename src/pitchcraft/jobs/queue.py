@@ -123,6 +123,18 @@ def finish(
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
+def release(db: Database, job_id: str, *, worker_id: str) -> bool:
+    """Put a job this worker holds back in the queue, its claim not counted as an attempt
+    (the worker is stopping; the job did nothing wrong)."""
+    with db.session() as s:
+        done = s.execute(
+            update(Job)
+            .where(*_held(job_id, worker_id))
+            .values(status=QUEUED, locked_by=None, lease_until=None, attempts=Job.attempts - 1)
+        )
+        return bool(done.rowcount)  # type: ignore[attr-defined]
+
+
 def save_partial(db: Database, job_id: str, *, worker_id: str, result: dict[str, Any]) -> bool:
     """Show a running job's result so far; False when this worker no longer holds the job."""
     with db.session() as s:

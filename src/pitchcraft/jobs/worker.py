@@ -181,7 +181,8 @@ class Worker:
         stop_beat = threading.Event()
 
         def beat(progress: float | None = None) -> bool:
-            if lost.is_set():
+            # Stopping: the handler leaves at its next step and the job goes back to the queue.
+            if lost.is_set() or self._stop.is_set():
                 return False
             if not queue.renew(
                 self.db,
@@ -202,11 +203,20 @@ class Worker:
         try:
             outcome = kind.handler(job, beat)
         except Exception as exc:
-            log.exception("job %s (%s) failed", job.id, job.kind)
-            outcome = Outcome.failed(f"unexpected error: {type(exc).__name__}")
+            if self._stop.is_set():
+                # What the handler used was closed under it by the stop; not the job's fault.
+                log.info("job %s (%s) interrupted by the stop: %s", job.id, job.kind, exc)
+                outcome = Outcome.lost()
+            else:
+                log.exception("job %s (%s) failed", job.id, job.kind)
+                outcome = Outcome.failed(f"unexpected error: {type(exc).__name__}")
         finally:
             stop_beat.set()
             keeper.join()
+        if outcome.status == LOST and self._stop.is_set():
+            if queue.release(self.db, job.id, worker_id=self.id):
+                log.info("job %s (%s) goes back to the queue: stopping", job.id, job.kind)
+            return
         if outcome.status != LOST and queue.finish(
             self.db,
             job.id,

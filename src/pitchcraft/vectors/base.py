@@ -106,6 +106,14 @@ def wanted_chunks(chunk_indexes: Sequence[int]) -> list[int]:
     return wanted
 
 
+class IndexClosed(RuntimeError):
+    """The index was closed (the process is stopping): the job using it resumes at the next
+    start instead of failing."""
+
+    def __init__(self) -> None:
+        super().__init__("the vector index is closed")
+
+
 class VectorStoreLocked(RuntimeError):
     """The embedded index is held by another process (Qdrant Edge locks each shard's WAL).
 

@@ -41,6 +41,7 @@ from pitchcraft.vectors.base import (
     DENSE_MULTI,
     MULTI_DIM,
     SPARSE,
+    IndexClosed,
     VectorStoreLocked,
     collection_name,
 )
@@ -159,7 +160,7 @@ class EdgeShards:
         with self._cond:
             while True:
                 if self._closed:
-                    raise RuntimeError("the vector index is closed")
+                    raise IndexClosed
                 if user_id not in self._busy:
                     break
                 self._cond.wait()
@@ -267,7 +268,7 @@ class EdgeShards:
             while user_id in self._busy:
                 self._cond.wait()
             if self._closed:
-                raise RuntimeError("the vector index is closed")
+                raise IndexClosed
             self._busy.add(user_id)
             slot = self._slots.pop(user_id, None)
             while slot is not None and slot.users > 0:
@@ -399,7 +400,7 @@ class EdgeShards:
         """How many shards are open; raises once `close` has been called."""
         with self._cond:
             if self._closed:
-                raise RuntimeError("the vector index is closed")
+                raise IndexClosed
             return len(self._slots)
 
     def close(self) -> None:
