@@ -2,14 +2,11 @@
 
 The corpus and the multilingual set's own French and Spanish documents are indexed as
 `bench.search --multilingual on` does it (int8 MiniLM + BM25 + e5 on every passage, one
-Qdrant Edge user). Then, through `Search` with the shipped floor, for several e5 rules
+Qdrant Edge user). Then, through `Search` with the shipped floor, for three e5 rules
 (search/relevance.py: an e5 cosine reaching the floor on its own):
 
-- shipped: 0.90 for an English question, 0.85 for one in German, French or Spanish, and
-  E5_AT_FLOOR_CROSS for a passage in another language than the question's;
-- by the question only (0.90 / 0.85 whatever the passage's language; the rule before);
-- other cosines across languages (CROSS_GRID);
-- 0.85 for every question (the rule before that);
+- shipped: 0.90 for an English question, 0.85 for one in German, French or Spanish;
+- 0.85 for every question (the rule before);
 - none (e5 never counts alone; MiniLM and shared words judge, as English-only search);
 
 hit@5 of the dev set, the extra questions and the multilingual set (per language), and how
@@ -60,32 +57,15 @@ from bench.search import (
     multilingual_files,
 )
 
-# e5 cosines tried for a passage in another language than the question's.
-CROSS_GRID = (0.86, 0.84, 0.82, 0.80, 0.78)
 
+def rules() -> dict[str, Callable[[str], float]]:
+    from pitchcraft.search.relevance import e5_at_floor
 
-def rules() -> dict[str, Callable[[str], Any]]:
-    from pitchcraft.search.relevance import (
-        E5_AT_FLOOR_CROSS,
-        E5Floor,
-        e5_at_floor,
-        e5_floor_for,
-        in_other_language,
-    )
-
-    def cross(value: float) -> Callable[[str], E5Floor]:
-        return lambda query: E5Floor(e5_at_floor(query), value, in_other_language(query))
-
-    out: dict[str, Callable[[str], Any]] = {
-        f"shipped (0.90 English, 0.85 other; across languages {E5_AT_FLOOR_CROSS})": e5_floor_for,
-        "by the question only (0.90 English, 0.85 other)": e5_at_floor,
+    return {
+        "shipped (0.90 English, 0.85 other)": e5_at_floor,
+        "0.85 for every question (before)": lambda _query: 0.85,
+        "none (e5 never alone)": lambda _query: 2.0,
     }
-    for value in CROSS_GRID:
-        if value != E5_AT_FLOOR_CROSS:
-            out[f"across languages {value}"] = cross(value)
-    out["0.85 for every question"] = lambda _query: 0.85
-    out["none (e5 never alone)"] = lambda _query: 2.0
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             multilingual=lambda: q.multi,
         )
         rows = []
-        shipped_rule = service.e5_floor_for
+        shipped_rule = service.e5_at_floor
         try:
             for name, rule in rules().items():
-                service.e5_floor_for = rule  # what Search._floored reads
+                service.e5_at_floor = rule  # what Search._floored reads
                 found = {
                     set_name: [
                         first_hit_rank(it, search.search(USER, it.query, it.backgrounds, LIMIT))
@@ -170,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 print(f"{name}: multilingual by language {by_lang}; leaked {leaked}")
         finally:
-            service.e5_floor_for = shipped_rule
+            service.e5_at_floor = shipped_rule
         banner("hit@5 and off-topic queries returning anything, per e5 rule")
         print(
             table(

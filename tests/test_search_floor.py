@@ -17,13 +17,11 @@ from fastapi.testclient import TestClient
 
 from pitchcraft.search.relevance import (
     E5_AT_FLOOR,
-    E5_AT_FLOOR_CROSS,
     E5_AT_FLOOR_OTHER_LANGUAGE,
     RELEVANCE_FLOOR,
     above_floor,
     content_words,
     e5_at_floor,
-    e5_floor_for,
     matched,
     query_words,
     relevance,
@@ -104,32 +102,6 @@ def test_a_question_in_another_language_lets_e5_alone_reach_the_floor_sooner() -
     groups = query_words("solar backpack charging time")
     assert above_floor(groups, [passage], e5_floor=E5_AT_FLOOR) == []
     assert above_floor(groups, [passage], e5_floor=E5_AT_FLOOR_OTHER_LANGUAGE) == [passage]
-
-
-def test_a_passage_in_another_language_than_the_question_needs_a_lower_e5_cosine() -> None:
-    """e5 puts a question and its answer in another language further apart than two texts
-    in one language, and an off-topic question's closest passages are in its own language:
-    across languages the e5 threshold is lower (E5_AT_FLOOR_CROSS)."""
-    assert E5_AT_FLOOR_CROSS < E5_AT_FLOOR
-    cosine = E5_AT_FLOOR_CROSS + 0.005
-    german = "Der Akku lädt ein Smartphone in zwei Stunden vollständig auf, bei Sonne."
-    english = "The battery charges a smartphone fully in two hours on a sunny day."
-    question = "How long does the backpack take to charge a phone?"
-    groups = query_words(question)
-
-    def hit(text: str) -> Hit:
-        return Hit("d", "d.txt", None, None, 0, text, 1.0, 0.05, None, cosine)
-
-    rule = e5_floor_for(question)
-    assert not rule.other and rule.same == E5_AT_FLOOR
-    assert above_floor(groups, [hit(german)], e5_floor=rule) == [hit(german)]
-    assert above_floor(groups, [hit(english)], e5_floor=rule) == []
-    # A German question: its English passages are the other language.
-    rule = e5_floor_for("Wie lange braucht der Rucksack, um ein Handy aufzuladen?")
-    assert rule.other and rule.at(english) == min(E5_AT_FLOOR_OTHER_LANGUAGE, E5_AT_FLOOR_CROSS)
-    assert rule.at(german) == E5_AT_FLOOR_OTHER_LANGUAGE
-    below = Hit("d", "d.txt", None, None, 0, english, 1.0, 0.05, None, E5_AT_FLOOR_CROSS - 0.02)
-    assert above_floor(groups, [below], e5_floor=rule) == []
 
 
 def test_matched_counts_words_and_word_starts() -> None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 
 from pitchcraft.vectors.base import Hit
@@ -63,7 +62,6 @@ RELEVANCE_FLOOR = 0.53
 # French or Spanish got through that the other parts did not already let through.
 E5_AT_FLOOR = 0.90
 E5_AT_FLOOR_OTHER_LANGUAGE = 0.85
-E5_AT_FLOOR_CROSS = 0.85
 E5_SCALE = 4.0
 
 _WORD = re.compile(r"[^\W_]+")
@@ -223,59 +221,28 @@ def multi_on_floor_scale(
     return floor + (cosine - at_floor) * E5_SCALE
 
 
-def in_other_language(text: str) -> bool:
-    """More German, French or Spanish function words than English ones."""
-    words = [fold(w) for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
+def e5_at_floor(query: str) -> float:
+    """The e5 cosine that reaches the floor alone for this query: lower for a question that
+    has more German, French or Spanish function words than English ones."""
+    words = [fold(w) for w in _WORD.findall(unicodedata.normalize("NFKC", query))]
     english = sum(1 for w in words if w in ENGLISH_WORDS)
     other = sum(1 for w in words if w in _OTHER_ONLY)
-    return other > english
-
-
-@lru_cache(maxsize=8192)
-def _passage_in_other_language(text: str) -> bool:
-    return in_other_language(text)
-
-
-def e5_at_floor(query: str) -> float:
-    """The e5 cosine that reaches the floor alone for this query and a passage in its
-    language: lower for a question in German, French or Spanish."""
-    return E5_AT_FLOOR_OTHER_LANGUAGE if in_other_language(query) else E5_AT_FLOOR
-
-
-@dataclass(frozen=True)
-class E5Floor:
-    """The e5 cosine that reaches the floor alone, by the passage's language: `cross` when
-    the passage and the question are in different languages."""
-
-    same: float
-    cross: float
-    other: bool  # the question is in German, French or Spanish
-
-    def at(self, passage: str) -> float:
-        if _passage_in_other_language(passage) == self.other:
-            return self.same
-        return min(self.same, self.cross)
-
-
-def e5_floor_for(query: str) -> E5Floor:
-    other = in_other_language(query)
-    return E5Floor(E5_AT_FLOOR_OTHER_LANGUAGE if other else E5_AT_FLOOR, E5_AT_FLOOR_CROSS, other)
+    return E5_AT_FLOOR_OTHER_LANGUAGE if other > english else E5_AT_FLOOR
 
 
 def relevance(
     groups: Sequence[list[str]],
     hit: Hit,
     rarity: Mapping[str, float] | None = None,
-    e5_floor: float | E5Floor = E5_AT_FLOOR,
+    e5_floor: float = E5_AT_FLOOR,
 ) -> float | None:
     """The passage's relevance to a query of these content words (`query_words`); None
-    when the index did not report the hit's similarity. `e5_floor`: `e5_floor_for(query)`."""
+    when the index did not report the hit's similarity. `e5_floor`: `e5_at_floor(query)`."""
     if hit.similarity is None:
         return None
     score = hit.similarity + lexical(groups, hit.text, rarity)
     if hit.multi_similarity is not None:
-        at = e5_floor.at(hit.text) if isinstance(e5_floor, E5Floor) else e5_floor
-        score = max(score, multi_on_floor_scale(hit.multi_similarity, at_floor=at))
+        score = max(score, multi_on_floor_scale(hit.multi_similarity, at_floor=e5_floor))
     return score
 
 
@@ -284,7 +251,7 @@ def above_floor(
     hits: Iterable[Hit],
     floor: float = RELEVANCE_FLOOR,
     rarity: Mapping[str, float] | None = None,
-    e5_floor: float | E5Floor = E5_AT_FLOOR,
+    e5_floor: float = E5_AT_FLOOR,
 ) -> list[Hit]:
     """The hits relevant to the query, in their order. A hit without a similarity (an index
     that does not report one) is kept: there is nothing to judge it by."""

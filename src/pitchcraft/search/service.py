@@ -14,7 +14,7 @@ from pitchcraft.embedding.multilingual import MultilingualEmbedder
 from pitchcraft.search.relevance import (
     RELEVANCE_FLOOR,
     above_floor,
-    e5_floor_for,
+    e5_at_floor,
     prefix_partners,
     query_words,
 )
@@ -102,7 +102,7 @@ class Search:
         # With no floor (-inf) nothing is judged: no need to ask the index.
         judged = hits and self.floor > -math.inf
         rarity = self.rarity(user_id, groups, hits) if judged else {}
-        kept = above_floor(groups, hits, self.floor, rarity, e5_floor_for(query))
+        kept = above_floor(groups, hits, self.floor, rarity, e5_at_floor(query))
         return SearchOutcome(hits=kept, no_match=not kept, candidates=len(hits))
 
     def rarity(
