@@ -193,7 +193,7 @@ class E5Model:
         self.session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         del graph
         # The session holds its own copy of the layers: the file's pages read to build the
-        # graph (~17 MB) can go; the embedding rows a text needs are read back on demand.
+        # graph (~17 MB) can go (the few still used, positions and norms, come back on demand).
         if hasattr(mmap, "MADV_DONTNEED"):
             self._map.madvise(mmap.MADV_DONTNEED)
         release_free_memory()
