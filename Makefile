@@ -24,6 +24,8 @@ run: install
 # Two workers: many tests wait on servers, browsers and subprocesses rather than the CPU.
 # Each test file stays on one worker (module-scoped servers and corpora are built once).
 PYTEST_PARALLEL ?= -n 2 --dist loadfile
+# The slowest tests at the end of each run: the CI budget is 30 minutes.
+PYTEST_ARGS ?= --durations=15
 
 test: install services
 	$(PY) -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
