@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
+from pitchcraft.embedding.e5_onnx import codes
+
 if TYPE_CHECKING:
     from pitchcraft.embedding.e5_onnx import E5Model
 
@@ -21,8 +23,7 @@ def _repack(blocks: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.nd
     """Q4_0 (byte j: weight j low, weight j + 16 high) to MatMulNBits' layout (byte j: weight
     2j low, 2j + 1 high), with the scales as float32 (rows, blocks)."""
     b = blocks.reshape(rows, cols // 32)
-    qs = b["qs"]
-    weights = np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+    weights = codes(b)
     packed = (weights[..., 0::2] | (weights[..., 1::2] << 4)).astype(np.uint8)
     return packed, b["d"].astype(np.float32)
 

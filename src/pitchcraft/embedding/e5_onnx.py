@@ -302,9 +302,15 @@ class E5Model:
         return np.stack([y[b, : len(c) + 2].mean(0) for b, c in enumerate(contents)])
 
 
-def _dequantize(blocks: np.ndarray) -> np.ndarray:
-    """Q4_0 rows to float32: byte j holds weight j (low nibble) and weight j + 16 (high)."""
+def codes(blocks: np.ndarray) -> np.ndarray:
+    """The 4-bit codes (0-15) of Q4_0 blocks in weight order, (..., 32): byte j of a block
+    holds weight j (low nibble) and weight j + 16 (high)."""
     qs = blocks["qs"]
-    values = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.float32) - 8.0
+    return np.concatenate([qs & 0x0F, qs >> 4], axis=-1)
+
+
+def _dequantize(blocks: np.ndarray) -> np.ndarray:
+    """Q4_0 rows to float32: (code - 8) x the block's scale."""
+    values = codes(blocks).astype(np.float32) - 8.0
     values *= blocks["d"].astype(np.float32)[..., None]
     return values.reshape(*blocks.shape[:-1], -1)
