@@ -37,14 +37,16 @@ def wait_doc(
     doc_id: str,
     done: Callable[[dict[str, Any]], bool],
     timeout: float = 300,
+    detail: Callable[[], str] = lambda: "",
 ) -> dict[str, Any]:
-    """Poll the document until `done(document)`; fails the test after `timeout` seconds."""
+    """Poll the document until `done(document)`; fails the test after `timeout` seconds,
+    with `detail()` (a server's log, say) in the message."""
     deadline = time.monotonic() + timeout
     while True:
         doc = get_doc(client, token, doc_id)
         if done(doc):
             return doc
-        assert time.monotonic() < deadline, f"document stuck: {doc}"
+        assert time.monotonic() < deadline, f"document stuck: {doc}\n{detail()}"
         time.sleep(0.25)
 
 

@@ -4,7 +4,6 @@ afterwards leaves nothing behind."""
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 
 from pitchcraft.vectors.qdrant_edge import EdgeIndex
 from tests.conftest import CORPUS, ServerProcess, auth
+from tests.docs_helpers import wait_doc
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -39,13 +39,6 @@ def _upload(server: ServerProcess, token: str, path: Path) -> dict[str, Any]:
     return doc
 
 
-def _doc(server: ServerProcess, token: str, doc_id: str) -> dict[str, Any]:
-    r = httpx.get(f"{server.url}/api/v1/documents/{doc_id}", headers=auth(token), timeout=30)
-    assert r.status_code == 200, r.text
-    doc: dict[str, Any] = r.json()
-    return doc
-
-
 def _wait(
     server: ServerProcess,
     token: str,
@@ -53,14 +46,17 @@ def _wait(
     done: Callable[[dict[str, Any]], bool],
     timeout: float,
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        doc = _doc(server, token, doc_id)
-        if done(doc):
-            return doc
+    """wait_doc on a server process: a failed document fails the test at once, and a
+    timeout shows the end of the server's log."""
+
+    def settled(doc: dict[str, Any]) -> bool:
         assert doc["status"] != "failed", doc
-        assert time.monotonic() < deadline, f"timed out waiting: {doc}\n{server.log()[-3000:]}"
-        time.sleep(0.3)
+        return done(doc)
+
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        return wait_doc(
+            client, token, doc_id, settled, timeout, detail=lambda: server.log()[-3000:]
+        )
 
 
 def _register(server: ServerProcess, email: str) -> str:
