@@ -44,6 +44,7 @@ from pitchcraft.vectors.base import (
     NoMultiVector,
     VectorIndex,
 )
+from pitchcraft.vectors.fusion import FOREIGN_QUERY_WEIGHTS
 from pitchcraft.vectors.qdrant_edge import EdgeIndex
 from pitchcraft.vectors.qdrant_server import ServerIndex
 from tests.conftest import ServerProcess, app_on, auth, make_settings, register, vector_index
@@ -138,6 +139,18 @@ def test_a_german_question_finds_its_german_and_its_english_passage(
         # The relevance floor still keeps off-topic questions out.
         for question in OFF_TOPIC:
             assert search.find(1, question).no_match, question
+        # The German question is fused with e5 weighing more, the English one as always.
+        weights: list[Any] = []
+        searched = index.search
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(
+                index,
+                "search",
+                lambda *a, **kw: weights.append(kw["weights"]) or searched(*a, **kw),
+            )
+            assert "en" in _found(search, GERMAN_QUESTION)
+            assert "en" in _found(search, ENGLISH_QUESTION)
+        assert weights == [FOREIGN_QUERY_WEIGHTS, None]
 
         with pytest.raises(MissingPoints):
             index.set_multi(1, [(point_id("gone", 0), vectors[0])])

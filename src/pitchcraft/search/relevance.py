@@ -221,13 +221,19 @@ def multi_on_floor_scale(
     return floor + (cosine - at_floor) * E5_SCALE
 
 
-def e5_at_floor(query: str) -> float:
-    """The e5 cosine that reaches the floor alone for this query: lower for a question that
-    has more German, French or Spanish function words than English ones."""
+def foreign_query(query: str) -> bool:
+    """Whether the query has more German, French or Spanish function words than English
+    ones (no function words at all: English, the stricter reading)."""
     words = [fold(w) for w in _WORD.findall(unicodedata.normalize("NFKC", query))]
     english = sum(1 for w in words if w in ENGLISH_WORDS)
     other = sum(1 for w in words if w in _OTHER_ONLY)
-    return E5_AT_FLOOR_OTHER_LANGUAGE if other > english else E5_AT_FLOOR
+    return other > english
+
+
+def e5_at_floor(query: str) -> float:
+    """The e5 cosine that reaches the floor alone for this query: lower for a question in
+    German, French or Spanish (`foreign_query`)."""
+    return E5_AT_FLOOR_OTHER_LANGUAGE if foreign_query(query) else E5_AT_FLOOR
 
 
 def relevance(

@@ -15,10 +15,12 @@ from pitchcraft.search.relevance import (
     RELEVANCE_FLOOR,
     above_floor,
     e5_at_floor,
+    foreign_query,
     prefix_partners,
     query_words,
 )
 from pitchcraft.vectors.base import Hit, VectorIndex
+from pitchcraft.vectors.fusion import FOREIGN_QUERY_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,11 @@ class Search:
         if multi is None:
             hits = index.search(user_id, dense=dense, sparse=sparse, limit=limit)
         else:
-            hits = index.search(user_id, dense=dense, sparse=sparse, limit=limit, multi=multi)
+            # A question in another language leans on e5, the one list across languages.
+            weights = FOREIGN_QUERY_WEIGHTS if foreign_query(query) else None
+            hits = index.search(
+                user_id, dense=dense, sparse=sparse, limit=limit, multi=multi, weights=weights
+            )
         # Lexical evidence counts the query's own words: backgrounds name a field
         # ("gaming", "legal"), rarely words of the passage.
         groups = query_words(query)

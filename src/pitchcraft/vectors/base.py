@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -186,9 +186,11 @@ class VectorIndex(Protocol):
         sparse: SparseVec,
         limit: int,
         multi: Sequence[float] | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> list[Hit]:
         """Hybrid search: dense, sparse and (given `multi`, the query's e5 vector) the
-        multilingual candidates fused (weighted reciprocal rank fusion, vectors/fusion.py).
+        multilingual candidates fused (weighted reciprocal rank fusion, vectors/fusion.py;
+        `weights`: each list's weight by vector name, fusion.WEIGHTS unless given).
 
         Scores are the fused scores, higher is better; each hit's `similarity` is the
         cosine of `dense` and the passage's dense vector. Empty list when the user has none.

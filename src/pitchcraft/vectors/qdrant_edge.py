@@ -24,7 +24,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -361,6 +361,7 @@ class EdgeIndex:
         sparse: SparseVec,
         limit: int,
         multi: Sequence[float] | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> list[Hit]:
         def run_batch(requests: list[qe.QueryRequest]) -> list[list[Hit]]:
             with self._shards.borrow(user_id) as shard:
@@ -374,7 +375,7 @@ class EdgeIndex:
                 for scored in results
             ]
 
-        return hybrid_search(run_batch, self._request, dense, sparse, limit, multi)
+        return hybrid_search(run_batch, self._request, dense, sparse, limit, multi, weights)
 
     def healthy(self) -> str:
         open_shards = self._shards.open_count()  # raises once closed

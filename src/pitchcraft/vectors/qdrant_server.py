@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from qdrant_client import QdrantClient, models
@@ -345,6 +345,7 @@ class ServerIndex:
         sparse: SparseVec,
         limit: int,
         multi: Sequence[float] | None = None,
+        weights: Mapping[str, float] | None = None,
     ) -> list[Hit]:
         if multi is not None and not self.has_multi(user_id):
             multi = None  # a collection from before the vector existed: no such list
@@ -363,7 +364,7 @@ class ServerIndex:
                 for r in responses
             ]
 
-        return hybrid_search(run_batch, self._request, dense, sparse, limit, multi)
+        return hybrid_search(run_batch, self._request, dense, sparse, limit, multi, weights)
 
     def healthy(self) -> str:
         self.client.get_collections()  # raises when the server is unreachable
