@@ -114,3 +114,40 @@ def test_mojibake_and_reference_markers_in_plain_text() -> None:
     assert claims[0].verdict == "contradicted"
     assert claims[1].verdict == "supported"
     assert claims[2].verdict != "supported"
+
+
+def test_a_negated_claim_is_not_supported_by_the_plain_statement() -> None:
+    gao = "pdf/invalid-pdf-structure-pdfminer-one-page.pdf"
+    claims = checked(
+        [
+            "In March 2023 the White House did not issue a National Cybersecurity Strategy "
+            "with five pillars.",
+            "The pillars do not focus on securing cyber critical infrastructure.",
+            "The administration will fail to manage the nation's cybersecurity through five "
+            "pillars.",
+            "In March 2023 the White House issued a National Cybersecurity Strategy with five "
+            "pillars.",
+        ],
+        gao,
+    )
+    assert [c.verdict for c in claims] == ["contradicted"] * 3 + ["supported"]
+    assert "without the negation" in claims[0].reason
+    assert claims[0].evidence
+    # Negated on both sides, and a limit that is no negation ("no later than January 31").
+    assert (
+        checked(
+            ["The Handbook's Practice Tips are not considered mandatory for standing trustees."],
+            "docx/handbook-1p.docx",
+        )[0].verdict
+        == "supported"
+    )
+    assert (
+        checked(
+            [
+                "A written report on the audit is issued to the standing trustee no later than "
+                "January 31."
+            ],
+            "large/handbook-872p.docx",
+        )[0].verdict
+        == "supported"
+    )

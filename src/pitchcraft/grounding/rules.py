@@ -88,6 +88,12 @@ def negation_before(m: UnitMatch, hit: Hit) -> bool:
     return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
 
 
+def states_negation(text: str) -> bool:
+    """Any negation in the text ("not", "failed", "without"), limits aside ("no more than")."""
+    tokens = re.findall(r"[a-z']+", _LIMIT.sub(" ", text.lower()))
+    return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
+
+
 def negated_near(m: UnitMatch, parsed: Parsed) -> bool:
     """Every content item is stated here, and most of them negated ("just missed out on
     promotion"); one negated word among many stated ones may be a side remark."""

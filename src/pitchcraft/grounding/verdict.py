@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pitchcraft.grounding.lexicon import STOPWORDS, light, stem
 from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
+from pitchcraft.grounding.rules import states_negation
 from pitchcraft.grounding.text import quote_span
 
 if TYPE_CHECKING:
@@ -188,6 +189,18 @@ def decide(
     verdict, reason = _verdict(
         parsed.text, sentence, items, content, hits, conflicts, used, negated_items, apart
     )
+    if verdict == "supported" and states_negation(parsed.text) and evidence:
+        # "did not issue", "failed to issue": the passage that states the rest must say so too.
+        said = [m.an.text[m.unit.start : m.unit.end] for m, _ in used]
+        if not any(states_negation(t) for t in said):
+            return Claim(
+                sentence,
+                "contradicted",
+                f"{_where(used[0][0])} states it without the negation: "
+                f"\u201c{evidence[0].quote}\u201d.",
+                evidence,
+                checks,
+            )
     if verdict == "unsupported":
         evidence = []
     return Claim(sentence, verdict, reason, evidence, checks)
