@@ -151,3 +151,32 @@ def test_a_negated_claim_is_not_supported_by_the_plain_statement() -> None:
         )[0].verdict
         == "supported"
     )
+
+
+def test_an_obligation_is_not_supported_by_an_encouragement() -> None:
+    claims = checked(
+        [
+            "Standing trustees are required to follow the Practice Tips identified in this "
+            "Handbook.",
+            "Standing trustees must follow the Practice Tips identified in this Handbook.",
+            "Standing trustees are encouraged to follow the Practice Tips identified in this "
+            "Handbook.",
+        ],
+        "docx/handbook-1p.docx",
+    )
+    assert [c.verdict for c in claims] == ["contradicted", "contradicted", "supported"]
+    assert "optional" in claims[0].reason
+    assert "not considered mandatory" in claims[0].evidence[0].quote
+
+
+def test_what_states_an_obligation_or_an_option() -> None:
+    from pitchcraft.grounding.rules import states_obligation, states_option
+
+    assert states_obligation("Trustees must file the report.")
+    assert states_obligation("The debtor has to attend the meeting.")
+    assert not states_obligation("These are not considered mandatory.")
+    assert not states_obligation("Trustees file the report.")
+    assert states_option("These are not considered mandatory.")
+    assert states_option("Trustees need not perform any duty personally.")
+    assert states_option("Trustees are encouraged to follow them.")
+    assert not states_option("Trustees must file the report.")

@@ -94,6 +94,31 @@ def states_negation(text: str) -> bool:
     return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
 
 
+_OBLIGED = re.compile(
+    r"\b(?:must|required|requires?|mandatory|obligatory|compulsory|obliged|obligated|"
+    r"(?:has|have|had) to)\b"
+)
+_OPTIONAL = re.compile(
+    r"\b(?:encouraged|optional|voluntary|voluntarily|recommended|suggested|advised|urged|"
+    r"may|discretion|discretionary)\b"
+)
+
+
+def states_obligation(text: str) -> bool:
+    """The text says something must be done ("required", "mandatory", "has to"), not
+    negated ("not considered mandatory" says the opposite)."""
+    return bool(_OBLIGED.search(text.lower())) and not states_negation(text)
+
+
+def states_option(text: str) -> bool:
+    """The text leaves it to the reader ("encouraged", "optional", "may"), or negates an
+    obligation ("not mandatory", "need not")."""
+    lowered = text.lower()
+    return bool(_OPTIONAL.search(lowered)) or (
+        bool(_OBLIGED.search(lowered) or re.search(r"\bneed\b", lowered)) and states_negation(text)
+    )
+
+
 def negated_near(m: UnitMatch, parsed: Parsed) -> bool:
     """Every content item is stated here, and most of them negated ("just missed out on
     promotion"); one negated word among many stated ones may be a side remark."""

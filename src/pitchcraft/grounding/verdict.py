@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from pitchcraft.grounding.lexicon import STOPWORDS, light, stem
 from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
-from pitchcraft.grounding.rules import states_negation
+from pitchcraft.grounding.rules import states_negation, states_obligation, states_option
 from pitchcraft.grounding.text import quote_span
 
 if TYPE_CHECKING:
@@ -198,6 +198,21 @@ def decide(
                 "contradicted",
                 f"{_where(used[0][0])} states it without the negation: "
                 f"\u201c{evidence[0].quote}\u201d.",
+                evidence,
+                checks,
+            )
+    if verdict == "supported" and evidence and states_obligation(parsed.text):
+        # "required to follow the Practice Tips" where the handbook says they are
+        # "encouraged" and "not considered mandatory": the obligation is the claim.
+        said = [m.an.text[m.unit.start : m.unit.end] for m, _ in used]
+        if not any(states_obligation(t) for t in said):
+            optional = any(states_option(t) for t in said)
+            return Claim(
+                sentence,
+                "contradicted" if optional else "partial",
+                f"{_where(used[0][0])} "
+                + ("leaves it optional" if optional else "does not say it is required")
+                + f": \u201c{evidence[0].quote}\u201d.",
                 evidence,
                 checks,
             )
