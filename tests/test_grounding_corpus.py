@@ -166,6 +166,15 @@ def test_an_obligation_is_not_supported_by_an_encouragement() -> None:
     )
     assert [c.verdict for c in claims] == ["contradicted", "contradicted", "supported"]
     assert "optional" in claims[0].reason
+    # The passage negates something else ("not considered mandatory"), not the encouragement.
+    negated = checked(
+        [
+            "Standing trustees are not encouraged to follow the Practice Tips identified in "
+            "this Handbook."
+        ],
+        "docx/handbook-1p.docx",
+    )[0]
+    assert negated.verdict == "contradicted"
     assert "not considered mandatory" in claims[0].evidence[0].quote
 
 
@@ -180,3 +189,17 @@ def test_what_states_an_obligation_or_an_option() -> None:
     assert states_option("Trustees need not perform any duty personally.")
     assert states_option("Trustees are encouraged to follow them.")
     assert not states_option("Trustees must file the report.")
+
+
+def test_which_words_a_negation_governs() -> None:
+    from pitchcraft.grounding.lexicon import stem
+    from pitchcraft.grounding.rules import negated_words, states_unnegated
+
+    assert negated_words("Trustees are not encouraged to follow them.") == {stem("encouraged")}
+    assert negated_words("These are not considered mandatory.") == {stem("considered")}
+    assert negated_words("No later than January 31 the report is issued.") == set()
+    assert states_unnegated(
+        stem("encouraged"), "Trustees are encouraged to follow them, not obliged to."
+    )
+    assert not states_unnegated(stem("encouraged"), "Trustees are not encouraged to do it.")
+    assert not states_unnegated(stem("requires"), "The portal requires no password.")

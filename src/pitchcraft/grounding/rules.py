@@ -94,6 +94,31 @@ def states_negation(text: str) -> bool:
     return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
 
 
+def negated_words(text: str) -> set[str]:
+    """The stems of the words a negation governs: the first word after each "not", "never",
+    "failed to"... that is not a function word ("not considered mandatory" -> considered)."""
+    tokens = re.findall(r"[a-z']+", _LIMIT.sub(" ", text.lower()))
+    out: set[str] = set()
+    for i, w in enumerate(tokens):
+        if w in NEGATIONS or w.endswith("n't"):
+            after = [t for t in tokens[i + 1 : i + 4] if t not in STOPWORDS and t not in NEGATIONS]
+            if after:
+                out.add(stem(after[0]))
+    return out
+
+
+def states_unnegated(word_stem: str, text: str) -> bool:
+    """The text has a word of this stem that no negation governs."""
+    tokens = re.findall(r"[a-z']+", _LIMIT.sub(" ", text.lower()))
+    for i, w in enumerate(tokens):
+        if stem(w) == word_stem:
+            # "not encouraged" before it, or "requires no password" after it.
+            near = [*tokens[max(0, i - 3) : i], *tokens[i + 1 : i + 3]]
+            if not any(b in NEGATIONS or b.endswith("n't") for b in near):
+                return True
+    return False
+
+
 _OBLIGED = re.compile(
     r"\b(?:must|required|requires?|mandatory|obligatory|compulsory|obliged|obligated|"
     r"(?:has|have|had) to)\b"

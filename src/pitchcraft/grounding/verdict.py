@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 from pitchcraft.grounding.lexicon import STOPWORDS, light, stem
 from pitchcraft.grounding.model import Check, Claim, Evidence, Verdict
-from pitchcraft.grounding.rules import states_negation, states_obligation, states_option
+from pitchcraft.grounding.rules import (
+    negated_words,
+    states_negation,
+    states_obligation,
+    states_option,
+    states_unnegated,
+)
 from pitchcraft.grounding.text import quote_span
 
 if TYPE_CHECKING:
@@ -192,7 +198,13 @@ def decide(
     if verdict == "supported" and states_negation(parsed.text) and evidence:
         # "did not issue", "failed to issue": the passage that states the rest must say so too.
         said = [m.an.text[m.unit.start : m.unit.end] for m, _ in used]
-        if not any(states_negation(t) for t in said):
+        # The passage may negate something else ("encouraged to follow … but these are not
+        # considered mandatory" against "not encouraged to follow").
+        denied = negated_words(parsed.text)
+        stated_plainly = any(
+            states_unnegated(w, t) and w not in negated_words(t) for w in denied for t in said
+        )
+        if stated_plainly or not any(states_negation(t) for t in said):
             return Claim(
                 sentence,
                 "contradicted",
