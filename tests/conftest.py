@@ -246,3 +246,34 @@ FAKE_LLM_KEY = "sk-fake-llm-0123456789abcdef"
 def fake_llm() -> Iterator[FakeLLM]:
     with FakeLLM(api_key=FAKE_LLM_KEY) as server:
         yield server
+
+
+# -- scheduling: the longest test files first ----------------------------------------------
+# `make test` runs two xdist workers with `--dist loadfile`: each file goes whole to the next
+# free worker. xdist's default order (most tests first) sends the files with few but long
+# tests (a 619-page PDF killed mid-ingestion, backups through real servers, Chromium) last,
+# so one worker ran on for minutes after the other had finished. These files go first, the
+# longest at the top; the rest follow in xdist's order, and fill the gaps at the end.
+# Only the order changes: every file still runs whole on one worker.
+LONGEST_FILES = (
+    "test_documents.py",
+    "test_ingest_crash.py",
+    "test_backup.py",
+    "test_multilingual.py",
+    "test_browser_documents.py",
+    "test_lanes.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config.option, "loadscopereorder"):  # keep the collection order below
+        config.option.loadscopereorder = False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FILES)}
+    per_file: dict[str, int] = {}
+    for item in items:
+        per_file[item.path.name] = per_file.get(item.path.name, 0) + 1
+    # A stable sort: the tests of one file keep their order.
+    items.sort(key=lambda it: (rank.get(it.path.name, len(rank)), -per_file[it.path.name]))
