@@ -255,11 +255,24 @@ def fake_llm() -> Iterator[FakeLLM]:
 # so one worker ran on for minutes after the other had finished. These files go first, the
 # longest at the top; the rest follow in xdist's order, and fill the gaps at the end.
 # Only the order changes: every file still runs whole on one worker.
-LONGEST_FILES = (
-    "test_documents.py",
+LONGEST_FILES = (  # summed call and setup times of a run on the loaded 2-core machine
+    "test_documents.py",  # ~1,250 s: the whole corpus through the service
+    "test_refine_llm.py",  # ~570 s: jobs surviving kill -9
     "test_ingest_crash.py",
     "test_backup.py",
     "test_multilingual.py",
+    "test_original_client.py",
+    "test_admin_processes.py",
+    "test_browser_refine.py",
+    "test_security_http.py",
+    "test_fuzz.py",
+    "test_restart.py",
+    "test_readme.py",
+    "test_ingestion_order.py",
+    "test_browser_first_run.py",
+    "test_deletion_purge.py",
+    "test_crash_loop.py",
+    "test_browser_sources.py",
     "test_browser_documents.py",
     "test_lanes.py",
 )
