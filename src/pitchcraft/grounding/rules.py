@@ -85,22 +85,30 @@ def negation_before(m: UnitMatch, hit: Hit) -> bool:
     # A limit is no negation: "not to exceed 120 days", "no more than five".
     before = _LIMIT.sub(" ", before)
     tokens = re.findall(r"[a-z']+", before)[-5:]
-    return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
+    return any(map(_negates, tokens))
+
+
+def _negates(word: str) -> bool:
+    return word in NEGATIONS or word.endswith("n't")
+
+
+def _tokens(text: str) -> list[str]:
+    """Lower-cased words, limits ("no more than") blanked: they are no negations."""
+    return re.findall(r"[a-z']+", _LIMIT.sub(" ", text.lower()))
 
 
 def states_negation(text: str) -> bool:
     """Any negation in the text ("not", "failed", "without"), limits aside ("no more than")."""
-    tokens = re.findall(r"[a-z']+", _LIMIT.sub(" ", text.lower()))
-    return any(w in NEGATIONS or w.endswith("n't") for w in tokens)
+    return any(map(_negates, _tokens(text)))
 
 
 def negated_words(text: str) -> set[str]:
     """The stems of the words a negation governs: the first word after each "not", "never",
     "failed to"... that is not a function word ("not considered mandatory" -> considered)."""
-    tokens = re.findall(r"[a-z']+", _LIMIT.sub(" ", text.lower()))
+    tokens = _tokens(text)
     out: set[str] = set()
     for i, w in enumerate(tokens):
-        if w in NEGATIONS or w.endswith("n't"):
+        if _negates(w):
             after = [t for t in tokens[i + 1 : i + 4] if t not in STOPWORDS and t not in NEGATIONS]
             if after:
                 out.add(stem(after[0]))
@@ -109,12 +117,12 @@ def negated_words(text: str) -> set[str]:
 
 def states_unnegated(word_stem: str, text: str) -> bool:
     """The text has a word of this stem that no negation governs."""
-    tokens = re.findall(r"[a-z']+", _LIMIT.sub(" ", text.lower()))
+    tokens = _tokens(text)
     for i, w in enumerate(tokens):
         if stem(w) == word_stem:
             # "not encouraged" before it, or "requires no password" after it.
             near = [*tokens[max(0, i - 3) : i], *tokens[i + 1 : i + 3]]
-            if not any(b in NEGATIONS or b.endswith("n't") for b in near):
+            if not any(map(_negates, near)):
                 return True
     return False
 

@@ -195,9 +195,10 @@ def decide(
     verdict, reason = _verdict(
         parsed.text, sentence, items, content, hits, conflicts, used, negated_items, apart
     )
+    # The passage sentences that state the rest of a "supported" claim.
+    said = [m.an.text[m.unit.start : m.unit.end] for m, _ in used]
     if verdict == "supported" and states_negation(parsed.text) and evidence:
         # "did not issue", "failed to issue": the passage that states the rest must say so too.
-        said = [m.an.text[m.unit.start : m.unit.end] for m, _ in used]
         # The passage may negate something else ("encouraged to follow … but these are not
         # considered mandatory" against "not encouraged to follow").
         denied = negated_words(parsed.text)
@@ -213,21 +214,24 @@ def decide(
                 evidence,
                 checks,
             )
-    if verdict == "supported" and evidence and states_obligation(parsed.text):
-        # "required to follow the Practice Tips" where the handbook says they are
-        # "encouraged" and "not considered mandatory": the obligation is the claim.
-        said = [m.an.text[m.unit.start : m.unit.end] for m, _ in used]
-        if not any(states_obligation(t) for t in said):
-            optional = any(states_option(t) for t in said)
-            return Claim(
-                sentence,
-                "contradicted" if optional else "partial",
-                f"{_where(used[0][0])} "
-                + ("leaves it optional" if optional else "does not say it is required")
-                + f": \u201c{evidence[0].quote}\u201d.",
-                evidence,
-                checks,
-            )
+    # "required to follow the Practice Tips" where the handbook says they are "encouraged"
+    # and "not considered mandatory": the obligation is the claim.
+    if (
+        verdict == "supported"
+        and evidence
+        and states_obligation(parsed.text)
+        and not any(states_obligation(t) for t in said)
+    ):
+        optional = any(states_option(t) for t in said)
+        return Claim(
+            sentence,
+            "contradicted" if optional else "partial",
+            f"{_where(used[0][0])} "
+            + ("leaves it optional" if optional else "does not say it is required")
+            + f": \u201c{evidence[0].quote}\u201d.",
+            evidence,
+            checks,
+        )
     if verdict == "unsupported":
         evidence = []
     return Claim(sentence, verdict, reason, evidence, checks)
