@@ -203,3 +203,35 @@ def test_which_words_a_negation_governs() -> None:
     )
     assert not states_unnegated(stem("encouraged"), "Trustees are not encouraged to do it.")
     assert not states_unnegated(stem("requires"), "The portal requires no password.")
+
+
+def test_a_different_year_contradicts_a_sentence_worded_a_little_differently() -> None:
+    """The GAO brief: "We designated information security as a government-wide high-risk
+    area in 1997". Said with other common words around the same facts, another year is
+    contradicted; the same year with other facts is not."""
+    claims = checked(
+        [
+            "GAO added information security to its government-wide high-risk areas back in 2001.",
+            "GAO added cloud computing to its high-risk areas back in 2001.",
+        ],
+        "pdf/invalid-pdf-structure-pdfminer-one-page.pdf",
+    )
+    assert claims[0].verdict == "contradicted", claims[0].reason
+    assert [ch.document_value for ch in claims[0].checks if ch.kind == "date"] == ["1997"]
+    assert "1997" in claims[0].reason
+    assert claims[1].verdict == "unsupported", claims[1].reason
+
+
+def test_a_wrong_figure_beside_a_single_stated_word_is_contradicted() -> None:
+    """ "partial" needs a right fact beside the wrong one; a lone word ("trucks") that sets the
+    scene is not one. A right clause of its own still makes it partial."""
+    memo = checked(
+        ["Whenever trucks were needed, the team used them for 25 hours."], "pdf/fake-memo.pdf"
+    )
+    assert memo[0].verdict == "contradicted", memo[0].reason
+    assert "15 hours" in memo[0].reason
+    table = checked(
+        ["France's capital is Paris and its population is 90 million."],
+        "pdf/google-doc-document.pdf",
+    )
+    assert table[0].verdict == "partial", table[0].reason

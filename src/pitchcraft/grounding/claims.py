@@ -10,6 +10,7 @@ from pitchcraft.grounding.extract import Item, Parsed, parse_claim
 from pitchcraft.grounding.lexicon import (
     CATEGORIES,
     alternatives,
+    light,
     stem,
 )
 from pitchcraft.grounding.model import Claim, Passage
@@ -27,6 +28,7 @@ from pitchcraft.grounding.state import Context, Hit, UnitMatch
 from pitchcraft.grounding.text import Analysed, Row, abbreviations, analyse
 from pitchcraft.grounding.verdict import decide
 
+_DIGIT = re.compile(r"\d")
 _NOTE_WORDS = frozenset(stem(w) for w in ("note", "notes", "source", "sources"))
 
 
@@ -386,7 +388,7 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
     others = [i for i, it in enumerate(items) if not it.subject and it.date is None]
     missing = [i for i in others if i not in m.hits]
     # Everything else is stated here (one ordinary word aside, if something else is).
-    return bool(others) and (
+    if bool(others) and (
         not missing
         or (
             len(others) >= 2
@@ -394,6 +396,18 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
             and items[missing[0]].kind == "term"
             and not items[missing[0]].hard
         )
+    ):
+        return True
+    # Or the sentence's words are, worded a little differently: at least three of them stated,
+    # fewer missing, and those common words but one ("first flagged ... back in 2003" for
+    # "designated ... in 1997").
+    stated = [i for i in others if i in m.hits and items[i].kind == "term"]
+    uncommon = [i for i in missing if not light(items[i].text)]
+    return (
+        len(stated) >= 3
+        and len(missing) < len(stated)
+        and all(items[i].kind == "term" for i in missing)
+        and len(uncommon) <= 1
     )
 
 
@@ -413,11 +427,14 @@ def check_one(sentence: str, ctx: Context, cited: Sequence[int]) -> Claim:
     )
     wanted = {a for it in parsed.items for alts in it.stems for a in alts}
     wanted |= {k for k, v in ctx.abbr.items() if v & wanted}
+    figures = any(it.kind in ("number", "date") for it in parsed.items)
     matches_: list[UnitMatch] = []
     for i in order:
         for unit in ctx.analysed[i].units:
-            if not (unit.stems & wanted) and not any(
-                it.kind in ("number", "date") for it in parsed.items
+            # A unit that shares no word with the sentence can still state its figure (a
+            # table row of numbers, a phone number on a line of its own).
+            if not (unit.stems & wanted) and not (
+                figures and _DIGIT.search(ctx.analysed[i].text, unit.start, unit.end)
             ):
                 continue
             m = UnitMatch(ctx.passages[i], ctx.analysed[i], unit)

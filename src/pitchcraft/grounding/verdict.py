@@ -356,7 +356,16 @@ def _verdict(
             for i in substantive + [i for i in hit if items[i].kind == "name"]
             if items[i].clause not in clauses
         ]
-        if any(items[i].kind != "name" and not items[i].hard for i in beside):
+        # The right part must be a fact of its own: a figure, or a word beside another that
+        # says something ("trucks ... for 25 hours" is the one fact, wrongly).
+        figures = [
+            i
+            for i in beside
+            if items[i].kind in ("number", "date") and not _identifier(items[i], text)
+        ]
+        words = [i for i in beside if items[i].kind == "term" and not items[i].hard]
+        named = [i for i in beside if items[i].kind == "name"]
+        if figures or (words and len(words) + len(named) >= 2):
             right = _shown(beside, items, text)
             return "partial", f"{where} states {right}, but it says {value}, not {wrong}."
         return "contradicted", reason
