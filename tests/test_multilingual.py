@@ -538,9 +538,9 @@ def test_a_query_does_not_wait_for_the_passage_step_in_progress() -> None:
             order.append(f"passages {texts[0]} done")
             return np.ones((len(texts), 384), dtype=np.float32)
 
-        def query(self, text: str) -> Any:
+        def queries(self, texts: list[str]) -> Any:
             order.append("query")
-            return np.ones(384, dtype=np.float32)
+            return np.ones((len(texts), 384), dtype=np.float32)
 
     embedder = ml.MultilingualEmbedder(Engine())
     texts = [str(i) for i in range(2 * ml.PASSAGE_STEP)]
@@ -589,8 +589,8 @@ def test_queries_beside_passages_give_the_vectors_they_give_alone(
             finally:
                 spans.append(("end", time.perf_counter()))
 
-        def query(self, text: str) -> Any:
-            return e5._engine.query(text)
+        def queries(self, texts: list[str]) -> Any:
+            return e5._engine.queries(texts)
 
     embedder = ml.MultilingualEmbedder(Timed())
     got: list[Any] = []
@@ -612,3 +612,23 @@ def test_queries_beside_passages_give_the_vectors_they_give_alone(
         start <= ended[0] <= end
         for (_, start), (_, end) in zip(spans[0::2], spans[1::2], strict=True)
     )
+
+
+def test_queries_in_one_batch_give_the_vectors_they_give_one_at_a_time(
+    e5: ml.MultilingualEmbedder,
+) -> None:
+    """A claim ledger embeds its sentences together; padding the shorter ones changes nothing."""
+    import numpy as np
+
+    queries = [
+        "Kurz.",
+        "Wie lange lädt der Rucksack?",
+        "How long does the backpack take to charge, and where can I charge it on a trip?",
+        "¿Cuánto tiempo tarda en cargarse la mochila?",
+    ]
+    together = np.array(e5.embed_queries(queries))
+    alone = np.array([e5.embed_query(q) for q in queries])
+    assert together.shape == (4, 384)
+    assert np.allclose(together, alone, atol=1e-5)
+    # Different sentences still give different vectors (the batch is not one sentence repeated).
+    assert float(together[0] @ together[2]) < 0.99

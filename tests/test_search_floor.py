@@ -286,3 +286,47 @@ def test_no_match_is_in_the_openapi_schema(world: World) -> None:
     schema = world.client.get("/openapi.json").json()["components"]["schemas"]["SearchOut"]
     assert set(schema["required"]) == {"results", "no_match"}
     assert schema["properties"]["no_match"]["type"] == "boolean"
+
+
+def test_find_many_asks_e5_only_for_sentences_in_another_language() -> None:
+    """A claim ledger's English sentences are searched with MiniLM and BM25 alone; a German
+    one with e5 too (and its weights), all e5 vectors in one batch."""
+    e5_calls: list[list[str]] = []
+    searched: list[tuple[Any, Any]] = []
+
+    class Multi:
+        def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+            e5_calls.append(list(texts))
+            return [[0.0, 1.0] for _ in texts]
+
+    class Index(FakeIndex):
+        def search(  # type: ignore[override]
+            self,
+            user_id: int,
+            *,
+            dense: Any,
+            sparse: SparseVec,
+            limit: int,
+            multi: Any = None,
+            weights: Any = None,
+        ) -> list[Hit]:
+            searched.append((multi, weights))
+            return super().search(user_id, dense=dense, sparse=sparse, limit=limit)
+
+    search = Search(
+        index=lambda: Index(),  # type: ignore[arg-type,return-value]
+        embedder=lambda: FakeEmbedder(),
+        sparse=lambda: FakeSparse(),  # type: ignore[arg-type,return-value]
+        multilingual=lambda: Multi(),  # type: ignore[arg-type,return-value]
+    )
+    german = "Die Firewall schützt das Netz und wurde im Jahr 2020 von der Firma eingeführt."
+    english = ["The heron firewall blocks attacks.", "It was launched in 2020."]
+    outcomes = search.find_many(1, [english[0], german, english[1]])
+    assert len(outcomes) == 3
+    assert e5_calls == [[german]]
+    assert [m for m, _ in searched] == [None, [0.0, 1.0], None]
+    assert searched[1][1] is not None  # the German sentence leans on e5
+    # With no sentence in another language, e5 is not asked at all.
+    e5_calls.clear()
+    search.find_many(1, english)
+    assert e5_calls == []

@@ -254,8 +254,12 @@ class E5Model:
         return out[::-1]
 
     def query(self, text: str) -> np.ndarray:
-        out: np.ndarray = self._embed([text], "query: ")[0]
+        out: np.ndarray = self.queries([text])[0]
         return out
+
+    def queries(self, texts: list[str]) -> np.ndarray:
+        """Several queries in one run of the model (a claim ledger's sentences)."""
+        return self._embed(texts, "query: ")
 
     def passage(self, texts: list[str]) -> np.ndarray:
         try:

@@ -88,7 +88,7 @@ class MultilingualEmbedder:
         if not texts:
             return []
         try:
-            out = [self._engine.query(t) for t in texts]
+            out = self._engine.queries(list(texts))
         except Exception as exc:
             raise EmbeddingError(f"the multilingual model failed: {type(exc).__name__}") from exc
         return _rows(np.asarray(out), len(texts))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -94,8 +95,14 @@ class Runner:
         started = time.perf_counter()
         sentences = split_sentences(text)
         checked = sentences[: evidence.MAX_SENTENCES]
-        per_sentence = self.search.find_many(user_id, checked, limit=SENTENCE_HITS)
-        whole = self.search.find(user_id, text, backgrounds, limit=self.context_passages * 3)
+        # The whole text's search runs beside the sentences': its e5 vector (a long query,
+        # one thread) takes about as long as all the sentences' searches.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger") as pool:
+            searching = pool.submit(
+                self.search.find, user_id, text, backgrounds, self.context_passages * 3
+            )
+            per_sentence = self.search.find_many(user_id, checked, limit=SENTENCE_HITS)
+            whole = searching.result()
         passages = select_for_claims(
             [o.hits for o in per_sentence],
             whole.hits,
