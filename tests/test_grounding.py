@@ -546,3 +546,19 @@ def test_a_scale_word_after_a_or_half_a() -> None:
     assert values("killed more than a thousand people") == [1e3]
     half, whole = (find_numbers(t)[0] for t in ("about half a million", "nearly a million"))
     assert not matches(half, whole)
+
+
+def test_a_sum_written_out_in_dollars_is_the_sum_with_the_sign() -> None:
+    """ "a hundred dollars" is "$100": the currency word is the currency, not a word the
+    passage must repeat; "pounds" stays what it counts (it may be a weight)."""
+    dollars, sign = find_numbers("go above a hundred dollars")[0], find_numbers("exceed $100.")[0]
+    assert (dollars.value, dollars.currency, dollars.noun) == (100, "USD", "")
+    assert matches(dollars, sign)
+    assert find_numbers("13 stone 10 pounds")[-1].noun != ""
+    passage = "Gift cards may be bought for staff. Each card must not cost more than $100."
+    ok = one("Each gift card for staff must not cost more than 100 dollars.", passage)
+    assert ok.verdict == "supported", ok.reason
+    assert all(ch.text != "dollars" for ch in ok.checks)
+    wrong = one("Each gift card for staff must not cost more than 300 dollars.", passage)
+    assert wrong.verdict == "contradicted", wrong.reason
+    assert "$100" in wrong.reason

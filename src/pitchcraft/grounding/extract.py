@@ -27,6 +27,7 @@ from pitchcraft.grounding.text import repair
 _CLAUSE_BREAK = re.compile(
     r"[,]\s(?=[a-z])|[;:\u2014\u2013]\s|\s(?:and|but|while|whereas|with|which|who|that)\s"
 )
+_CURRENCY_WORD = re.compile(r"\s*(dollars?|euros?|rupees?)\b", re.IGNORECASE)
 _UNIT_WORDS = frozenset({"percent", "cent", "per", "x", "times"} | set(SCALES))
 
 
@@ -122,6 +123,11 @@ def parse_claim(
     for n in nums:
         items.append(Item("number", n.raw, n.start, n.end, _clause_of(breaks, n.start), num=n))
         taken.append((n.start, n.end))
+        if n.currency and not n.noun:
+            # "a hundred dollars": the currency word is read with the number ("$100").
+            cur = _CURRENCY_WORD.match(clean, n.end)
+            if cur:
+                taken.append(cur.span(1))
 
     # A hedge of several words before a number ("close to £1 million") is no content.
     number_starts = {n.start for n in nums}

@@ -235,6 +235,10 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
             currency = {"rup": "INR", "dol": "USD", "eur": "EUR", "pou": "GBP", "gbp": "GBP"}[
                 currency
             ]
+            # "a hundred dollars" is "$100": the currency word is the currency, not what the
+            # number counts ("pounds" may be a weight, and stays what it counts).
+            if noun and currency != "GBP" and word.group(1).lower().startswith(noun):
+                noun = ""
     scaled = [v * scale for v in values]
     return Num(
         value=scaled[0],
