@@ -559,6 +559,8 @@ def test_a_sum_written_out_in_dollars_is_the_sum_with_the_sign() -> None:
     ok = one("Each gift card for staff must not cost more than 100 dollars.", passage)
     assert ok.verdict == "supported", ok.reason
     assert all(ch.text != "dollars" for ch in ok.checks)
+    usd = one("Each gift card for staff must not cost more than 100 USD.", passage)
+    assert usd.verdict == "supported", usd.reason
     wrong = one("Each gift card for staff must not cost more than 300 dollars.", passage)
     assert wrong.verdict == "contradicted", wrong.reason
     assert "$100" in wrong.reason

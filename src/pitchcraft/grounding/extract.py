@@ -20,14 +20,13 @@ from pitchcraft.grounding.lexicon import (
     fold,
     words,
 )
-from pitchcraft.grounding.numbers import Num, find_numbers, strip_markers
+from pitchcraft.grounding.numbers import CURRENCY_WORD, Num, find_numbers, strip_markers
 from pitchcraft.grounding.text import repair
 
 # Clause boundaries; a comma only when a lower-case word follows ("Doylestown, PA" is one).
 _CLAUSE_BREAK = re.compile(
     r"[,]\s(?=[a-z])|[;:\u2014\u2013]\s|\s(?:and|but|while|whereas|with|which|who|that)\s"
 )
-_CURRENCY_WORD = re.compile(r"\s*(dollars?|euros?|rupees?)\b", re.IGNORECASE)
 _UNIT_WORDS = frozenset({"percent", "cent", "per", "x", "times"} | set(SCALES))
 
 
@@ -124,8 +123,9 @@ def parse_claim(
         items.append(Item("number", n.raw, n.start, n.end, _clause_of(breaks, n.start), num=n))
         taken.append((n.start, n.end))
         if n.currency and not n.noun:
-            # "a hundred dollars": the currency word is read with the number ("$100").
-            cur = _CURRENCY_WORD.match(clean, n.end)
+            # "a hundred dollars": the currency word is read with the number ("$100"); find_numbers
+            # leaves it as the noun only where it may be something else ("10 pounds").
+            cur = CURRENCY_WORD.match(clean, n.end)
             if cur:
                 taken.append(cur.span(1))
 

@@ -35,6 +35,8 @@ _AFTER = re.compile(
     r"|/(?:s|h|yr)\b)?",
     re.IGNORECASE,
 )
+# A currency written after the number ("a hundred dollars", "500 crore rupees").
+CURRENCY_WORD = re.compile(r"\s*(rupees?|dollars?|euros?|pounds?|inr|usd|eur|gbp)\b", re.I)
 _SHORT_SCALE = re.compile(r"(mn|bn|m|b|k)\b", re.IGNORECASE)
 # Words after a number that say when or how, not what it counts ("£275,000 ahead of").
 _NOT_NOUNS = frozenset(
@@ -227,9 +229,7 @@ def _finish(text: str, start: int, end: int, values: list[float], precision: flo
     raw_start = start - 1 if text[max(0, start - 1) : start] in _CURRENCY_SIGNS and start else start
     currency = _CURRENCY_SIGNS.get(text[raw_start : raw_start + 1], "")
     if not currency:
-        word = re.match(
-            r"\s*(rupees?|dollars?|euros?|pounds?|inr|usd|eur|gbp)\b", text[stop:], re.I
-        )
+        word = CURRENCY_WORD.match(text, stop)
         if word:
             currency = word.group(1).lower()[:3].replace("inr", "rup").replace("usd", "dol")
             currency = {"rup": "INR", "dol": "USD", "eur": "EUR", "pou": "GBP", "gbp": "GBP"}[
