@@ -290,3 +290,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         per_file[item.path.name] = per_file.get(item.path.name, 0) + 1
     # A stable sort: the tests of one file keep their order.
     items.sort(key=lambda it: (rank.get(it.path.name, len(rank)), -per_file[it.path.name]))
+
+
+# Lines of a server's log worth reading when a test that ran it fails.
+_LOG_SIGNALS = ("WARNING", "ERROR", "CRITICAL", "Traceback", "Error:", "failed")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """A failed test that started servers shows what they logged: a document that ends
+    "failed" or a job that errs says why only there."""
+    report = yield
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and isinstance(tmp, Path):
+        for log in sorted(tmp.glob("server-*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            picked = [ln for ln in lines if any(s in ln for s in _LOG_SIGNALS)]
+            tail = [*picked[-40:], "--- last lines ---", *lines[-20:]]
+            report.sections.append((f"server log {log.name}", "\n".join(tail)))
+    return report
