@@ -297,7 +297,7 @@ _LOG_SIGNALS = ("WARNING", "ERROR", "CRITICAL", "Traceback", "Error:", "failed")
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+def pytest_runtest_makereport(item: pytest.Item) -> object:
     """A failed test that started servers shows what they logged: a document that ends
     "failed" or a job that errs says why only there."""
     report = yield

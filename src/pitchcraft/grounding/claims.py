@@ -388,7 +388,7 @@ def _date_conflict(claim: Date, doc: Date, parsed: Parsed, m: UnitMatch) -> bool
     others = [i for i, it in enumerate(items) if not it.subject and it.date is None]
     missing = [i for i in others if i not in m.hits]
     # Everything else is stated here (one ordinary word aside, if something else is).
-    if bool(others) and (
+    if others and (
         not missing
         or (
             len(others) >= 2
